@@ -1,1 +1,74 @@
-//! The model.
+//! A vanilla (tanh, Elman) recurrent neural network, written to be read next to its
+//! derivation.
+//!
+//! ```text
+//! a<t> = tanh(W_ax x<t> + W_aa a<t-1> + b_a)      ŷ<t> = softmax(W_ya a<t> + b_y)
+//! L = Σ_t −ln ŷ<t>[y<t>]                           backpropagation through time
+//! ```
+//!
+//! # A short tour
+//!
+//! - [`Params`] holds `w_ax`, `w_aa`, `w_ya`, `b_a`, `b_y`; [`Grads`] has the same shapes.
+//! - [`rnn_step_forward`] and [`rnn_forward`] run the two equations for one step and for a
+//!   sequence, returning the [`Loss`] and a [`Cache`].
+//! - [`rnn_step_backward`] and [`rnn_backward`] run backpropagation through time.
+//! - [`gradient_check`] compares those gradients with central finite differences.
+//!
+//! # Notation and shapes
+//!
+//! Columns are examples: a batch of m sequences is processed at once, and the post is the
+//! case m = 1. n_x = n_y = vocabulary size, n_a = hidden size, T = sequence length.
+//!
+//! | symbol  | code     | shape      |
+//! |---------|----------|------------|
+//! | x<t>    | `x[t]`   | (m) ids, one-hot (n_x, m) in the math |
+//! | a<t>    | `a`      | (n_a, m)   |
+//! | ŷ<t>    | `y_hat`  | (n_y, m)   |
+//! | W_ax    | `w_ax`   | (n_a, n_x) |
+//! | W_aa    | `w_aa`   | (n_a, n_a) |
+//! | W_ya    | `w_ya`   | (n_y, n_a) |
+//! | b_a     | `b_a`    | (n_a, 1)   |
+//! | b_y     | `b_y`    | (n_y, 1)   |
+//!
+//! Inputs are character ids, `Option<TokenId>`: `None` is "no input", the zero vector fed
+//! at the first step of a name. A one-hot x<t> is never built; W_ax x<t> is a column
+//! gather. Targets are `Option<TokenId>` too: `None` marks padding, which adds neither loss
+//! nor gradient.
+//!
+//! # Example
+//!
+//! ```
+//! use ndarray::{array, Array2};
+//! use rand::SeedableRng;
+//! use rnn::{rnn_backward, rnn_forward, Params};
+//!
+//! let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+//! let params: Params = Params::init(27, 50, 27, &mut rng);
+//! // "ab": inputs (none, a), targets (a, b); one column.
+//! let x = array![[None], [Some(1)]];
+//! let y = array![[Some(1)], [Some(2)]];
+//! let a0 = Array2::zeros((50, 1));
+//! let (loss, cache) = rnn_forward(&params, x.view(), y.view(), a0.view());
+//! // Untrained, every character is about equally likely: loss ≈ 2 ln 27.
+//! assert!((loss.total - 2.0 * 27f64.ln()).abs() < 0.01);
+//! let (grads, _da0) = rnn_backward(&params, x.view(), y.view(), &cache);
+//! assert_eq!(grads.w_aa.dim(), (50, 50));
+//! ```
+
+mod backward;
+mod float;
+mod forward;
+mod gradcheck;
+mod params;
+
+pub use backward::{Bptt, rnn_backward, rnn_backward_into, rnn_step_backward};
+pub use float::Float;
+pub use forward::{
+    Cache, Loss, hidden_step_into, output_into, rnn_forward, rnn_forward_into, rnn_step_forward,
+};
+pub use gradcheck::{
+    GRADCHECK_EPS, GradCheck, GradCheckRow, REL_ERROR_FLOOR, compare_gradients, gradient_check,
+};
+pub use params::{Grads, INIT_STD, PARAM_NAMES, Params, ShapeError};
+
+pub use rnn_data::TokenId;

@@ -1,0 +1,336 @@
+//! Backpropagation through time. For each step, from the last to the first:
+//!
+//! ```text
+//! dy       = ŷ<t> − y<t>                  (softmax with cross-entropy)
+//! dW_ya   += dy a<t>ᵀ          db_y += dy
+//! da       = W_yaᵀ dy + da_next           (this step's output, plus the future)
+//! da_raw   = (1 − a<t> ⊙ a<t>) ⊙ da       (through tanh)
+//! db_a    += da_raw            dW_ax += da_raw x<t>ᵀ      dW_aa += da_raw a<t-1>ᵀ
+//! da_next  = W_aaᵀ da_raw                 (into the previous step)
+//! ```
+
+use ndarray::linalg::general_mat_mul;
+use ndarray::{Array2, ArrayView1, ArrayView2, Axis, ShapeBuilder, Zip, s};
+
+use crate::{Cache, Float, Grads, Params, TokenId};
+
+// ANCHOR: step_backward
+/// One step of backpropagation, as in the post: accumulates this step's contribution into
+/// `grads` and replaces `da_next` (on entry dL/da<t> from the future, on exit
+/// dL/da<t-1>).
+///
+/// `dy` is ŷ<t> − y<t>, the gradient of the loss with respect to the logits at this step.
+/// This form allocates its temporaries and is kept for teaching and as the reference
+/// [`rnn_backward`] is tested against; `rnn_backward` runs the same formulas batched over
+/// all steps.
+///
+/// # Shapes
+///
+/// `dy`: (n_y, m), `x`: (m), `a`, `a_prev`, `da_next`: (n_a, m).
+pub fn rnn_step_backward<F: Float>(
+    dy: ArrayView2<'_, F>,
+    grads: &mut Grads<F>,
+    da_next: &mut Array2<F>,
+    params: &Params<F>,
+    x: ArrayView1<'_, Option<TokenId>>,
+    a: ArrayView2<'_, F>,
+    a_prev: ArrayView2<'_, F>,
+) {
+    grads.w_ya += &dy.dot(&a.t()); //                                 (n_y, n_a)
+    grads.b_y += &dy.sum_axis(Axis(1)).insert_axis(Axis(1)); //        (n_y, 1)
+    let da = params.w_ya.t().dot(&dy) + &*da_next; //                   (n_a, m)
+    let da_raw = (a.mapv(|v| F::one() - v * v)) * &da; //              (n_a, m)
+    grads.b_a += &da_raw.sum_axis(Axis(1)).insert_axis(Axis(1)); //    (n_a, 1)
+    for (j, x_j) in x.iter().enumerate() {
+        if let Some(id) = x_j {
+            // da_raw x<t>ᵀ: the one-hot x<t> selects column `id` of dW_ax.
+            let mut col = grads.w_ax.column_mut(*id as usize); //       (n_a)
+            col += &da_raw.column(j);
+        }
+    }
+    grads.w_aa += &da_raw.dot(&a_prev.t()); //                         (n_a, n_a)
+    *da_next = params.w_aa.t().dot(&da_raw); //                        (n_a, m)
+}
+// ANCHOR_END: step_backward
+
+/// Reusable buffers for [`rnn_backward_into`], sized once per batch shape.
+///
+/// # Shapes
+///
+/// `dy`: (n_y, T·m), `da`, `da_raw`: (n_a, T·m), `da_next`: (n_a, m); all column-major
+/// with step t in columns `t·m .. (t+1)·m`.
+#[derive(Clone, Debug)]
+pub struct Bptt<F: Float = f64> {
+    batch: usize,
+    dy: Array2<F>,
+    da: Array2<F>,
+    da_raw: Array2<F>,
+    da_next: Array2<F>,
+}
+
+impl<F: Float> Bptt<F> {
+    /// Empty buffers; [`rnn_backward_into`] sizes them.
+    pub fn new() -> Self {
+        Bptt {
+            batch: 0,
+            dy: Array2::zeros((0, 0).f()),
+            da: Array2::zeros((0, 0).f()),
+            da_raw: Array2::zeros((0, 0).f()),
+            da_next: Array2::zeros((0, 0).f()),
+        }
+    }
+
+    fn resize(&mut self, n_a: usize, n_y: usize, n_steps: usize, batch: usize) {
+        let cols = n_steps * batch;
+        if self.dy.dim() != (n_y, cols) {
+            self.dy = Array2::zeros((n_y, cols).f());
+        }
+        if self.da.dim() != (n_a, cols) {
+            self.da = Array2::zeros((n_a, cols).f());
+            self.da_raw = Array2::zeros((n_a, cols).f());
+        }
+        if self.da_next.dim() != (n_a, batch) {
+            self.da_next = Array2::zeros((n_a, batch).f());
+        }
+        self.batch = batch;
+    }
+
+    /// dL/da<0>, the gradient with respect to the initial hidden state, (n_a, m).
+    pub fn da0(&self) -> ArrayView2<'_, F> {
+        self.da_next.view()
+    }
+
+    /// dL/da<t> for every step, (n_a, T·m): the total gradient reaching each hidden state,
+    /// from its own output and from all later steps.
+    pub fn da_all(&self) -> ArrayView2<'_, F> {
+        self.da.view()
+    }
+
+    /// The L2 norm of dL/da<t> at each step t = 0..T (over all batch columns), the numbers
+    /// behind the vanishing and exploding gradient plot.
+    pub fn hidden_grad_norms(&self) -> Vec<f64> {
+        let m = self.batch.max(1);
+        let n_steps = self.da.ncols() / m;
+        (0..n_steps)
+            .map(|t| {
+                self.da
+                    .slice(s![.., t * m..(t + 1) * m])
+                    .iter()
+                    .map(|v| v.as_f64() * v.as_f64())
+                    .sum::<f64>()
+                    .sqrt()
+            })
+            .collect()
+    }
+}
+
+impl<F: Float> Default for Bptt<F> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Backpropagation through time, as in the post: the gradients of the summed loss with
+/// respect to all five parameters, and dL/da<0>.
+///
+/// Gradients are those of the raw loss, before any clipping.
+///
+/// # Shapes
+///
+/// `x`, `y`: (T, m) as given to [`rnn_forward`](crate::rnn_forward); returns gradients
+/// shaped like `params` and dL/da<0> (n_a, m).
+pub fn rnn_backward<F: Float>(
+    params: &Params<F>,
+    x: ArrayView2<'_, Option<TokenId>>,
+    y: ArrayView2<'_, Option<TokenId>>,
+    cache: &Cache<F>,
+) -> (Grads<F>, Array2<F>) {
+    let mut grads = Grads::zeros(params.n_x(), params.n_a(), params.n_y());
+    let mut bptt = Bptt::new();
+    rnn_backward_into(params, x, y, cache, &mut grads, &mut bptt);
+    (grads, bptt.da_next)
+}
+
+// ANCHOR: backward
+/// [`rnn_backward`] into reused buffers: overwrites `grads`, leaves dL/da<0> and the
+/// per-step hidden gradients in `bptt`. No allocation once the buffers have the right
+/// shape.
+///
+/// The same formulas as [`rnn_step_backward`], grouped for speed: everything that does
+/// not depend on the recurrence (the output layer's gradients, dW_aa, db_a and the
+/// scatter into dW_ax) runs once over all steps; only da, da_raw and da_next go step by
+/// step, from the last to the first.
+pub fn rnn_backward_into<F: Float>(
+    params: &Params<F>,
+    x: ArrayView2<'_, Option<TokenId>>,
+    y: ArrayView2<'_, Option<TokenId>>,
+    cache: &Cache<F>,
+    grads: &mut Grads<F>,
+    bptt: &mut Bptt<F>,
+) {
+    let (n_steps, m) = x.dim();
+    debug_assert_eq!((cache.n_steps(), cache.batch()), (n_steps, m));
+    debug_assert_eq!(y.dim(), (n_steps, m));
+    bptt.resize(params.n_a(), params.n_y(), n_steps, m);
+
+    // dy = ŷ − y for every step; a padded position (no target) gets no gradient.
+    bptt.dy.assign(&cache.y_hat_all()); //                             (n_y, T·m)
+    for (mut dy_col, target) in bptt.dy.columns_mut().into_iter().zip(y.iter()) {
+        match target {
+            Some(k) => dy_col[*k as usize] -= F::one(),
+            None => dy_col.fill(F::zero()),
+        }
+    }
+    // dW_ya = Σ_t dy<t> a<t>ᵀ, db_y = Σ_t dy<t>: one product over all steps.
+    general_mat_mul(
+        F::one(),
+        &bptt.dy,
+        &cache.a_all().t(),
+        F::zero(),
+        &mut grads.w_ya,
+    );
+    sum_columns_into(bptt.dy.view(), &mut grads.b_y);
+    // The output part of da at every step, W_yaᵀ dy<t>.               (n_a, T·m)
+    general_mat_mul(
+        F::one(),
+        &params.w_ya.t(),
+        &bptt.dy,
+        F::zero(),
+        &mut bptt.da,
+    );
+
+    // The recurrence, from the last step to the first.
+    bptt.da_next.fill(F::zero());
+    for t in (0..n_steps).rev() {
+        let cols = s![.., t * m..(t + 1) * m];
+        let a = cache.a(t);
+        let mut da = bptt.da.slice_mut(cols); //                      (n_a, m)
+        let mut da_raw = bptt.da_raw.slice_mut(cols); //              (n_a, m)
+        // da = W_yaᵀ dy + da_next; da_raw = (1 − a²) ⊙ da
+        Zip::from(&mut da)
+            .and(&mut da_raw)
+            .and(&bptt.da_next)
+            .and(&a)
+            .for_each(|da, dr, &dn, &a| {
+                *da += dn;
+                *dr = (F::one() - a * a) * *da;
+            });
+        // da_next = W_aaᵀ da_raw                                      (n_a, m)
+        general_mat_mul(
+            F::one(),
+            &params.w_aa.t(),
+            &da_raw,
+            F::zero(),
+            &mut bptt.da_next,
+        );
+    }
+
+    // dW_aa = Σ_t da_raw<t> a<t-1>ᵀ, db_a = Σ_t da_raw<t>.
+    general_mat_mul(
+        F::one(),
+        &bptt.da_raw,
+        &cache.a_prev_all().t(),
+        F::zero(),
+        &mut grads.w_aa,
+    );
+    sum_columns_into(bptt.da_raw.view(), &mut grads.b_a);
+    // dW_ax = Σ_t da_raw<t> x<t>ᵀ: a scatter-add of columns, the transpose of the gather.
+    grads.w_ax.fill(F::zero());
+    for (da_raw_col, x_tj) in bptt.da_raw.columns().into_iter().zip(x.iter()) {
+        if let Some(id) = x_tj {
+            let mut dw = grads.w_ax.column_mut(*id as usize);
+            dw += &da_raw_col;
+        }
+    }
+}
+// ANCHOR_END: backward
+
+/// `out[:, 0] = Σ_j m[:, j]`.
+fn sum_columns_into<F: Float>(m: ArrayView2<'_, F>, out: &mut Array2<F>) {
+    let mut out = out.column_mut(0);
+    out.fill(F::zero());
+    for col in m.columns() {
+        out += &col;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rnn_forward;
+    use ndarray::array;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    /// rnn_backward must equal the post's loop of rnn_step_backward from the last step
+    /// to the first.
+    #[test]
+    fn batched_backward_equals_the_step_by_step_loop() {
+        let p: Params = Params::init_with_std(6, 5, 6, 0.5, &mut ChaCha8Rng::seed_from_u64(2));
+        let x = array![
+            [None, Some(2)],
+            [Some(1), Some(5)],
+            [Some(3), Some(1)],
+            [Some(1), None]
+        ];
+        let y = array![
+            [Some(1), Some(5)],
+            [Some(3), Some(1)],
+            [Some(1), Some(0)],
+            [Some(0), None]
+        ];
+        let a0 = Array2::from_shape_fn((5, 2), |(i, j)| 0.1 * (i as f64) - 0.3 * j as f64);
+        let (_, cache) = rnn_forward(&p, x.view(), y.view(), a0.view());
+        let (grads, da0) = rnn_backward(&p, x.view(), y.view(), &cache);
+
+        let mut want = Grads::zeros(6, 5, 6);
+        let mut da_next = Array2::zeros((5, 2));
+        for t in (0..4).rev() {
+            let mut dy = cache.y_hat(t).to_owned();
+            for j in 0..2 {
+                match y[[t, j]] {
+                    Some(k) => dy[[k as usize, j]] -= 1.0,
+                    None => dy.column_mut(j).fill(0.0),
+                }
+            }
+            rnn_step_backward(
+                dy.view(),
+                &mut want,
+                &mut da_next,
+                &p,
+                x.row(t),
+                cache.a(t),
+                cache.a_prev(t),
+            );
+        }
+        for ((name, g), (_, w)) in grads.arrays().into_iter().zip(want.arrays()) {
+            let diff = (g - w).iter().fold(0.0f64, |m, d| m.max(d.abs()));
+            assert!(diff < 1e-14, "{name}: max difference {diff}");
+        }
+        let diff = (&da0 - &da_next).iter().fold(0.0f64, |m, d| m.max(d.abs()));
+        assert!(diff < 1e-14);
+    }
+
+    #[test]
+    fn hidden_grad_norms_has_one_entry_per_step() {
+        let p: Params = Params::init_with_std(4, 3, 4, 0.5, &mut ChaCha8Rng::seed_from_u64(5));
+        let x = array![[None], [Some(1)], [Some(2)]];
+        let y = array![[Some(1)], [Some(2)], [Some(0)]];
+        let a0 = Array2::zeros((3, 1));
+        let (_, cache) = rnn_forward(&p, x.view(), y.view(), a0.view());
+        let mut grads = Grads::zeros(4, 3, 4);
+        let mut bptt = Bptt::new();
+        rnn_backward_into(&p, x.view(), y.view(), &cache, &mut grads, &mut bptt);
+        let norms = bptt.hidden_grad_norms();
+        assert_eq!(norms.len(), 3);
+        let last = bptt
+            .da_all()
+            .column(2)
+            .iter()
+            .map(|v| v * v)
+            .sum::<f64>()
+            .sqrt();
+        assert_eq!(norms[2], last);
+        assert!(norms.iter().all(|n| *n > 0.0));
+    }
+}

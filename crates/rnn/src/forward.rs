@@ -1,0 +1,426 @@
+//! Forward propagation: the two equations of the post,
+//!
+//! ```text
+//! a<t> = tanh(W_ax x<t> + W_aa a<t-1> + b_a)
+//! ŷ<t> = softmax(W_ya a<t> + b_y)
+//! ```
+//!
+//! and the loss, the negative log-likelihood of the targets summed over time steps and
+//! over the batch.
+//!
+//! The one-hot input x<t> is never built: W_ax x<t> is the column of W_ax named by the
+//! character id (a gather), and "no input" (the first step of a name) adds nothing.
+
+use ndarray::linalg::general_mat_mul;
+use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, ShapeBuilder, Zip, s};
+
+use crate::{Float, Params, TokenId};
+
+/// The loss of a forward pass: the sum over time steps and batch columns of
+/// `-ln ŷ<t>[target]`, as in the post, and how many targets it covers.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Loss {
+    /// Σ_t Σ_j −ln ŷ<t>[y<t>_j], in nats, accumulated in `f64`.
+    pub total: f64,
+    /// Number of (time step, column) pairs with a target (padding excluded).
+    pub n_targets: usize,
+}
+
+impl Loss {
+    /// Mean loss per predicted character, in nats (0 when there are no targets).
+    pub fn per_char(&self) -> f64 {
+        if self.n_targets == 0 {
+            0.0
+        } else {
+            self.total / self.n_targets as f64
+        }
+    }
+
+    /// Perplexity, `exp` of the mean loss per character.
+    pub fn perplexity(&self) -> f64 {
+        self.per_char().exp()
+    }
+
+    /// Bits per character, the mean loss per character in base 2.
+    pub fn bits_per_char(&self) -> f64 {
+        self.per_char() / std::f64::consts::LN_2
+    }
+}
+
+/// Everything the backward pass needs from the forward pass: the hidden states and the
+/// predicted distributions at every step.
+///
+/// Buffers are sized once per batch shape and reused by [`rnn_forward_into`].
+///
+/// # Shapes
+///
+/// - `a`: (n_a, (T + 1)·m), column-major. Columns `t·m .. (t+1)·m` hold a<t-1> for
+///   t = 0..=T, so the first block is a<0> = `a0` and block t + 1 is a<t>.
+/// - `y_hat`: (n_y, T·m), column-major. Columns `t·m .. (t+1)·m` hold ŷ<t>.
+///
+/// Keeping all steps side by side lets the output layer and the weight gradients run as
+/// single large matrix products over all time steps.
+#[derive(Clone, Debug)]
+pub struct Cache<F: Float = f64> {
+    n_steps: usize,
+    batch: usize,
+    a: Array2<F>,
+    y_hat: Array2<F>,
+}
+
+impl<F: Float> Cache<F> {
+    /// An empty cache; [`rnn_forward_into`] sizes it.
+    pub fn new() -> Self {
+        Cache {
+            n_steps: 0,
+            batch: 0,
+            a: Array2::zeros((0, 0).f()),
+            y_hat: Array2::zeros((0, 0).f()),
+        }
+    }
+
+    /// Resizes the buffers for T steps, batch m, keeping them when the shape is unchanged.
+    pub fn resize(&mut self, n_a: usize, n_y: usize, n_steps: usize, batch: usize) {
+        if self.a.dim() != (n_a, (n_steps + 1) * batch) {
+            self.a = Array2::zeros((n_a, (n_steps + 1) * batch).f());
+        }
+        if self.y_hat.dim() != (n_y, n_steps * batch) {
+            self.y_hat = Array2::zeros((n_y, n_steps * batch).f());
+        }
+        self.n_steps = n_steps;
+        self.batch = batch;
+    }
+
+    /// Number of time steps T.
+    pub fn n_steps(&self) -> usize {
+        self.n_steps
+    }
+
+    /// Batch size m.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// The initial hidden state a<0> (the post's `a[-1]`), (n_a, m).
+    pub fn a0(&self) -> ArrayView2<'_, F> {
+        self.a.slice(s![.., 0..self.batch])
+    }
+
+    /// The hidden state after step `t` (0-based), (n_a, m).
+    pub fn a(&self, t: usize) -> ArrayView2<'_, F> {
+        let m = self.batch;
+        self.a.slice(s![.., (t + 1) * m..(t + 2) * m])
+    }
+
+    /// The hidden state before step `t`: a<0> for t = 0, else the state after step t − 1.
+    pub fn a_prev(&self, t: usize) -> ArrayView2<'_, F> {
+        let m = self.batch;
+        self.a.slice(s![.., t * m..(t + 1) * m])
+    }
+
+    /// The predicted distribution ŷ at step `t`, (n_y, m).
+    pub fn y_hat(&self, t: usize) -> ArrayView2<'_, F> {
+        let m = self.batch;
+        self.y_hat.slice(s![.., t * m..(t + 1) * m])
+    }
+
+    /// All hidden states a<1..T> side by side, (n_a, T·m).
+    pub fn a_all(&self) -> ArrayView2<'_, F> {
+        self.a.slice(s![.., self.batch..])
+    }
+
+    /// All previous hidden states a<0..T-1> side by side, (n_a, T·m).
+    pub fn a_prev_all(&self) -> ArrayView2<'_, F> {
+        self.a.slice(s![.., ..self.n_steps * self.batch])
+    }
+
+    /// All predicted distributions side by side, (n_y, T·m).
+    pub fn y_hat_all(&self) -> ArrayView2<'_, F> {
+        self.y_hat.view()
+    }
+
+    /// The hidden state after the last step, (n_a, m), to carry into the next sequence.
+    pub fn a_last(&self) -> ArrayView2<'_, F> {
+        self.a_prev(self.n_steps)
+    }
+}
+
+impl<F: Float> Default for Cache<F> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+// ANCHOR: hidden_step
+/// The first equation for one time step, written into `a_next`:
+/// a<t> = tanh(W_ax x<t> + W_aa a<t-1> + b_a).
+///
+/// `x[j]` is the character id fed to column j, or `None` for "no input" (the zero vector).
+/// W_ax x<t> is a gather of column `x[j]` of W_ax; nothing is added for `None`.
+///
+/// # Shapes
+///
+/// `a_prev`: (n_a, m), `x`: (m), `a_next`: (n_a, m).
+pub fn hidden_step_into<F: Float>(
+    params: &Params<F>,
+    a_prev: ArrayView2<'_, F>,
+    x: ArrayView1<'_, Option<TokenId>>,
+    mut a_next: ArrayViewMut2<'_, F>,
+) {
+    debug_assert_eq!(a_prev.dim(), a_next.dim());
+    debug_assert_eq!(a_prev.nrows(), params.n_a());
+    debug_assert_eq!(x.len(), a_prev.ncols());
+    // W_aa a<t-1>                                                    (n_a, m)
+    general_mat_mul(F::one(), &params.w_aa, &a_prev, F::zero(), &mut a_next);
+    let b_a = params.b_a.column(0); //                                 (n_a)
+    for (mut a_col, &x_j) in a_next.columns_mut().into_iter().zip(x.iter()) {
+        match x_j {
+            // + W_ax[:, id] + b_a, then tanh, in one pass              (n_a)
+            Some(id) => Zip::from(&mut a_col)
+                .and(params.w_ax.column(id as usize))
+                .and(&b_a)
+                .for_each(|a, &w, &b| *a = (*a + w + b).tanh()),
+            // No input: x<t> = 0 contributes nothing.
+            None => Zip::from(&mut a_col)
+                .and(&b_a)
+                .for_each(|a, &b| *a = (*a + b).tanh()),
+        }
+    }
+}
+// ANCHOR_END: hidden_step
+
+// ANCHOR: output_step
+/// The second equation for any number of columns, written into `y_hat`:
+/// ŷ = softmax(W_ya a + b_y), column by column. Returns the summed negative log-likelihood
+/// of `targets` (a `None` target adds nothing).
+///
+/// The softmax subtracts each column's maximum before exponentiating, and the loss is
+/// computed from the logits as `ln Σ exp(z) − z[target]`, so neither overflows nor
+/// underflows.
+///
+/// # Shapes
+///
+/// `a`: (n_a, k), `targets`: (k), `y_hat`: (n_y, k), for any number of columns k.
+pub fn output_into<F: Float>(
+    params: &Params<F>,
+    a: ArrayView2<'_, F>,
+    targets: impl Iterator<Item = Option<TokenId>>,
+    mut y_hat: ArrayViewMut2<'_, F>,
+) -> Loss {
+    debug_assert_eq!(a.nrows(), params.n_a());
+    debug_assert_eq!(y_hat.dim(), (params.n_y(), a.ncols()));
+    // Logits z = W_ya a                                              (n_y, k)
+    general_mat_mul(F::one(), &params.w_ya, &a, F::zero(), &mut y_hat);
+    let b_y = params.b_y.column(0); //                                 (n_y)
+    let mut loss = Loss::default();
+    for (col, target) in y_hat.columns_mut().into_iter().zip(targets) {
+        let nll = softmax_column(col, b_y, target);
+        if let Some(nll) = nll {
+            loss.total += nll;
+            loss.n_targets += 1;
+        }
+    }
+    loss
+}
+// ANCHOR_END: output_step
+
+// ANCHOR: softmax
+/// Adds the bias to one column of logits and turns it into probabilities in place.
+/// Returns −ln p[target] when there is a target.
+fn softmax_column<F: Float>(
+    mut z: ArrayViewMut1<'_, F>,
+    b_y: ArrayView1<'_, F>,
+    target: Option<TokenId>,
+) -> Option<f64> {
+    let mut max = F::neg_infinity();
+    Zip::from(&mut z).and(&b_y).for_each(|z, &b| {
+        *z += b;
+        max = max.max(*z);
+    });
+    let z_target = target.map(|id| z[id as usize]);
+    let mut sum = F::zero();
+    z.mapv_inplace(|v| {
+        let e = (v - max).exp();
+        sum += e;
+        e
+    });
+    let inv = sum.recip();
+    z.mapv_inplace(|e| e * inv);
+    // −ln softmax(z)[k] = ln Σ_i exp(z_i − max) − (z_k − max)
+    z_target.map(|zt| sum.as_f64().ln() - (zt - max).as_f64())
+}
+// ANCHOR_END: softmax
+
+// ANCHOR: step_forward
+/// One step of the RNN, as in the post: returns (a<t>, ŷ<t>) for the input ids `x` and
+/// the previous hidden state `a_prev`.
+///
+/// This allocating form is for teaching and sampling; [`rnn_forward_into`] runs the same
+/// two equations over a whole sequence into reused buffers.
+///
+/// # Shapes
+///
+/// `a_prev`: (n_a, m), `x`: (m) → `a_next`: (n_a, m), `y_hat`: (n_y, m).
+pub fn rnn_step_forward<F: Float>(
+    params: &Params<F>,
+    a_prev: ArrayView2<'_, F>,
+    x: ArrayView1<'_, Option<TokenId>>,
+) -> (Array2<F>, Array2<F>) {
+    let m = a_prev.ncols();
+    let mut a_next = Array2::zeros((params.n_a(), m).f());
+    hidden_step_into(params, a_prev, x, a_next.view_mut());
+    let mut y_hat = Array2::zeros((params.n_y(), m).f());
+    output_into(
+        params,
+        a_next.view(),
+        std::iter::repeat_n(None, m),
+        y_hat.view_mut(),
+    );
+    (a_next, y_hat)
+}
+// ANCHOR_END: step_forward
+
+/// Forward propagation over a whole sequence, as in the post: returns the loss and the
+/// cache the backward pass needs.
+///
+/// `x[[t, j]]` is the input id at step t of column j (`None` = no input), `y[[t, j]]` the
+/// target (`None` = padding: no loss and, in [`rnn_backward`](crate::rnn_backward), no
+/// gradient). The loss is the sum, not the mean, over steps and columns;
+/// [`Loss::per_char`] gives the mean.
+///
+/// # Shapes
+///
+/// `x`, `y`: (T, m), `a0`: (n_a, m).
+pub fn rnn_forward<F: Float>(
+    params: &Params<F>,
+    x: ArrayView2<'_, Option<TokenId>>,
+    y: ArrayView2<'_, Option<TokenId>>,
+    a0: ArrayView2<'_, F>,
+) -> (Loss, Cache<F>) {
+    let mut cache = Cache::new();
+    let loss = rnn_forward_into(params, x, y, a0, &mut cache);
+    (loss, cache)
+}
+
+// ANCHOR: forward
+/// [`rnn_forward`] into a reused [`Cache`]: no allocation once the cache has the right
+/// shape.
+///
+/// The hidden states are computed step by step (each depends on the last); the output
+/// layer then runs once over all steps as one matrix product.
+pub fn rnn_forward_into<F: Float>(
+    params: &Params<F>,
+    x: ArrayView2<'_, Option<TokenId>>,
+    y: ArrayView2<'_, Option<TokenId>>,
+    a0: ArrayView2<'_, F>,
+    cache: &mut Cache<F>,
+) -> Loss {
+    let (n_steps, m) = x.dim();
+    debug_assert_eq!(y.dim(), (n_steps, m));
+    debug_assert_eq!(a0.dim(), (params.n_a(), m));
+    cache.resize(params.n_a(), params.n_y(), n_steps, m);
+    cache.a.slice_mut(s![.., 0..m]).assign(&a0); //                   a<0>
+    for t in 0..n_steps {
+        // a<t> from a<t-1>: two disjoint column blocks of the same buffer.
+        let (prev, next) = cache
+            .a
+            .multi_slice_mut((s![.., t * m..(t + 1) * m], s![.., (t + 1) * m..(t + 2) * m]));
+        hidden_step_into(params, prev.view(), x.row(t), next);
+    }
+    // ŷ<t> for every step at once: (n_y, n_a) x (n_a, T·m)
+    let a_all = cache.a.slice(s![.., m..]);
+    output_into(params, a_all, y.iter().copied(), cache.y_hat.view_mut())
+}
+// ANCHOR_END: forward
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{Array1, array};
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    fn small_params() -> Params {
+        Params::init_with_std(5, 4, 5, 0.5, &mut ChaCha8Rng::seed_from_u64(11))
+    }
+
+    #[test]
+    fn gather_equals_dense_one_hot_product() {
+        let p = small_params();
+        let a_prev = Array2::from_shape_fn((4, 3), |(i, j)| 0.1 * i as f64 - 0.2 * j as f64);
+        let x = Array1::from(vec![Some(2), None, Some(4)]);
+        let (a_next, _) = rnn_step_forward(&p, a_prev.view(), x.view());
+        // Dense reference: build the one-hot matrix (zero column for None) and multiply.
+        let mut onehot = Array2::<f64>::zeros((5, 3));
+        onehot[[2, 0]] = 1.0;
+        onehot[[4, 2]] = 1.0;
+        let dense = (p.w_ax.dot(&onehot) + p.w_aa.dot(&a_prev) + &p.b_a).mapv(f64::tanh);
+        for (g, d) in a_next.iter().zip(dense.iter()) {
+            assert!((g - d).abs() < 1e-15, "{g} vs {d}");
+        }
+    }
+
+    #[test]
+    fn softmax_columns_are_distributions_even_for_huge_logits() {
+        let mut p: Params = Params::zeros(3, 2, 3);
+        p.w_ya = array![[1000.0, 0.0], [0.0, 1000.0], [-1000.0, 0.0]];
+        let a = array![[1.0], [0.5]];
+        let mut y_hat = Array2::zeros((3, 1).f());
+        let loss = output_into(&p, a.view(), [Some(2)].into_iter(), y_hat.view_mut());
+        assert!((y_hat.sum() - 1.0).abs() < 1e-12);
+        assert!(y_hat.iter().all(|v| v.is_finite()));
+        // z = (1000, 500, -1000): −ln p[2] = ln(Σ exp(z − 1000)) − (−2000) ≈ 2000.
+        assert!((loss.total - 2000.0).abs() < 1e-9, "{}", loss.total);
+    }
+
+    #[test]
+    fn post_worked_example_loss_is_minus_log_point_six() {
+        // Logits ln(0.1), ln(0.6), ln(0.3) give the post's prediction (0.1, 0.6, 0.3);
+        // with target (0, 1, 0) the loss is −ln 0.6.
+        let mut p: Params = Params::zeros(3, 1, 3);
+        p.b_y = array![[0.1f64.ln()], [0.6f64.ln()], [0.3f64.ln()]];
+        let a = array![[0.0]];
+        let mut y_hat = Array2::zeros((3, 1).f());
+        let loss = output_into(&p, a.view(), [Some(1)].into_iter(), y_hat.view_mut());
+        assert!((loss.total + 0.6f64.ln()).abs() < 1e-15);
+        assert!((y_hat[[0, 0]] - 0.1).abs() < 1e-15);
+    }
+
+    #[test]
+    fn forward_matches_stepping_by_hand() {
+        let p = small_params();
+        let x = array![[None, Some(1)], [Some(3), Some(0)], [Some(4), None]];
+        let y = array![[Some(3), Some(0)], [Some(4), Some(2)], [Some(0), None]];
+        let a0 = Array2::from_elem((4, 2), 0.05);
+        let (loss, cache) = rnn_forward(&p, x.view(), y.view(), a0.view());
+        let mut a = a0.clone();
+        let mut total = 0.0;
+        for t in 0..3 {
+            let (a_next, y_hat) = rnn_step_forward(&p, a.view(), x.row(t));
+            for j in 0..2 {
+                if let Some(k) = y[[t, j]] {
+                    total -= y_hat[[k as usize, j]].ln();
+                }
+            }
+            assert!((&a_next - &cache.a(t)).iter().all(|d| d.abs() < 1e-15));
+            assert!((&y_hat - &cache.y_hat(t)).iter().all(|d| d.abs() < 1e-15));
+            a = a_next;
+        }
+        assert_eq!(loss.n_targets, 5);
+        assert!((loss.total - total).abs() < 1e-12);
+        assert_eq!(cache.a_last(), a.view());
+        assert_eq!(cache.a0(), a0.view());
+    }
+
+    #[test]
+    fn loss_summaries() {
+        let l = Loss {
+            total: 6.0 * 2f64.ln(),
+            n_targets: 6,
+        };
+        assert!((l.per_char() - 2f64.ln()).abs() < 1e-15);
+        assert!((l.bits_per_char() - 1.0).abs() < 1e-15);
+        assert!((l.perplexity() - 2.0).abs() < 1e-12);
+        assert_eq!(Loss::default().per_char(), 0.0);
+    }
+}

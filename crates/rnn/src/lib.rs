@@ -56,12 +56,19 @@
 //! ```
 
 mod backward;
+mod checkpoint;
+mod clip;
 mod float;
 mod forward;
 mod gradcheck;
+mod optim;
 mod params;
+mod sample;
+mod train;
 
 pub use backward::{Bptt, rnn_backward, rnn_backward_into, rnn_step_backward};
+pub use checkpoint::{Checkpoint, CheckpointError, FORMAT_VERSION};
+pub use clip::{Clip, clip_norm, clip_value};
 pub use float::Float;
 pub use forward::{
     Cache, Loss, hidden_step_into, output_into, rnn_forward, rnn_forward_into, rnn_step_forward,
@@ -69,6 +76,12 @@ pub use forward::{
 pub use gradcheck::{
     GRADCHECK_EPS, GradCheck, GradCheckRow, REL_ERROR_FLOOR, compare_gradients, gradient_check,
 };
+pub use optim::{Optimizer, OptimizerConfig};
 pub use params::{Grads, INIT_STD, PARAM_NAMES, Params, ShapeError};
 
 pub use rnn_data::TokenId;
+pub use sample::{Sample, SampleConfig, sample};
+pub use train::{
+    ConfigError, Dtype, Evaluation, Event, HistoryRow, TrainConfig, TrainError, TrainState,
+    Trainer, evaluate_lines, evaluate_stream, initial_smoothed_loss,
+};

@@ -144,6 +144,17 @@ impl<F: Float> Params<F> {
         }
     }
 
+    /// Copies `other`'s values into these arrays, keeping the allocations.
+    ///
+    /// # Panics
+    ///
+    /// If the shapes differ.
+    pub fn assign(&mut self, other: &Params<F>) {
+        for ((_, a), (_, b)) in self.arrays_mut().into_iter().zip(other.arrays()) {
+            a.assign(b);
+        }
+    }
+
     /// Checks that the five shapes agree with each other and with `n_x`, `n_y`.
     pub fn check_shapes(&self, n_x: usize, n_y: usize) -> Result<(), ShapeError> {
         let n_a = self.n_a();

@@ -1,0 +1,231 @@
+//! Checkpoints: the whole state of a run in one JSON file, written atomically.
+//!
+//! This is the only module of the crate that touches files.
+
+use std::fs::{self, File};
+use std::io::{BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Dtype, Float, TrainState};
+
+/// The checkpoint format version this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// A training run saved to disk: the format version, the element type the run trains in,
+/// and its [`TrainState`] (configuration, vocabulary, parameters, optimizer state, step,
+/// sampling generator, carried hidden state, smoothed loss and history).
+///
+/// Numbers are stored as `f64` whatever the run's type: `f32` values convert to `f64` and
+/// back exactly, so a resumed `f32` run continues bit for bit.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// Always [`FORMAT_VERSION`] when written by this build.
+    pub format_version: u32,
+    /// The element type of the run.
+    pub dtype: Dtype,
+    /// Where the training text came from (a path, or a label for built-in data).
+    pub data_origin: String,
+    /// The run's state.
+    pub state: TrainState<f64>,
+}
+
+/// A checkpoint that could not be saved or loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// Reading or writing failed.
+    #[error("{}: {action}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What was being done.
+        action: &'static str,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// Not a checkpoint, or damaged.
+    #[error("{}: not a valid checkpoint (line {line}, column {column}): {message}", path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// Where parsing failed.
+        line: usize,
+        /// Where parsing failed.
+        column: usize,
+        /// What was wrong.
+        message: String,
+    },
+    /// Written by another format version.
+    #[error("{}: checkpoint format version {found}, this build reads version {FORMAT_VERSION}", path.display())]
+    Version {
+        /// The file.
+        path: PathBuf,
+        /// The version in the file.
+        found: u32,
+    },
+    /// Well-formed, but its parts disagree (for example parameter shapes and vocabulary).
+    #[error("{}: inconsistent checkpoint: {message}", path.display())]
+    Inconsistent {
+        /// The file.
+        path: PathBuf,
+        /// What disagrees.
+        message: String,
+    },
+}
+
+impl Checkpoint {
+    /// A checkpoint of `state`, converted to the stored `f64` form.
+    pub fn new<F: Float>(state: &TrainState<F>, data_origin: impl Into<String>) -> Self {
+        Checkpoint {
+            format_version: FORMAT_VERSION,
+            dtype: if F::NAME == "f32" {
+                Dtype::F32
+            } else {
+                Dtype::F64
+            },
+            data_origin: data_origin.into(),
+            state: state.cast(),
+        }
+    }
+
+    /// The state in the element type `F` (pick `F` from [`Checkpoint::dtype`]).
+    pub fn state_as<F: Float>(&self) -> TrainState<F> {
+        self.state.cast()
+    }
+
+    // ANCHOR: atomic_save
+    /// Writes the checkpoint to `path` atomically: to a temporary file in the same
+    /// directory, flushed to disk, then renamed over `path`. A crash or a full disk at any
+    /// moment leaves either the old file or the new one, never a mix.
+    pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
+        let io = |action, source| CheckpointError::Io {
+            path: path.to_path_buf(),
+            action,
+            source,
+        };
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let name = path
+            .file_name()
+            .map_or_else(|| "checkpoint".into(), |n| n.to_string_lossy().into_owned());
+        let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+        let result = (|| {
+            let file = File::create(&tmp).map_err(|e| io("cannot create temporary file", e))?;
+            let mut w = BufWriter::new(file);
+            serde_json::to_writer(&mut w, self)
+                .map_err(|e| io("cannot write", std::io::Error::other(e)))?;
+            w.flush().map_err(|e| io("cannot write", e))?;
+            let file = w
+                .into_inner()
+                .map_err(|e| io("cannot write", e.into_error()))?;
+            file.sync_all().map_err(|e| io("cannot flush to disk", e))?;
+            fs::rename(&tmp, path).map_err(|e| io("cannot replace", e))?;
+            // Make the rename itself durable (best effort: not every platform allows
+            // opening a directory).
+            if let Ok(d) = File::open(dir) {
+                let _ = d.sync_all();
+            }
+            Ok(())
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+    // ANCHOR_END: atomic_save
+
+    /// Reads and validates a checkpoint.
+    pub fn load(path: &Path) -> Result<Self, CheckpointError> {
+        let file = File::open(path).map_err(|source| CheckpointError::Io {
+            path: path.to_path_buf(),
+            action: "cannot open",
+            source,
+        })?;
+        Self::from_reader(BufReader::new(file), path)
+    }
+
+    /// Parses and validates a checkpoint from bytes; `path` names it in errors.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self, CheckpointError> {
+        Self::from_reader(bytes, path)
+    }
+
+    fn from_reader(reader: impl std::io::Read, path: &Path) -> Result<Self, CheckpointError> {
+        // Read the version first so that a future format gets a clear message rather than a
+        // parse error about some field.
+        let value: serde_json::Value =
+            serde_json::from_reader(reader).map_err(|e| corrupt(path, &e))?;
+        let found = value
+            .get("format_version")
+            .and_then(serde_json::Value::as_u64)
+            .ok_or_else(|| CheckpointError::Corrupt {
+                path: path.to_path_buf(),
+                line: 1,
+                column: 1,
+                message: "missing format_version".into(),
+            })?;
+        if found != u64::from(FORMAT_VERSION) {
+            return Err(CheckpointError::Version {
+                path: path.to_path_buf(),
+                found: u32::try_from(found).unwrap_or(u32::MAX),
+            });
+        }
+        let ckpt: Checkpoint = serde_json::from_value(value).map_err(|e| corrupt(path, &e))?;
+        ckpt.check(path)?;
+        Ok(ckpt)
+    }
+
+    /// Checks that the parts agree: parameter and optimizer shapes against the vocabulary
+    /// and hidden size, the carried state against the batch, finite numbers.
+    fn check(&self, path: &Path) -> Result<(), CheckpointError> {
+        let bad = |message: String| CheckpointError::Inconsistent {
+            path: path.to_path_buf(),
+            message,
+        };
+        let st = &self.state;
+        let v = st.vocab.len();
+        st.params
+            .check_shapes(v, v)
+            .map_err(|e| bad(format!("{e} (vocabulary of {v})")))?;
+        if st.params.n_a() != st.config.hidden {
+            return Err(bad(format!(
+                "hidden size {} in the parameters, {} in the configuration",
+                st.params.n_a(),
+                st.config.hidden
+            )));
+        }
+        for acc in [&st.optimizer.m, &st.optimizer.v].into_iter().flatten() {
+            acc.check_shapes(v, v)
+                .map_err(|e| bad(format!("optimizer state: {e}")))?;
+            if acc.n_a() != st.params.n_a() {
+                return Err(bad("optimizer state has another hidden size".into()));
+            }
+        }
+        if st.hidden.dim() != (st.config.hidden, st.config.batch) {
+            return Err(bad(format!(
+                "carried hidden state has shape {:?}, expected ({}, {})",
+                st.hidden.dim(),
+                st.config.hidden,
+                st.config.batch
+            )));
+        }
+        if !st.params.all_finite() {
+            return Err(bad("parameters contain NaN or infinity".into()));
+        }
+        st.config
+            .validate()
+            .map_err(|e| bad(format!("configuration: {e}")))?;
+        Ok(())
+    }
+}
+
+fn corrupt(path: &Path, e: &serde_json::Error) -> CheckpointError {
+    CheckpointError::Corrupt {
+        path: path.to_path_buf(),
+        line: e.line(),
+        column: e.column(),
+        message: e.to_string(),
+    }
+}

@@ -55,6 +55,7 @@
 //! assert_eq!(grads.w_aa.dim(), (50, 50));
 //! ```
 
+pub mod analysis;
 mod backward;
 mod checkpoint;
 mod clip;

@@ -1,1 +1,41 @@
-fn main() {}
+//! Project tasks, run as `cargo xtask <task>` (the alias lives in `.cargo/config.toml`).
+//!
+//! Each task installs what it needs when it is missing (pinned versions, `cargo install
+//! --locked`, a local Python virtual environment under `target/`), so the same command
+//! works on a fresh machine and in CI.
+
+use std::process::ExitCode;
+
+mod book;
+mod notebooks;
+mod util;
+
+const HELP: &str = "\
+usage: cargo xtask <task>
+
+tasks:
+  book        install mdbook + mdbook-katex if missing, regenerate nothing, build book/ into book/book
+  figures     regenerate every image the book shows (runs charrnn)
+  notebooks   install evcxr_jupyter + Jupyter's execution pieces if missing, execute every notebook
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("book") => book::build(&args[1..]),
+        Some("figures") => book::figures(&args[1..]),
+        Some("notebooks") => notebooks::run(&args[1..]),
+        Some("-h" | "--help" | "help") | None => {
+            print!("{HELP}");
+            return ExitCode::SUCCESS;
+        }
+        Some(other) => Err(anyhow::anyhow!("unknown task {other:?}\n{HELP}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! Small helpers shared by the tasks.
+
+// Used by the book and notebook tasks as they land.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+/// The workspace root (the parent of `crates/xtask`).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("crates/xtask sits two levels below the root")
+        .to_path_buf()
+}
+
+/// Runs a command, echoing it, and fails with its exit status.
+pub fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("xtask: $ {cmd:?}");
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {:?}", cmd.get_program()))?;
+    if !status.success() {
+        bail!("{:?} failed with {status}", cmd.get_program());
+    }
+    Ok(())
+}
+
+/// Installs `krate` at exactly `version` with `cargo install --locked`, unless
+/// `cargo install --list` already shows that version (no network needed to check).
+/// `env` is extra environment for the build (for example a lower opt-level).
+pub fn cargo_install(krate: &str, version: &str, env: &[(&str, &str)]) -> Result<()> {
+    let list = Command::new("cargo")
+        .args(["install", "--list"])
+        .output()
+        .context("cannot run cargo install --list")?;
+    let listed = String::from_utf8_lossy(&list.stdout);
+    let want = format!("{krate} v{version}:");
+    if listed.lines().any(|l| l.starts_with(&want)) {
+        eprintln!("xtask: {krate} {version} already installed");
+        return Ok(());
+    }
+    let mut cmd = Command::new("cargo");
+    cmd.args(["install", "--locked", krate, "--version", version]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    run(&mut cmd)
+}

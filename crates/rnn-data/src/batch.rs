@@ -68,6 +68,7 @@ impl Batch {
     /// assert_eq!(batch.targets[[2, 0]], None); // padding
     /// assert_eq!(batch.n_targets(), 5);
     /// ```
+    // ANCHOR: pad_batch
     pub fn from_examples(examples: &[Example]) -> Batch {
         let seq_len = examples.iter().map(Example::len).max().unwrap_or(0);
         let shape = (seq_len, examples.len()); // (T, m)
@@ -88,6 +89,7 @@ impl Batch {
             lengths,
         }
     }
+    // ANCHOR_END: pad_batch
 
     /// The number of time steps, `T`.
     pub fn seq_len(&self) -> usize {

@@ -355,6 +355,7 @@ impl Corpus {
     ///
     /// [`EncodeError::UnknownChar`] for the first character (the closing `'\n'` included) that
     /// `vocab` lacks; its position is a character index into [`Corpus::text`].
+    // ANCHOR: line_examples
     pub fn line_examples(&self, vocab: &Vocab) -> Result<Vec<Example>, EncodeError> {
         let mut examples = Vec::with_capacity(self.lines.len());
         let mut line_start = 0; // Character index of the line in `self.text`.
@@ -379,6 +380,7 @@ impl Corpus {
         }
         Ok(examples)
     }
+    // ANCHOR_END: line_examples
 
     /// Builds a Lines corpus from lines that are already normalized and not all blank.
     fn from_lines(origin: String, lines: Vec<String>) -> Corpus {

@@ -195,6 +195,7 @@ impl Vocab {
     /// # Errors
     ///
     /// [`DecodeError::UnknownId`] for the first id that is out of range.
+    // ANCHOR: one_hot
     pub fn one_hot<F>(&self, ids: &[Option<TokenId>]) -> Result<Array2<F>, DecodeError>
     where
         F: num_traits::Zero + num_traits::One + Clone,
@@ -210,6 +211,7 @@ impl Vocab {
         }
         Ok(x)
     }
+    // ANCHOR_END: one_hot
 
     /// The vocabulary of characters known to be non-empty, such as those of a loaded corpus.
     pub(crate) fn from_nonempty_chars(chars: impl IntoIterator<Item = char>) -> Vocab {

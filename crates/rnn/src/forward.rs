@@ -344,6 +344,7 @@ mod tests {
         Params::init_with_std(5, 4, 5, 0.5, &mut ChaCha8Rng::seed_from_u64(11))
     }
 
+    // ANCHOR: gather_test
     #[test]
     fn gather_equals_dense_one_hot_product() {
         let p = small_params();
@@ -359,6 +360,7 @@ mod tests {
             assert!((g - d).abs() < 1e-15, "{g} vs {d}");
         }
     }
+    // ANCHOR_END: gather_test
 
     #[test]
     fn softmax_columns_are_distributions_even_for_huge_logits() {
@@ -373,6 +375,7 @@ mod tests {
         assert!((loss.total - 2000.0).abs() < 1e-9, "{}", loss.total);
     }
 
+    // ANCHOR: worked_example_test
     #[test]
     fn post_worked_example_loss_is_minus_log_point_six() {
         // Logits ln(0.1), ln(0.6), ln(0.3) give the post's prediction (0.1, 0.6, 0.3);
@@ -385,6 +388,7 @@ mod tests {
         assert!((loss.total + 0.6f64.ln()).abs() < 1e-15);
         assert!((y_hat[[0, 0]] - 0.1).abs() < 1e-15);
     }
+    // ANCHOR_END: worked_example_test
 
     #[test]
     fn forward_matches_stepping_by_hand() {

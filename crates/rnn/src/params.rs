@@ -11,6 +11,7 @@ use crate::Float;
 /// Standard deviation of the classic initialisation: weights drawn from N(0, 0.01²).
 pub const INIT_STD: f64 = 0.01;
 
+// ANCHOR: params
 /// The five parameter arrays of the RNN, named as in the post.
 ///
 /// # Shapes
@@ -38,6 +39,7 @@ pub struct Params<F: Float = f64> {
     /// b_y, (n_y, 1).
     pub b_y: Array2<F>,
 }
+// ANCHOR_END: params
 
 /// Gradients of the loss with respect to each parameter: the same five arrays and shapes
 /// (`dw_ax` is `grads.w_ax`, and so on).

@@ -696,6 +696,7 @@ impl<F: Float> Trainer<F> {
 /// The classic starting value of the smoothed loss: the loss of a uniform guess over an
 /// example, −ln(1/V) per character times 7 characters for a name (about 23.07 for V = 27),
 /// or times T in stream mode.
+// ANCHOR: initial_smoothed_loss
 pub fn initial_smoothed_loss(config: &TrainConfig, vocab_size: usize) -> f64 {
     let per_char = (vocab_size as f64).ln();
     match config.mode {
@@ -703,6 +704,7 @@ pub fn initial_smoothed_loss(config: &TrainConfig, vocab_size: usize) -> f64 {
         CorpusMode::Stream => per_char * config.seq_len as f64,
     }
 }
+// ANCHOR_END: initial_smoothed_loss
 
 /// The permutation of `n` examples for epoch `epoch`: a function of the seed and the
 /// epoch only, so any step's data can be found again on resume.

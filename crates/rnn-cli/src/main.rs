@@ -1,1 +1,87 @@
-fn main() {}
+//! `charrnn`: train, sample, evaluate and inspect a character-level RNN from the command line.
+//!
+//! Each subcommand lives in its own module; this file only parses the command line and turns
+//! errors into one line on stderr and exit code 1.
+
+mod checkpoint;
+mod data;
+mod eval;
+mod gradcheck;
+mod plot;
+mod rundir;
+mod sample;
+mod train;
+
+use std::io;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Train, sample, evaluate and inspect a vanilla character-level RNN.
+///
+/// Start with `charrnn train` (dinosaur names, bundled), then `charrnn sample --checkpoint
+/// runs/dinosaurs`.
+#[derive(Debug, Parser)]
+#[command(name = "charrnn", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Train a model (by default on the bundled dinosaur names) into a run directory.
+    Train(train::TrainArgs),
+    /// Draw samples (names, or text) from a trained model.
+    Sample(sample::SampleArgs),
+    /// Measure a model's loss per character, perplexity and bits per character on a text.
+    Eval(eval::EvalArgs),
+    /// Compare backpropagation through time with finite differences on a small random model.
+    Gradcheck(gradcheck::GradcheckArgs),
+    /// Draw a loss curve, hidden activations, next-character probabilities or gradient norms.
+    Plot(plot::PlotArgs),
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        // A closed pipe (`charrnn sample --n 1000 | head`) is not an error worth a message.
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            // One line, whatever the error chain holds.
+            let message = format!("{err:#}").replace('\n', " ");
+            eprintln!("error: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Train(args) => train::run(args),
+        Command::Sample(args) => sample::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Gradcheck(args) => gradcheck::run(args),
+        Command::Plot(args) => plot::run(args),
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,42 @@
+//! Finding and loading checkpoints given on the command line.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use rnn::Checkpoint;
+
+/// The checkpoint file's name inside a run directory.
+pub const CHECKPOINT_FILE: &str = "checkpoint.json";
+
+/// A loaded checkpoint and where it came from.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The checkpoint.
+    pub checkpoint: Checkpoint,
+    /// The checkpoint file.
+    pub path: PathBuf,
+}
+
+impl Loaded {
+    /// The run directory: the folder that holds the checkpoint file.
+    pub fn dir(&self) -> PathBuf {
+        match self.path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        }
+    }
+}
+
+/// Loads `path`: a checkpoint file, or a run directory holding `checkpoint.json`.
+pub fn load(path: &Path) -> Result<Loaded> {
+    let file = if path.is_dir() {
+        path.join(CHECKPOINT_FILE)
+    } else {
+        path.to_path_buf()
+    };
+    let checkpoint = Checkpoint::load(&file)?;
+    Ok(Loaded {
+        checkpoint,
+        path: file,
+    })
+}

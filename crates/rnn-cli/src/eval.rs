@@ -1,0 +1,95 @@
+//! `charrnn eval`: loss per character, perplexity and bits per character of a model on a
+//! text.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use rnn::{Dtype, Float, Loss, Params, TrainConfig};
+use rnn_data::{Corpus, CorpusMode, Vocab};
+
+use crate::checkpoint;
+use crate::data::DataSource;
+
+/// Arguments of `charrnn eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// A checkpoint.json, or a run directory holding one.
+    #[arg(long, value_name = "PATH")]
+    checkpoint: PathBuf,
+    /// Text to evaluate on [default: the text the model was trained on, all of it].
+    #[arg(long, value_name = "PATH")]
+    data: Option<PathBuf>,
+    /// Print one JSON object on one line instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `charrnn eval`.
+pub fn run(args: EvalArgs) -> Result<()> {
+    let loaded = checkpoint::load(&args.checkpoint)?;
+    let ckpt = &loaded.checkpoint;
+    let st = &ckpt.state;
+    let source = match &args.data {
+        Some(path) => DataSource::File(path.clone()),
+        None => DataSource::from_origin(&ckpt.data_origin)?,
+    };
+    let corpus = source.load(st.config.mode, st.config.lowercase)?;
+    let loss = match ckpt.dtype {
+        Dtype::F32 => evaluate(&st.params.cast::<f32>(), &st.vocab, &st.config, &corpus)?,
+        Dtype::F64 => evaluate(&st.params, &st.vocab, &st.config, &corpus)?,
+    };
+    let mut out = io::stdout().lock();
+    if args.json {
+        let value = serde_json::json!({
+            "checkpoint": loaded.path.display().to_string(),
+            "data": corpus.origin(),
+            "mode": st.config.mode.as_str(),
+            "chars": loss.n_targets,
+            "loss_per_char": loss.per_char(),
+            "perplexity": loss.perplexity(),
+            "bits_per_char": loss.bits_per_char(),
+        });
+        writeln!(out, "{value}")?;
+    } else {
+        writeln!(
+            out,
+            "checkpoint: {} (step {})",
+            loaded.path.display(),
+            st.step
+        )?;
+        writeln!(out, "data: {} ({} mode)", corpus.origin(), st.config.mode)?;
+        writeln!(out, "chars predicted: {}", loss.n_targets)?;
+        writeln!(out, "loss: {:.4} nats/char", loss.per_char())?;
+        writeln!(out, "perplexity: {:.4}", loss.perplexity())?;
+        writeln!(out, "bits per char: {:.4}", loss.bits_per_char())?;
+    }
+    Ok(())
+}
+
+/// Summed loss over the corpus: every line from a zero state (lines mode), or the whole
+/// text with the state carried across chunks of `seq_len` (stream mode).
+fn evaluate<F: Float>(
+    params: &Params<F>,
+    vocab: &Vocab,
+    config: &TrainConfig,
+    corpus: &Corpus,
+) -> Result<Loss> {
+    let not_in_vocab = || {
+        format!(
+            "{}: a character is not in the model's vocabulary",
+            corpus.origin()
+        )
+    };
+    Ok(match config.mode {
+        CorpusMode::Lines => {
+            let examples = corpus.line_examples(vocab).with_context(not_in_vocab)?;
+            rnn::evaluate_lines(params, &examples, 256)
+        }
+        CorpusMode::Stream => {
+            let ids = vocab.encode(corpus.text()).with_context(not_in_vocab)?;
+            rnn::evaluate_stream(params, &ids, config.seq_len.max(1))
+        }
+    })
+}

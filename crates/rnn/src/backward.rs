@@ -12,6 +12,7 @@
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView1, ArrayView2, Axis, ShapeBuilder, Zip, s};
 
+use crate::kernels::matmul_t;
 use crate::{Cache, Float, Grads, Params, TokenId};
 
 // ANCHOR: step_backward
@@ -216,13 +217,7 @@ pub fn rnn_backward_into<F: Float>(
                 *dr = (F::one() - a * a) * *da;
             });
         // da_next = W_aaᵀ da_raw                                      (n_a, m)
-        general_mat_mul(
-            F::one(),
-            &params.w_aa.t(),
-            &da_raw,
-            F::zero(),
-            &mut bptt.da_next,
-        );
+        matmul_t(params.w_aa.view(), da_raw.view(), bptt.da_next.view_mut());
     }
 
     // dW_aa = Σ_t da_raw<t> a<t-1>ᵀ, db_a = Σ_t da_raw<t>.

@@ -14,6 +14,7 @@
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, ShapeBuilder, Zip, s};
 
+use crate::kernels::matmul;
 use crate::{Float, Params, TokenId};
 
 /// The loss of a forward pass: the sum over time steps and batch columns of
@@ -171,7 +172,7 @@ pub fn hidden_step_into<F: Float>(
     debug_assert_eq!(a_prev.nrows(), params.n_a());
     debug_assert_eq!(x.len(), a_prev.ncols());
     // W_aa a<t-1>                                                    (n_a, m)
-    general_mat_mul(F::one(), &params.w_aa, &a_prev, F::zero(), &mut a_next);
+    matmul(params.w_aa.view(), a_prev, a_next.view_mut());
     let b_a = params.b_a.column(0); //                                 (n_a)
     for (mut a_col, &x_j) in a_next.columns_mut().into_iter().zip(x.iter()) {
         match x_j {

@@ -62,6 +62,7 @@ mod clip;
 mod float;
 mod forward;
 mod gradcheck;
+mod kernels;
 mod optim;
 mod params;
 mod sample;

@@ -59,6 +59,7 @@ pub mod analysis;
 mod backward;
 mod checkpoint;
 mod clip;
+pub mod export;
 mod float;
 mod forward;
 mod gradcheck;

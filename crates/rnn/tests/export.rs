@@ -1,0 +1,217 @@
+//! Safetensors export and import with PyTorch's names.
+
+use std::collections::HashMap;
+
+use rnn::export::{
+    ImportError, METADATA_KEY, TENSOR_NAMES, from_safetensors, state_from_import, to_safetensors,
+};
+use rnn::{Dtype, TrainConfig, Trainer};
+use rnn_data::{Corpus, CorpusOptions};
+use safetensors::tensor::{Dtype as StDtype, TensorView};
+
+fn trained_state(dtype: Dtype) -> rnn::TrainState<f64> {
+    let text = "anchisaurus\nbrachiosaurus\ncamptosaurus\ndiplodocus\n".repeat(5);
+    let corpus = Corpus::from_text("<names>", &text, CorpusOptions::lines()).unwrap();
+    let config = TrainConfig {
+        hidden: 8,
+        steps: 30,
+        val_fraction: 0.0,
+        sample_every: 0,
+        dtype,
+        ..TrainConfig::dinosaurs()
+    };
+    match dtype {
+        Dtype::F64 => {
+            let mut t = Trainer::<f64>::new(config, &corpus).unwrap();
+            t.run_to_end(&mut |_| {}).unwrap();
+            t.into_state()
+        }
+        Dtype::F32 => {
+            let mut t = Trainer::<f32>::new(config, &corpus).unwrap();
+            t.run_to_end(&mut |_| {}).unwrap();
+            t.into_state().cast()
+        }
+    }
+}
+
+#[test]
+fn export_import_export_is_byte_identical() {
+    for dtype in [Dtype::F64, Dtype::F32] {
+        let state = trained_state(dtype);
+        let first = to_safetensors(&state, dtype);
+        let (params, info) = from_safetensors(&first).unwrap();
+        assert_eq!(info.dtype, dtype);
+        assert_eq!(info.vocab, state.vocab);
+        assert_eq!(params, state.params, "{dtype}: weights change on import");
+        let again = to_safetensors(&state_from_import(params, &info), info.dtype);
+        assert_eq!(first, again, "{dtype}: second export differs");
+    }
+}
+
+#[test]
+fn tensors_carry_pytorch_names_shapes_and_dtype() {
+    let state = trained_state(Dtype::F32);
+    let bytes = to_safetensors(&state, Dtype::F32);
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let (n_a, v) = (8, state.vocab.len());
+    let shapes: [&[usize]; 6] = [&[n_a, v], &[n_a, n_a], &[n_a], &[n_a], &[v, n_a], &[v]];
+    for (name, shape) in TENSOR_NAMES.into_iter().zip(shapes) {
+        let t = st.tensor(name).unwrap();
+        assert_eq!(t.shape(), shape, "{name}");
+        assert_eq!(t.dtype(), StDtype::F32, "{name}");
+    }
+    // W_ax row 1, column 2 is at offset (1·V + 2)·4 in row-major order.
+    let w = st.tensor("rnn.weight_ih_l0").unwrap();
+    let off = (v + 2) * 4;
+    let value = f32::from_le_bytes(w.data()[off..off + 4].try_into().unwrap());
+    assert_eq!(f64::from(value), state.params.w_ax[[1, 2]]);
+    // bias_hh is zero: PyTorch adds it to bias_ih.
+    assert!(
+        st.tensor("rnn.bias_hh_l0")
+            .unwrap()
+            .data()
+            .iter()
+            .all(|&b| b == 0)
+    );
+}
+
+#[test]
+fn pytorch_biases_are_summed_on_import() {
+    let state = trained_state(Dtype::F64);
+    let bytes = to_safetensors(&state, Dtype::F64);
+    // Rewrite the file with bias_hh = 1 everywhere.
+    let tensors = read_all(&bytes);
+    let patched = rewrite(&bytes, &tensors, |name, shape, data| {
+        if name == "rnn.bias_hh_l0" {
+            (
+                shape.to_vec(),
+                StDtype::F64,
+                1.0f64.to_le_bytes().repeat(shape[0]),
+            )
+        } else {
+            (shape.to_vec(), StDtype::F64, data.to_vec())
+        }
+    });
+    let (params, _) = from_safetensors(&patched).unwrap();
+    for (got, want) in params.b_a.iter().zip(state.params.b_a.iter()) {
+        assert_eq!(*got, want + 1.0);
+    }
+}
+
+type Tensors = Vec<(String, Vec<usize>, Vec<u8>)>;
+
+fn read_all(bytes: &[u8]) -> Tensors {
+    let st = safetensors::SafeTensors::deserialize(bytes).unwrap();
+    st.tensors()
+        .into_iter()
+        .map(|(n, t)| (n, t.shape().to_vec(), t.data().to_vec()))
+        .collect()
+}
+
+fn metadata(bytes: &[u8]) -> Option<HashMap<String, String>> {
+    let (_, meta) = safetensors::SafeTensors::read_metadata(bytes).unwrap();
+    meta.metadata().clone()
+}
+
+fn rewrite(
+    bytes: &[u8],
+    tensors: &Tensors,
+    mut f: impl FnMut(&str, &[usize], &[u8]) -> (Vec<usize>, StDtype, Vec<u8>),
+) -> Vec<u8> {
+    let changed: Vec<(String, Vec<usize>, StDtype, Vec<u8>)> = tensors
+        .iter()
+        .map(|(n, s, d)| {
+            let (s, t, d) = f(n, s, d);
+            (n.clone(), s, t, d)
+        })
+        .collect();
+    let views: Vec<(String, TensorView<'_>)> = changed
+        .iter()
+        .map(|(n, s, t, d)| (n.clone(), TensorView::new(*t, s.clone(), d).unwrap()))
+        .collect();
+    safetensors::serialize(views, metadata(bytes)).unwrap()
+}
+
+#[test]
+fn bad_files_are_clear_errors() {
+    let state = trained_state(Dtype::F64);
+    let bytes = to_safetensors(&state, Dtype::F64);
+    let tensors = read_all(&bytes);
+
+    // Garbage and truncation.
+    let err = from_safetensors(b"definitely not safetensors").unwrap_err();
+    assert!(matches!(err, ImportError::Format(_)), "{err}");
+    let err = from_safetensors(&bytes[..bytes.len() - 10]).unwrap_err();
+    assert!(matches!(err, ImportError::Format(_)), "{err}");
+
+    // A missing tensor.
+    let without: Vec<(String, TensorView<'_>)> = tensors
+        .iter()
+        .filter(|(n, _, _)| n != "fc.bias")
+        .map(|(n, s, d)| {
+            (
+                n.clone(),
+                TensorView::new(StDtype::F64, s.clone(), d).unwrap(),
+            )
+        })
+        .collect();
+    let missing = safetensors::serialize(without, metadata(&bytes)).unwrap();
+    let err = from_safetensors(&missing).unwrap_err();
+    assert!(err.to_string().contains("fc.bias"), "{err}");
+
+    // A wrong shape: fc.weight transposed.
+    let transposed = rewrite(&bytes, &tensors, |name, shape, data| {
+        let shape = if name == "fc.weight" {
+            vec![shape[1], shape[0]]
+        } else {
+            shape.to_vec()
+        };
+        (shape, StDtype::F64, data.to_vec())
+    });
+    let err = from_safetensors(&transposed).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ImportError::Shape {
+                name: "fc.weight",
+                ..
+            }
+        ),
+        "{err}"
+    );
+
+    // A dtype it cannot use: 64-bit integers of the same byte length.
+    let ints = rewrite(&bytes, &tensors, |_, shape, data| {
+        (shape.to_vec(), StDtype::I64, data.to_vec())
+    });
+    let err = from_safetensors(&ints).unwrap_err();
+    assert!(matches!(err, ImportError::Dtype { .. }), "{err}");
+    assert!(err.to_string().contains("I64"), "{err}");
+
+    // No metadata: the vocabulary is unknown.
+    let views: Vec<(String, TensorView<'_>)> = tensors
+        .iter()
+        .map(|(n, s, d)| {
+            (
+                n.clone(),
+                TensorView::new(StDtype::F64, s.clone(), d).unwrap(),
+            )
+        })
+        .collect();
+    let bare = safetensors::serialize(views, None).unwrap();
+    let err = from_safetensors(&bare).unwrap_err();
+    assert!(matches!(err, ImportError::Metadata(_)), "{err}");
+    assert!(metadata(&bytes).unwrap().contains_key(METADATA_KEY));
+}
+
+#[test]
+fn imported_weights_predict_the_same() {
+    let state = trained_state(Dtype::F64);
+    let (params, _) = from_safetensors(&to_safetensors(&state, Dtype::F64)).unwrap();
+    let x = ndarray::array![[None], [Some(1)], [Some(2)]];
+    let y = ndarray::array![[Some(1)], [Some(2)], [Some(0)]];
+    let a0 = ndarray::Array2::zeros((8, 1));
+    let (l1, _) = rnn::rnn_forward(&state.params, x.view(), y.view(), a0.view());
+    let (l2, _) = rnn::rnn_forward(&params, x.view(), y.view(), a0.view());
+    assert_eq!(l1, l2);
+}

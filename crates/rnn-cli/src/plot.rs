@@ -147,7 +147,12 @@ pub fn run(args: PlotArgs) -> Result<()> {
                 Dtype::F32 => gradient_curves(&st.params.cast::<f32>(), st, &ids, &radius, seed)?,
                 Dtype::F64 => gradient_curves(&st.params, st, &ids, &radius, seed)?,
             };
-            let title = format!("Gradient of the last step's loss reaching a<t>: {text:?}");
+            let short: String = if text.chars().count() > 20 {
+                text.chars().take(19).chain(std::iter::once('…')).collect()
+            } else {
+                text.clone()
+            };
+            let title = format!("Last step's gradient through time, reading {short:?}");
             let plot = rnn_plot::gradient_norms(&curves, &title)?;
             output.save(&plot, &loaded.dir(), "gradients")
         }

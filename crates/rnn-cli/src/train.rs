@@ -327,8 +327,8 @@ fn describe<F: Float>(
     let c = trainer.config();
     let clip = match c.clip {
         Clip::None => "no clipping".to_string(),
-        Clip::Value(v) => format!("clip value {v}"),
-        Clip::Norm(max) => format!("clip norm {max}"),
+        Clip::Value(v) => format!("clip value {v:?}"),
+        Clip::Norm(max) => format!("clip norm {max:?}"),
     };
     let shape = match c.mode {
         CorpusMode::Lines => format!("{} lines", corpus.lines().len()),
@@ -345,7 +345,7 @@ fn describe<F: Float>(
     let mut out = io::stdout().lock();
     writeln!(
         out,
-        "{what}\n  data: {} ({} mode, {shape}, {} chars, vocabulary of {})\n  model: n_a {}, {} lr {}, {clip}, batch {}, {}, seed {}",
+        "{what}\n  data: {} ({} mode, {shape}, {} chars, vocabulary of {})\n  model: n_a {}, {} lr {:?}, {clip}, batch {}, {}, seed {}",
         corpus.origin(),
         c.mode,
         corpus.n_chars(),
@@ -576,5 +576,62 @@ fn si(x: f64) -> String {
         format!("{:.0}k", x / 1e3)
     } else {
         format!("{x:.0}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: TrainArgs,
+    }
+
+    fn config(flags: &[&str]) -> Result<TrainConfig> {
+        let w = Wrapper::try_parse_from(std::iter::once("train").chain(flags.iter().copied()))?;
+        build_config(&w.args)
+    }
+
+    #[test]
+    fn flags_change_the_preset() {
+        assert_eq!(config(&[]).unwrap(), TrainConfig::dinosaurs());
+        let c = config(&["--preset", "text", "--optimizer", "sgd", "--no-clip"]).unwrap();
+        assert_eq!(
+            c.optimizer,
+            OptimizerConfig::sgd(TrainConfig::text().optimizer.lr())
+        );
+        assert_eq!(c.clip, Clip::None);
+        assert_eq!(c.mode, CorpusMode::Stream);
+        let c = config(&["--optimizer", "adam", "--lr", "0.5", "--clip-norm", "2"]).unwrap();
+        assert_eq!(c.optimizer, OptimizerConfig::adam(0.5));
+        assert_eq!(c.clip, Clip::Norm(2.0));
+        let c = config(&["--mode", "stream", "--seq-len", "16", "--dtype", "f32"]).unwrap();
+        assert_eq!(
+            (c.mode, c.seq_len, c.dtype),
+            (CorpusMode::Stream, 16, Dtype::F32)
+        );
+    }
+
+    #[test]
+    fn bad_values_name_their_field() {
+        for (flags, field) in [
+            (&["--hidden", "0"][..], "hidden"),
+            (&["--lr=-1"], "lr"),
+            (&["--clip-norm", "0"], "clip"),
+            (&["--steps", "0"], "steps"),
+        ] {
+            let err = config(flags).unwrap_err().to_string();
+            assert!(err.contains(field), "{flags:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn rates_read_well() {
+        assert_eq!(si(950.0), "950");
+        assert_eq!(si(152_345.0), "152k");
+        assert_eq!(si(2_500_000.0), "2.50M");
     }
 }

@@ -451,6 +451,25 @@ fn invalid_training_values_are_named() {
 }
 
 #[test]
+fn a_diverging_run_fails_and_leaves_no_half_made_run() {
+    let tmp = TempDir::new().unwrap();
+    let err = fails_cleanly(
+        tmp.path(),
+        &[
+            "train",
+            "--lr",
+            "1e308",
+            "--no-clip",
+            "--hidden",
+            "8",
+            "--out",
+            "div",
+        ],
+    );
+    assert!(err.contains("diverged at step"), "{err}");
+}
+
+#[test]
 fn out_dir_with_a_run_needs_resume() {
     let tmp = TempDir::new().unwrap();
     train_small(tmp.path(), "run", &[]);

@@ -1,0 +1,456 @@
+//! Tidy checks for `book/`, run by plain `cargo test` (no mdBook needed).
+//!
+//! mdBook renders an include with a missing anchor as an empty code block and a missing file
+//! as the literal `{{#include ...}}`, both with exit code 0, and it never checks links or
+//! images. These tests catch all of that before anyone builds the book.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Component, Path, PathBuf};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits directly under the workspace root")
+        .to_path_buf()
+}
+
+fn book_src() -> PathBuf {
+    root().join("book").join("src")
+}
+
+fn read(path: &Path) -> String {
+    fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+fn files_with_ext(dir: &Path, ext: &str, out: &mut Vec<PathBuf>) {
+    let entries =
+        fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()));
+    for entry in entries {
+        let path = entry.expect("directory entry").path();
+        if path.is_dir() {
+            files_with_ext(&path, ext, out);
+        } else if path.extension().is_some_and(|e| e == ext) {
+            out.push(path);
+        }
+    }
+    out.sort();
+}
+
+/// Every chapter file: the `.md` files under `book/src`.
+fn chapters() -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    files_with_ext(&book_src(), "md", &mut files);
+    files
+}
+
+/// `a/./b/../c` → `a/c`, without touching the file system.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// The `{{#include ...}}` directives of a chapter: (path, optional anchor).
+fn includes(text: &str) -> Vec<(String, Option<String>)> {
+    let mut found = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("{{#") {
+        let after = &rest[start + 3..];
+        let Some(end) = after.find("}}") else { break };
+        let body = after[..end].trim();
+        rest = &after[end + 2..];
+        let Some(arg) = body
+            .strip_prefix("include ")
+            .or_else(|| body.strip_prefix("rustdoc_include "))
+        else {
+            continue;
+        };
+        let arg = arg.trim();
+        match arg.split_once(':') {
+            Some((path, anchor)) => found.push((path.to_string(), Some(anchor.to_string()))),
+            None => found.push((arg.to_string(), None)),
+        }
+    }
+    found
+}
+
+/// The anchor name on a line such as `    // ANCHOR: step_forward`, for the given keyword.
+fn anchor_on_line<'a>(line: &'a str, keyword: &str) -> Option<&'a str> {
+    let at = line.find(keyword)?;
+    let name = line[at + keyword.len()..].trim();
+    let name = name.split_whitespace().next()?;
+    name.chars()
+        .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+        .then_some(name)
+}
+
+/// The lines mdBook includes for `anchor`: those between `ANCHOR: anchor` and
+/// `ANCHOR_END: anchor`, without any anchor comment lines. `None` if either marker is
+/// missing.
+fn anchor_region(source: &str, anchor: &str) -> Option<Vec<String>> {
+    let mut inside = false;
+    let mut lines = Vec::new();
+    for line in source.lines() {
+        if anchor_on_line(line, "ANCHOR_END:") == Some(anchor) {
+            return inside.then_some(lines);
+        }
+        if anchor_on_line(line, "ANCHOR:") == Some(anchor) {
+            inside = true;
+            continue;
+        }
+        if inside && !line.contains("ANCHOR:") && !line.contains("ANCHOR_END:") {
+            lines.push(line.to_string());
+        }
+    }
+    None
+}
+
+/// Every `// ANCHOR: name` under `crates/`, with the file it is in.
+fn crate_anchors() -> BTreeMap<(PathBuf, String), usize> {
+    let mut files = Vec::new();
+    files_with_ext(&root().join("crates"), "rs", &mut files);
+    let mut anchors = BTreeMap::new();
+    for file in files {
+        for (i, line) in read(&file).lines().enumerate() {
+            if let Some(name) = anchor_on_line(line, "ANCHOR:") {
+                anchors.insert((normalize(&file), name.to_string()), i + 1);
+            }
+        }
+    }
+    anchors
+}
+
+/// Markdown links and images `[text](target)` / `![alt](target)`: (is_image, target).
+fn links(text: &str) -> Vec<(bool, String)> {
+    let mut found = Vec::new();
+    let mut in_fence = false;
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            in_fence = !in_fence;
+            continue;
+        }
+        if in_fence {
+            continue;
+        }
+        let mut rest = line;
+        while let Some(at) = rest.find("](") {
+            let is_image = rest[..at]
+                .rfind('[')
+                .is_some_and(|open| open > 0 && rest.as_bytes()[open - 1] == b'!');
+            let after = &rest[at + 2..];
+            let Some(end) = after.find(')') else { break };
+            let target = after[..end].split_whitespace().next().unwrap_or("");
+            found.push((is_image, target.to_string()));
+            rest = &after[end + 1..];
+        }
+    }
+    found
+}
+
+/// The id mdBook gives a heading: lowercase, spaces to dashes, other punctuation dropped.
+fn heading_id(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '_' || c == '-' => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+fn heading_ids(text: &str) -> BTreeSet<String> {
+    text.lines()
+        .filter(|l| l.starts_with('#'))
+        .map(|l| heading_id(l.trim_start_matches('#')))
+        .collect()
+}
+
+#[test]
+fn every_include_resolves_to_a_file_and_a_nonempty_anchor() {
+    let mut problems = Vec::new();
+    let mut n = 0;
+    for chapter in chapters() {
+        let dir = chapter.parent().expect("chapter in a directory");
+        for (path, anchor) in includes(&read(&chapter)) {
+            n += 1;
+            let file = normalize(&dir.join(&path));
+            let name = chapter.file_name().unwrap().to_string_lossy().into_owned();
+            let Ok(source) = fs::read_to_string(&file) else {
+                problems.push(format!("{name}: {path} does not exist"));
+                continue;
+            };
+            match anchor {
+                Some(anchor) => match anchor_region(&source, &anchor) {
+                    None => problems.push(format!("{name}: {path} has no anchor {anchor:?}")),
+                    Some(lines) if lines.iter().all(|l| l.trim().is_empty()) => {
+                        problems.push(format!("{name}: anchor {anchor:?} in {path} is empty"))
+                    }
+                    Some(_) => {}
+                },
+                None if source.trim().is_empty() => {
+                    problems.push(format!("{name}: {path} is empty"))
+                }
+                None => {}
+            }
+        }
+    }
+    assert!(
+        n > 0,
+        "no includes found at all in {}",
+        book_src().display()
+    );
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn every_anchor_in_the_crates_is_used_by_the_book() {
+    let mut used = BTreeSet::new();
+    for chapter in chapters() {
+        let dir = chapter.parent().expect("chapter in a directory");
+        for (path, anchor) in includes(&read(&chapter)) {
+            if let Some(anchor) = anchor {
+                used.insert((normalize(&dir.join(path)), anchor));
+            }
+        }
+    }
+    let unused: Vec<String> = crate_anchors()
+        .into_iter()
+        .filter(|(key, _)| !used.contains(key))
+        .map(|((file, name), line)| {
+            let file = file
+                .strip_prefix(root())
+                .unwrap_or(&file)
+                .display()
+                .to_string();
+            format!("{file}:{line}: anchor {name:?} is not included by any chapter")
+        })
+        .collect();
+    assert!(unused.is_empty(), "{}", unused.join("\n"));
+}
+
+#[test]
+fn every_anchor_is_closed_exactly_once() {
+    let mut problems = Vec::new();
+    for ((file, name), line) in crate_anchors() {
+        let source = read(&file);
+        let ends = source
+            .lines()
+            .filter(|l| anchor_on_line(l, "ANCHOR_END:") == Some(name.as_str()))
+            .count();
+        let starts = source
+            .lines()
+            .filter(|l| anchor_on_line(l, "ANCHOR:") == Some(name.as_str()))
+            .count();
+        if starts != 1 || ends != 1 {
+            problems.push(format!(
+                "{}:{line}: anchor {name:?} opens {starts} and closes {ends} times",
+                file.display()
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn every_chapter_is_in_the_summary_and_every_summary_entry_exists() {
+    let src = book_src();
+    let summary = read(&src.join("SUMMARY.md"));
+    let listed: BTreeSet<PathBuf> = links(&summary)
+        .into_iter()
+        .filter(|(is_image, _)| !is_image)
+        .map(|(_, target)| normalize(&src.join(target)))
+        .collect();
+    let mut problems = Vec::new();
+    for chapter in chapters() {
+        if chapter.file_name().is_some_and(|n| n == "SUMMARY.md") {
+            continue;
+        }
+        if !listed.contains(&normalize(&chapter)) {
+            problems.push(format!("{} is not in SUMMARY.md", chapter.display()));
+        }
+    }
+    for entry in &listed {
+        if !entry.exists() {
+            problems.push(format!(
+                "SUMMARY.md lists {}, which does not exist",
+                entry.display()
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn every_internal_link_and_image_resolves() {
+    let mut problems = Vec::new();
+    for chapter in chapters() {
+        let dir = chapter.parent().expect("chapter in a directory");
+        let name = chapter.file_name().unwrap().to_string_lossy().into_owned();
+        for (is_image, target) in links(&read(&chapter)) {
+            if target.starts_with("http://") || target.starts_with("https://") {
+                if is_image {
+                    problems.push(format!(
+                        "{name}: image {target} is remote; the book must work offline"
+                    ));
+                }
+                continue;
+            }
+            let (path, fragment) = match target.split_once('#') {
+                Some((path, fragment)) => (path, Some(fragment)),
+                None => (target.as_str(), None),
+            };
+            let file = if path.is_empty() {
+                chapter.clone()
+            } else {
+                normalize(&dir.join(path))
+            };
+            if !file.is_file() {
+                let what = if is_image { "image" } else { "link" };
+                problems.push(format!("{name}: {what} {target} does not resolve"));
+                continue;
+            }
+            if is_image && fs::metadata(&file).map_or(0, |m| m.len()) == 0 {
+                problems.push(format!("{name}: image {target} is empty"));
+            }
+            if let Some(fragment) = fragment {
+                if !heading_ids(&read(&file)).contains(fragment) {
+                    problems.push(format!("{name}: {target} names no heading"));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// Project code is included from `crates/`, never retyped: a `rust` code block holds
+/// nothing but include directives.
+#[test]
+fn rust_code_blocks_only_include_project_code() {
+    let mut problems = Vec::new();
+    for chapter in chapters() {
+        let name = chapter.file_name().unwrap().to_string_lossy().into_owned();
+        let mut in_rust = false;
+        for (i, line) in read(&chapter).lines().enumerate() {
+            let trimmed = line.trim();
+            if trimmed.starts_with("```") {
+                in_rust = !in_rust && trimmed.trim_start_matches('`').starts_with("rust");
+                continue;
+            }
+            if in_rust && !trimmed.is_empty() && !trimmed.starts_with("{{#include") {
+                problems.push(format!("{name}:{}: retyped code {trimmed:?}", i + 1));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// Each numbered chapter opens by saying what it derives and ends with a summary and
+/// exercises.
+#[test]
+fn every_numbered_chapter_has_a_summary_then_exercises() {
+    let mut problems = Vec::new();
+    for chapter in chapters() {
+        let name = chapter.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.starts_with(|c: char| c.is_ascii_digit()) {
+            continue;
+        }
+        let text = read(&chapter);
+        let summary = text.find("\n## Summary\n");
+        let exercises = text.find("\n## Exercises\n");
+        match (summary, exercises) {
+            (Some(s), Some(e)) if s < e => {
+                if text[e + 1..].contains("\n## ") {
+                    problems.push(format!("{name}: a section follows the exercises"));
+                }
+            }
+            _ => problems.push(format!(
+                "{name}: needs `## Summary` followed by `## Exercises`"
+            )),
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// Offline math: the KaTeX preprocessor must not link its CDN stylesheet, the theme must
+/// link the vendored one, and every font that stylesheet loads first (woff2) must be there.
+#[test]
+fn katex_is_vendored_and_linked_locally() {
+    let book = root().join("book");
+    let toml = read(&book.join("book.toml"));
+    assert!(
+        toml.contains("[preprocessor.katex]"),
+        "book.toml lacks the katex preprocessor"
+    );
+    assert!(
+        toml.contains("no-css = true"),
+        "book.toml must set no-css = true for katex"
+    );
+    let head = read(&book.join("theme").join("head.hbs"));
+    assert!(
+        head.contains("{{ path_to_root }}katex/katex.min.css"),
+        "{head}"
+    );
+    let katex = book.join("src").join("katex");
+    let css = read(&katex.join("katex.min.css"));
+    let mut missing = Vec::new();
+    let mut n = 0;
+    for (at, _) in css.match_indices("url(fonts/") {
+        let rest = &css[at + 4..];
+        let end = rest.find(')').expect("url(...) is closed");
+        let font = &rest[..end];
+        if font.ends_with(".woff2") {
+            n += 1;
+            if !katex.join(font).is_file() {
+                missing.push(font.to_string());
+            }
+        }
+    }
+    assert!(n > 0, "no woff2 fonts named in katex.min.css");
+    assert!(
+        missing.is_empty(),
+        "fonts missing from book/src/katex: {missing:?}"
+    );
+}
+
+#[test]
+fn the_helpers_parse_what_mdbook_parses() {
+    let md = "```rust,ignore\n{{#include ../../crates/rnn/src/forward.rs:forward}}\n```\n\
+              {{#include generated/gradcheck.txt}}\n![a plot](generated/loss.png) and [ch](03-forward.md#the-hidden-step)";
+    assert_eq!(
+        includes(md),
+        [
+            (
+                "../../crates/rnn/src/forward.rs".to_string(),
+                Some("forward".to_string())
+            ),
+            ("generated/gradcheck.txt".to_string(), None),
+        ]
+    );
+    assert_eq!(
+        links(md),
+        [
+            (true, "generated/loss.png".to_string()),
+            (false, "03-forward.md#the-hidden-step".to_string())
+        ]
+    );
+    let source = "a\n    // ANCHOR: x\n    body\n    // ANCHOR: y\n    // ANCHOR_END: x\n";
+    assert_eq!(
+        anchor_region(source, "x"),
+        Some(vec!["    body".to_string()])
+    );
+    assert_eq!(anchor_region(source, "z"), None);
+    assert_eq!(heading_id("The hidden step"), "the-hidden-step");
+    assert_eq!(heading_id("`f32` as the fast path"), "f32-as-the-fast-path");
+}

@@ -9,10 +9,9 @@
 //! da_next  = W_aaᵀ da_raw                 (into the previous step)
 //! ```
 
-use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView1, ArrayView2, Axis, ShapeBuilder, Zip, s};
 
-use crate::kernels::matmul_t;
+use crate::kernels::{gemm, matmul_t};
 use crate::{Cache, Float, Grads, Params, TokenId};
 
 // ANCHOR: step_backward
@@ -182,23 +181,16 @@ pub fn rnn_backward_into<F: Float>(
             None => dy_col.fill(F::zero()),
         }
     }
-    // dW_ya = Σ_t dy<t> a<t>ᵀ, db_y = Σ_t dy<t>: one product over all steps.
-    general_mat_mul(
-        F::one(),
-        &bptt.dy,
-        &cache.a_all().t(),
-        F::zero(),
-        &mut grads.w_ya,
+    // dW_ya = Σ_t dy<t> a<t>ᵀ, db_y = Σ_t dy<t>: one product over all steps, computed
+    // as its transpose dW_yaᵀ = A Dyᵀ so that the kernels read and write columns.
+    gemm(
+        cache.a_all(),
+        bptt.dy.t(),
+        grads.w_ya.view_mut().reversed_axes(),
     );
     sum_columns_into(bptt.dy.view(), &mut grads.b_y);
     // The output part of da at every step, W_yaᵀ dy<t>.               (n_a, T·m)
-    general_mat_mul(
-        F::one(),
-        &params.w_ya.t(),
-        &bptt.dy,
-        F::zero(),
-        &mut bptt.da,
-    );
+    gemm(params.w_ya.t(), bptt.dy.view(), bptt.da.view_mut());
 
     // The recurrence, from the last step to the first.
     bptt.da_next.fill(F::zero());
@@ -220,13 +212,11 @@ pub fn rnn_backward_into<F: Float>(
         matmul_t(params.w_aa.view(), da_raw.view(), bptt.da_next.view_mut());
     }
 
-    // dW_aa = Σ_t da_raw<t> a<t-1>ᵀ, db_a = Σ_t da_raw<t>.
-    general_mat_mul(
-        F::one(),
-        &bptt.da_raw,
-        &cache.a_prev_all().t(),
-        F::zero(),
-        &mut grads.w_aa,
+    // dW_aa = Σ_t da_raw<t> a<t-1>ᵀ, db_a = Σ_t da_raw<t>; as its transpose, like dW_ya.
+    gemm(
+        cache.a_prev_all(),
+        bptt.da_raw.t(),
+        grads.w_aa.view_mut().reversed_axes(),
     );
     sum_columns_into(bptt.da_raw.view(), &mut grads.b_a);
     // dW_ax = Σ_t da_raw<t> x<t>ᵀ: a scatter-add of columns, the transpose of the gather.

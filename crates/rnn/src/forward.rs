@@ -11,10 +11,9 @@
 //! The one-hot input x<t> is never built: W_ax x<t> is the column of W_ax named by the
 //! character id (a gather), and "no input" (the first step of a name) adds nothing.
 
-use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, ShapeBuilder, Zip, s};
 
-use crate::kernels::matmul;
+use crate::kernels::{gemm, matmul};
 use crate::{Float, Params, TokenId};
 
 /// The loss of a forward pass: the sum over time steps and batch columns of
@@ -67,6 +66,9 @@ pub struct Cache<F: Float = f64> {
     batch: usize,
     a: Array2<F>,
     y_hat: Array2<F>,
+    /// W_aa and W_ya copied column-major, the layout the in-place kernels read fastest.
+    w_aa: Array2<F>,
+    w_ya: Array2<F>,
 }
 
 impl<F: Float> Cache<F> {
@@ -77,6 +79,8 @@ impl<F: Float> Cache<F> {
             batch: 0,
             a: Array2::zeros((0, 0).f()),
             y_hat: Array2::zeros((0, 0).f()),
+            w_aa: Array2::zeros((0, 0).f()),
+            w_ya: Array2::zeros((0, 0).f()),
         }
     }
 
@@ -87,6 +91,12 @@ impl<F: Float> Cache<F> {
         }
         if self.y_hat.dim() != (n_y, n_steps * batch) {
             self.y_hat = Array2::zeros((n_y, n_steps * batch).f());
+        }
+        if self.w_aa.dim() != (n_a, n_a) {
+            self.w_aa = Array2::zeros((n_a, n_a).f());
+        }
+        if self.w_ya.dim() != (n_y, n_a) {
+            self.w_ya = Array2::zeros((n_y, n_a).f());
         }
         self.n_steps = n_steps;
         self.batch = batch;
@@ -166,13 +176,25 @@ pub fn hidden_step_into<F: Float>(
     params: &Params<F>,
     a_prev: ArrayView2<'_, F>,
     x: ArrayView1<'_, Option<TokenId>>,
+    a_next: ArrayViewMut2<'_, F>,
+) {
+    hidden_step_with(params.w_aa.view(), params, a_prev, x, a_next);
+}
+
+/// [`hidden_step_into`] with W_aa passed separately (the same matrix, possibly in another
+/// memory layout).
+fn hidden_step_with<F: Float>(
+    w_aa: ArrayView2<'_, F>,
+    params: &Params<F>,
+    a_prev: ArrayView2<'_, F>,
+    x: ArrayView1<'_, Option<TokenId>>,
     mut a_next: ArrayViewMut2<'_, F>,
 ) {
     debug_assert_eq!(a_prev.dim(), a_next.dim());
     debug_assert_eq!(a_prev.nrows(), params.n_a());
     debug_assert_eq!(x.len(), a_prev.ncols());
     // W_aa a<t-1>                                                    (n_a, m)
-    matmul(params.w_aa.view(), a_prev, a_next.view_mut());
+    matmul(w_aa, a_prev, a_next.view_mut());
     let b_a = params.b_a.column(0); //                                 (n_a)
     for (mut a_col, &x_j) in a_next.columns_mut().into_iter().zip(x.iter()) {
         match x_j {
@@ -180,11 +202,11 @@ pub fn hidden_step_into<F: Float>(
             Some(id) => Zip::from(&mut a_col)
                 .and(params.w_ax.column(id as usize))
                 .and(&b_a)
-                .for_each(|a, &w, &b| *a = (*a + w + b).tanh()),
+                .for_each(|a, &w, &b| *a = (*a + w + b).fast_tanh()),
             // No input: x<t> = 0 contributes nothing.
             None => Zip::from(&mut a_col)
                 .and(&b_a)
-                .for_each(|a, &b| *a = (*a + b).tanh()),
+                .for_each(|a, &b| *a = (*a + b).fast_tanh()),
         }
     }
 }
@@ -206,12 +228,24 @@ pub fn output_into<F: Float>(
     params: &Params<F>,
     a: ArrayView2<'_, F>,
     targets: impl Iterator<Item = Option<TokenId>>,
+    y_hat: ArrayViewMut2<'_, F>,
+) -> Loss {
+    output_with(params.w_ya.view(), params, a, targets, y_hat)
+}
+
+/// [`output_into`] with W_ya passed separately (the same matrix, possibly in another
+/// memory layout).
+fn output_with<F: Float>(
+    w_ya: ArrayView2<'_, F>,
+    params: &Params<F>,
+    a: ArrayView2<'_, F>,
+    targets: impl Iterator<Item = Option<TokenId>>,
     mut y_hat: ArrayViewMut2<'_, F>,
 ) -> Loss {
     debug_assert_eq!(a.nrows(), params.n_a());
     debug_assert_eq!(y_hat.dim(), (params.n_y(), a.ncols()));
     // Logits z = W_ya a                                              (n_y, k)
-    general_mat_mul(F::one(), &params.w_ya, &a, F::zero(), &mut y_hat);
+    gemm(w_ya, a, y_hat.view_mut());
     let b_y = params.b_y.column(0); //                                 (n_y)
     let mut loss = Loss::default();
     for (col, target) in y_hat.columns_mut().into_iter().zip(targets) {
@@ -241,7 +275,7 @@ fn softmax_column<F: Float>(
     let z_target = target.map(|id| z[id as usize]);
     let mut sum = F::zero();
     z.mapv_inplace(|v| {
-        let e = (v - max).exp();
+        let e = (v - max).fast_exp();
         sum += e;
         e
     });
@@ -320,17 +354,26 @@ pub fn rnn_forward_into<F: Float>(
     debug_assert_eq!(y.dim(), (n_steps, m));
     debug_assert_eq!(a0.dim(), (params.n_a(), m));
     cache.resize(params.n_a(), params.n_y(), n_steps, m);
+    // W_aa and W_ya in the layout the kernels read in place (the same matrices).
+    cache.w_aa.assign(&params.w_aa);
+    cache.w_ya.assign(&params.w_ya);
     cache.a.slice_mut(s![.., 0..m]).assign(&a0); //                   a<0>
     for t in 0..n_steps {
         // a<t> from a<t-1>: two disjoint column blocks of the same buffer.
         let (prev, next) = cache
             .a
             .multi_slice_mut((s![.., t * m..(t + 1) * m], s![.., (t + 1) * m..(t + 2) * m]));
-        hidden_step_into(params, prev.view(), x.row(t), next);
+        hidden_step_with(cache.w_aa.view(), params, prev.view(), x.row(t), next);
     }
     // ŷ<t> for every step at once: (n_y, n_a) x (n_a, T·m)
     let a_all = cache.a.slice(s![.., m..]);
-    output_into(params, a_all, y.iter().copied(), cache.y_hat.view_mut())
+    output_with(
+        cache.w_ya.view(),
+        params,
+        a_all,
+        y.iter().copied(),
+        cache.y_hat.view_mut(),
+    )
 }
 // ANCHOR_END: forward
 

@@ -1,48 +1,55 @@
-//! Matrix products for the recurrence, chosen by batch size.
+//! Matrix products and element-wise loops for the hot paths, chosen by shape and by the
+//! CPU the program runs on.
 //!
-//! For a batch of one (or a few) columns, a general GEMM spends most of its time packing
-//! W_aa into its blocked layout before doing 50 × 50 multiply-adds. The per-step products
-//! W_aa a and W_aaᵀ da_raw therefore go through the direct loops below when the batch is
-//! small and through `ndarray`'s GEMM (matrixmultiply) otherwise. Both paths compute the
-//! same sums; they may differ in the last bit because the order of additions differs.
+//! - [`matmul`] computes `out = w · a`. When `w` and `out` are column-major (contiguous
+//!   columns) and `w` fits in the L2 cache, it runs a register-blocked kernel that reads
+//!   `w` in place: no packing, which is what a general GEMM spends most of its time on
+//!   for the per-step products W_aa a<t-1> and W_aaᵀ da_raw (one to 32 columns). Larger or
+//!   differently laid out products go to `ndarray`'s GEMM (matrixmultiply).
+//! - Large products are split by output columns over the current rayon pool; products
+//!   below [`PAR_MIN_FLOPS`] (all of config A) stay on the calling thread.
+//! - On x86-64 the kernel is compiled three times, for AVX-512F, for AVX2 + FMA and for
+//!   the baseline (SSE2), and the fastest the CPU supports is chosen at run time
+//!   (`is_x86_feature_detected!`), so that the default build runs on any x86-64 machine.
+//!   This is the only `unsafe` in the crate: calling a `#[target_feature]` function is
+//!   unsafe, and each call is guarded by the feature check it needs.
+//!
+//! Different paths compute the same sums in different orders (and with or without fused
+//! multiply-add), so they may differ in the last bits; a given machine always takes the
+//! same path for the same shapes, so results are reproducible.
+#![allow(unsafe_code)]
 
 use ndarray::linalg::general_mat_mul;
-use ndarray::{ArrayView2, ArrayViewMut2};
+use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 
 use crate::Float;
 
-/// Batches up to this many columns take the direct loops (measured: see the book's
-/// "Making it fast" chapter).
-pub const SMALL_BATCH: usize = 4;
+/// Products of at least this many floating-point operations are split over the threads of
+/// the current rayon pool (when it has more than one).
+pub const PAR_MIN_FLOPS: usize = 4_000_000;
+
+/// `w` of at most this many bytes is read in place by the blocked kernel; larger ones go
+/// to the general GEMM, which blocks for the caches.
+const IN_PLACE_MAX_BYTES: usize = 1 << 20;
 
 /// `out = w · a`.
 ///
 /// # Shapes
 ///
 /// `w`: (n, k), `a`: (k, m), `out`: (n, m).
-pub fn matmul<F: Float>(w: ArrayView2<'_, F>, a: ArrayView2<'_, F>, mut out: ArrayViewMut2<'_, F>) {
-    if a.ncols() <= SMALL_BATCH {
-        if let Some(w_rows) = w.as_slice() {
-            for (a_col, mut out_col) in a.columns().into_iter().zip(out.columns_mut()) {
-                if let (Some(x), Some(y)) = (a_col.as_slice(), out_col.as_slice_mut()) {
-                    for (y_i, w_row) in y.iter_mut().zip(w_rows.chunks_exact(x.len())) {
-                        *y_i = dot(w_row, x);
-                    }
-                    continue;
-                }
-                // Strided column: fall back to GEMM for this column.
-                general_mat_mul(
-                    F::one(),
-                    &w,
-                    &a_col.insert_axis(ndarray::Axis(1)),
-                    F::zero(),
-                    &mut out_col.insert_axis(ndarray::Axis(1)),
-                );
-            }
-            return;
-        }
+pub fn matmul<F: Float>(w: ArrayView2<'_, F>, a: ArrayView2<'_, F>, out: ArrayViewMut2<'_, F>) {
+    debug_assert_eq!(w.ncols(), a.nrows());
+    debug_assert_eq!((w.nrows(), a.ncols()), out.dim());
+    let flops = 2 * w.nrows() * w.ncols() * a.ncols();
+    if flops >= PAR_MIN_FLOPS && a.ncols() >= 2 && rayon::current_num_threads() > 1 {
+        // Split the columns of a and out in two halves, one per task.
+        let mid = a.ncols() / 2;
+        let (a1, a2) = a.split_at(Axis(1), mid);
+        let (o1, o2) = out.split_at(Axis(1), mid);
+        rayon::join(|| matmul(w, a1, o1), || matmul(w, a2, o2));
+        return;
     }
-    general_mat_mul(F::one(), &w, &a, F::zero(), &mut out);
+    matmul_serial(w, a, out);
 }
 
 /// `out = wᵀ · d`, without forming wᵀ.
@@ -50,59 +57,294 @@ pub fn matmul<F: Float>(w: ArrayView2<'_, F>, a: ArrayView2<'_, F>, mut out: Arr
 /// # Shapes
 ///
 /// `w`: (n, k), `d`: (n, m), `out`: (k, m).
-pub fn matmul_t<F: Float>(
+pub fn matmul_t<F: Float>(w: ArrayView2<'_, F>, d: ArrayView2<'_, F>, out: ArrayViewMut2<'_, F>) {
+    matmul(w.t(), d, out);
+}
+
+/// [`matmul`] on the calling thread.
+fn matmul_serial<F: Float>(
     w: ArrayView2<'_, F>,
-    d: ArrayView2<'_, F>,
+    a: ArrayView2<'_, F>,
     mut out: ArrayViewMut2<'_, F>,
 ) {
-    if d.ncols() <= SMALL_BATCH {
-        if let Some(w_rows) = w.as_slice() {
-            for (d_col, mut out_col) in d.columns().into_iter().zip(out.columns_mut()) {
-                if let (Some(x), Some(y)) = (d_col.as_slice(), out_col.as_slice_mut()) {
-                    // wᵀ d = Σ_i d_i · w[i, :]: one contiguous axpy per row of w.
-                    y.fill(F::zero());
-                    for (&d_i, w_row) in x.iter().zip(w_rows.chunks_exact(y.len())) {
-                        for (y_k, &w_ik) in y.iter_mut().zip(w_row) {
-                            *y_k += d_i * w_ik;
-                        }
-                    }
-                    continue;
+    let (n, k) = w.dim();
+    let m = a.ncols();
+    if n == 0 || m == 0 {
+        return;
+    }
+    if k == 0 {
+        out.fill(F::zero());
+        return;
+    }
+    let in_place = n * k * std::mem::size_of::<F>() <= IN_PLACE_MAX_BYTES || m <= 8;
+    if in_place {
+        if let (Some((ws, ldw)), Some((os, ldo))) = (col_major(&w), col_major_mut(&mut out)) {
+            let (sa0, sa1) = (a.strides()[0], a.strides()[1]);
+            if sa0 >= 0 && sa1 >= 0 {
+                // The elements of a, addressed as a[p·rsa + j·csa], from its first one.
+                let (rsa, csa) = (sa0 as usize, sa1 as usize);
+                let len = (k - 1) * rsa + (m - 1) * csa + 1;
+                // SAFETY: `a` has k × m elements at offsets p·rsa + j·csa (p < k, j < m)
+                // from its first element, all inside one allocation that the view
+                // borrows for 'a; the strides are non-negative, so these offsets lie in
+                // 0..len and the slice covers exactly the memory the view can address.
+                let a_s = unsafe { std::slice::from_raw_parts(a.as_ptr(), len) };
+                let ab = Operand {
+                    data: a_s,
+                    rs: rsa,
+                    cs: csa,
+                };
+                gemm_cm(n, k, m, ws, ldw, ab, os, ldo);
+                return;
+            }
+        }
+    }
+    general_mat_mul(F::one(), &w, &a, F::zero(), &mut out);
+}
+
+/// The data of a column-major view (unit row stride) and its column stride.
+fn col_major<'a, F>(v: &ArrayView2<'a, F>) -> Option<(&'a [F], usize)> {
+    let (n, m) = v.dim();
+    let s = v.strides();
+    if n == 0 || m == 0 || (s[0] != 1 && n > 1) || (m > 1 && s[1] < n as isize) {
+        return None;
+    }
+    // ndarray reports stride 0 for an axis of length 1; one column needs no stride.
+    let ld = if m == 1 { n } else { s[1] as usize };
+    let len = (m - 1) * ld + n;
+    // SAFETY: the view addresses elements at i + j·ld (i < n, j < m) from its first
+    // element, inside the allocation it borrows for 'a; with ld ≥ n ≥ 1 these offsets
+    // lie in 0..len, so the slice covers only memory of the view's allocation. The
+    // elements between columns (when ld > n) belong to the same allocation and are only
+    // read through a shared borrow, like the view itself.
+    Some((unsafe { std::slice::from_raw_parts(v.as_ptr(), len) }, ld))
+}
+
+/// The data of a mutable column-major view and its column stride.
+fn col_major_mut<'a, F>(v: &'a mut ArrayViewMut2<'_, F>) -> Option<(&'a mut [F], usize)> {
+    let (n, m) = v.dim();
+    let s = v.strides();
+    if n == 0 || m == 0 || (s[0] != 1 && n > 1) || (m > 1 && s[1] < n as isize) {
+        return None;
+    }
+    let ld = if m == 1 { n } else { s[1] as usize };
+    if ld != n {
+        // The gaps between columns may belong to another live view (a multi_slice_mut
+        // sibling): only hand out a slice when the columns are packed.
+        return None;
+    }
+    let len = (m - 1) * ld + n;
+    // SAFETY: with ld == n (or a single column) the view's elements are exactly the
+    // contiguous range 0..len from its first element; the view is borrowed mutably for
+    // the slice's lifetime, so nothing else can access them meanwhile.
+    Some((
+        unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr(), len) },
+        ld,
+    ))
+}
+
+/// A strided matrix operand: element (p, j) is `data[p·rs + j·cs]`.
+#[derive(Clone, Copy)]
+struct Operand<'a, F> {
+    data: &'a [F],
+    rs: usize,
+    cs: usize,
+}
+
+/// `out = w · a` with w (n, k) column-major (column stride `ldw`), out (n, m) column-major
+/// (column stride `ldo`), choosing the kernel for the CPU.
+#[allow(clippy::too_many_arguments)]
+fn gemm_cm<F: Float>(
+    n: usize,
+    k: usize,
+    m: usize,
+    w: &[F],
+    ldw: usize,
+    a: Operand<'_, F>,
+    out: &mut [F],
+    ldo: usize,
+) {
+    let f32 = std::mem::size_of::<F>() == 4;
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU supports AVX-512F and FMA, checked just above.
+            unsafe {
+                if f32 {
+                    gemm_avx512::<F, 32, 8, 64>(n, k, m, w, ldw, a, out, ldo)
+                } else {
+                    gemm_avx512::<F, 16, 8, 32>(n, k, m, w, ldw, a, out, ldo)
                 }
-                general_mat_mul(
-                    F::one(),
-                    &w.t(),
-                    &d_col.insert_axis(ndarray::Axis(1)),
-                    F::zero(),
-                    &mut out_col.insert_axis(ndarray::Axis(1)),
-                );
+            }
+            return;
+        }
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+            unsafe {
+                if f32 {
+                    gemm_avx2::<F, 24, 4, 32>(n, k, m, w, ldw, a, out, ldo)
+                } else {
+                    gemm_avx2::<F, 12, 4, 16>(n, k, m, w, ldw, a, out, ldo)
+                }
             }
             return;
         }
     }
-    general_mat_mul(F::one(), &w.t(), &d, F::zero(), &mut out);
+    if f32 {
+        gemm_blocked::<F, false, 8, 4, 16>(n, k, m, w, ldw, a, out, ldo)
+    } else {
+        gemm_blocked::<F, false, 4, 4, 8>(n, k, m, w, ldw, a, out, ldo)
+    }
 }
 
-/// Dot product with eight independent accumulators, so that the compiler can keep them
-/// in vector registers without reordering a single running sum.
-#[inline]
-fn dot<F: Float>(x: &[F], y: &[F]) -> F {
-    const LANES: usize = 8;
-    let mut acc = [F::zero(); LANES];
-    let xc = x.chunks_exact(LANES);
-    let yc = y.chunks_exact(LANES);
-    let (xr, yr) = (xc.remainder(), yc.remainder());
-    for (xs, ys) in xc.zip(yc) {
-        for l in 0..LANES {
-            acc[l] += xs[l] * ys[l];
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+fn gemm_avx512<F: Float, const MR: usize, const NR: usize, const MR1: usize>(
+    n: usize,
+    k: usize,
+    m: usize,
+    w: &[F],
+    ldw: usize,
+    a: Operand<'_, F>,
+    out: &mut [F],
+    ldo: usize,
+) {
+    gemm_blocked::<F, true, MR, NR, MR1>(n, k, m, w, ldw, a, out, ldo)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+fn gemm_avx2<F: Float, const MR: usize, const NR: usize, const MR1: usize>(
+    n: usize,
+    k: usize,
+    m: usize,
+    w: &[F],
+    ldw: usize,
+    a: Operand<'_, F>,
+    out: &mut [F],
+    ldo: usize,
+) {
+    gemm_blocked::<F, true, MR, NR, MR1>(n, k, m, w, ldw, a, out, ldo)
+}
+
+/// The blocked product: tiles of MR rows × NR columns of `out` are accumulated in
+/// registers over all of k, reading columns of `w` in place; leftover columns are done
+/// one at a time in taller tiles of MR1 rows (independent accumulators hide the latency
+/// of a single column), leftover rows element by element.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn gemm_blocked<F: Float, const FMA: bool, const MR: usize, const NR: usize, const MR1: usize>(
+    n: usize,
+    k: usize,
+    m: usize,
+    w: &[F],
+    ldw: usize,
+    a: Operand<'_, F>,
+    out: &mut [F],
+    ldo: usize,
+) {
+    let mut j = 0;
+    while j + NR <= m {
+        let mut i = 0;
+        while i + MR <= n {
+            tile::<F, FMA, MR, NR>(k, w, ldw, i, a, j, out, ldo);
+            i += MR;
+        }
+        tail_rows::<F, FMA, NR>(n, k, w, ldw, i, a, j, out, ldo);
+        j += NR;
+    }
+    while j < m {
+        let mut i = 0;
+        while i + MR1 <= n {
+            tile::<F, FMA, MR1, 1>(k, w, ldw, i, a, j, out, ldo);
+            i += MR1;
+        }
+        while i + MR <= n {
+            tile::<F, FMA, MR, 1>(k, w, ldw, i, a, j, out, ldo);
+            i += MR;
+        }
+        tail_rows::<F, FMA, 1>(n, k, w, ldw, i, a, j, out, ldo);
+        j += 1;
+    }
+}
+
+#[inline(always)]
+fn madd<F: Float, const FMA: bool>(w: F, b: F, acc: F) -> F {
+    if FMA { w.mul_add(b, acc) } else { w * b + acc }
+}
+
+/// out[i..i+MR, j..j+NB] = w[i..i+MR, :] · a[:, j..j+NB].
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn tile<F: Float, const FMA: bool, const MR: usize, const NB: usize>(
+    k: usize,
+    w: &[F],
+    ldw: usize,
+    i: usize,
+    a: Operand<'_, F>,
+    j: usize,
+    out: &mut [F],
+    ldo: usize,
+) {
+    let mut acc = [[F::zero(); MR]; NB];
+    let a_first = &a.data[j * a.cs..];
+    for p in 0..k {
+        let wp: &[F; MR] = w[p * ldw + i..p * ldw + i + MR]
+            .try_into()
+            .expect("MR elements");
+        let a_p = &a_first[p * a.rs..];
+        for (jj, acc_j) in acc.iter_mut().enumerate() {
+            let b = a_p[jj * a.cs];
+            for (acc_ij, &w_ip) in acc_j.iter_mut().zip(wp) {
+                *acc_ij = madd::<F, FMA>(w_ip, b, *acc_ij);
+            }
         }
     }
-    let mut tail = F::zero();
-    for (a, b) in xr.iter().zip(yr) {
-        tail += *a * *b;
+    for (jj, acc_j) in acc.iter().enumerate() {
+        out[(j + jj) * ldo + i..(j + jj) * ldo + i + MR].copy_from_slice(acc_j);
     }
-    let s01 = (acc[0] + acc[1]) + (acc[2] + acc[3]);
-    let s23 = (acc[4] + acc[5]) + (acc[6] + acc[7]);
-    s01 + s23 + tail
+}
+
+/// Rows i.. of n (fewer than a tile), for columns j..j+NB.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn tail_rows<F: Float, const FMA: bool, const NB: usize>(
+    n: usize,
+    k: usize,
+    w: &[F],
+    ldw: usize,
+    i0: usize,
+    a: Operand<'_, F>,
+    j: usize,
+    out: &mut [F],
+    ldo: usize,
+) {
+    for i in i0..n {
+        for jj in 0..NB {
+            let mut s = F::zero();
+            let a_j = &a.data[(j + jj) * a.cs..];
+            for p in 0..k {
+                s = madd::<F, FMA>(w[p * ldw + i], a_j[p * a.rs], s);
+            }
+            out[(j + jj) * ldo + i] = s;
+        }
+    }
+}
+
+/// `out = w · a` through the general GEMM, split by output columns over the current rayon
+/// pool when large: the product for the big, all-steps matrices (output layer, dW_aa).
+pub fn gemm<F: Float>(w: ArrayView2<'_, F>, a: ArrayView2<'_, F>, out: ArrayViewMut2<'_, F>) {
+    let flops = 2 * w.nrows() * w.ncols() * a.ncols();
+    if flops >= PAR_MIN_FLOPS && a.ncols() >= 2 && rayon::current_num_threads() > 1 {
+        let mid = a.ncols() / 2;
+        let (a1, a2) = a.split_at(Axis(1), mid);
+        let (o1, o2) = out.split_at(Axis(1), mid);
+        rayon::join(|| gemm(w, a1, o1), || gemm(w, a2, o2));
+        return;
+    }
+    matmul_serial(w, a, out);
 }
 
 #[cfg(test)]
@@ -112,14 +354,29 @@ mod tests {
 
     fn check(n: usize, k: usize, m: usize) {
         let w = Array2::from_shape_fn((n, k), |(i, j)| ((i * 7 + j * 3) % 11) as f64 - 5.0);
+        let wc = Array2::from_shape_fn((n, k).f(), |(i, j)| w[[i, j]]);
         let a = Array2::from_shape_fn((k, m).f(), |(i, j)| ((i + 2 * j) % 5) as f64 * 0.5);
         let d = Array2::from_shape_fn((n, m).f(), |(i, j)| ((3 * i + j) % 7) as f64 - 3.0);
-        let mut out = Array2::zeros((n, m).f());
-        matmul(w.view(), a.view(), out.view_mut());
-        assert_eq!(out, w.dot(&a), "w a, {n}x{k}x{m}");
-        let mut out_t = Array2::zeros((k, m).f());
-        matmul_t(w.view(), d.view(), out_t.view_mut());
-        assert_eq!(out_t, w.t().dot(&d), "wᵀ d, {n}x{k}x{m}");
+        for w in [&w, &wc] {
+            let mut out = Array2::zeros((n, m).f());
+            matmul(w.view(), a.view(), out.view_mut());
+            assert_eq!(out, w.dot(&a), "w a, {n}x{k}x{m}");
+            let mut out = Array2::zeros((n, m).f());
+            matmul(w.view(), a.t().to_owned().t(), out.view_mut());
+            assert_eq!(out, w.dot(&a), "w a (a row-major), {n}x{k}x{m}");
+            let mut out_t = Array2::zeros((k, m).f());
+            matmul_t(w.view(), d.view(), out_t.view_mut());
+            assert_eq!(out_t, w.t().dot(&d), "wᵀ d, {n}x{k}x{m}");
+            let mut out = Array2::zeros((n, m).f());
+            gemm(w.view(), a.view(), out.view_mut());
+            assert_eq!(out, w.dot(&a), "gemm w a, {n}x{k}x{m}");
+        }
+        // f32 takes other tile sizes.
+        let w32 = wc.mapv(|v| v as f32);
+        let a32 = a.mapv(|v| v as f32);
+        let mut out = Array2::<f32>::zeros((n, m).f());
+        matmul(w32.view(), a32.view(), out.view_mut());
+        assert_eq!(out, w32.dot(&a32), "f32 w a, {n}x{k}x{m}");
     }
 
     #[test]
@@ -133,8 +390,22 @@ mod tests {
             (13, 17, 4),
             (9, 9, 5),
             (64, 33, 32),
+            (27, 50, 12),
+            (50, 12, 27),
+            (100, 70, 33),
+            (0, 3, 2),
+            (3, 0, 2),
         ] {
             check(n, k, m);
         }
+    }
+
+    #[test]
+    fn split_over_threads_matches() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        pool.install(|| check(256, 256, 64));
     }
 }

@@ -12,6 +12,10 @@ pub const DINOSAURS: &str = include_str!("../../../data/dinosaurs.txt");
 /// The origin label of the bundled names, as stored in checkpoints.
 pub const DINOSAURS_ORIGIN: &str = "bundled:dinosaurs.txt";
 
+/// How `charrnn import` without `--data` marks a checkpoint's origin: this prefix, then the
+/// safetensors file.
+pub const IMPORTED_PREFIX: &str = "imported:";
+
 /// A text to train or evaluate on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DataSource {
@@ -31,6 +35,10 @@ impl DataSource {
     pub fn from_origin(origin: &str) -> Result<Self> {
         if origin == DINOSAURS_ORIGIN {
             Ok(DataSource::Dinosaurs)
+        } else if let Some(file) = origin.strip_prefix(IMPORTED_PREFIX) {
+            bail!(
+                "the checkpoint was imported from {file} without --data, so its training text is unknown; pass --data PATH"
+            )
         } else if let Some(name) = origin.strip_prefix("bundled:") {
             bail!(
                 "unknown bundled data {name:?} (this build bundles only dinosaurs.txt); pass --data PATH"

@@ -6,8 +6,10 @@
 mod checkpoint;
 mod data;
 mod eval;
+mod export;
 mod gradcheck;
 mod plot;
+mod probs;
 mod rundir;
 mod sample;
 mod train;
@@ -40,6 +42,13 @@ enum Command {
     Gradcheck(gradcheck::GradcheckArgs),
     /// Draw a loss curve, hidden activations, next-character probabilities or gradient norms.
     Plot(plot::PlotArgs),
+    /// Write a checkpoint's weights as safetensors, named as PyTorch's nn.RNN + nn.Linear.
+    Export(export::ExportArgs),
+    /// Make a checkpoint from a safetensors file written by `charrnn export`.
+    Import(export::ImportArgs),
+    /// Print the next-character probabilities for a text as JSON (for interop checks).
+    #[command(hide = true)]
+    Probs(probs::ProbsArgs),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +73,9 @@ fn run() -> anyhow::Result<()> {
         Command::Eval(args) => eval::run(args),
         Command::Gradcheck(args) => gradcheck::run(args),
         Command::Plot(args) => plot::run(args),
+        Command::Export(args) => export::run_export(args),
+        Command::Import(args) => export::run_import(args),
+        Command::Probs(args) => probs::run(args),
     }
 }
 

@@ -34,8 +34,10 @@ pub struct Checkpoint {
 /// A checkpoint that could not be saved or loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
-    /// Reading or writing failed.
-    #[error("{}: {action}: {source}", path.display())]
+    /// Reading or writing failed. The I/O error is the
+    /// [`source`](std::error::Error::source), so print the whole chain (e.g. anyhow's
+    /// `{:#}`) to see why.
+    #[error("{}: {action}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
@@ -115,8 +117,7 @@ impl Checkpoint {
         let result = (|| {
             let file = File::create(&tmp).map_err(|e| io("cannot create temporary file", e))?;
             let mut w = BufWriter::new(file);
-            serde_json::to_writer(&mut w, self)
-                .map_err(|e| io("cannot write", std::io::Error::other(e)))?;
+            serde_json::to_writer(&mut w, self).map_err(|e| io("cannot write", e.into()))?;
             w.flush().map_err(|e| io("cannot write", e))?;
             let file = w
                 .into_inner()

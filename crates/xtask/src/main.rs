@@ -7,6 +7,7 @@
 use std::process::ExitCode;
 
 mod book;
+mod interop;
 mod notebooks;
 mod util;
 
@@ -16,6 +17,7 @@ usage: cargo xtask <task>
 tasks:
   book        install mdbook + mdbook-katex if missing, regenerate nothing, build book/ into book/book
   figures     regenerate every image the book shows (runs charrnn)
+  interop     check an exported safetensors file with NumPy + the safetensors package (venv)
   notebooks   install evcxr_jupyter + Jupyter's execution pieces if missing, execute every notebook
 ";
 
@@ -24,6 +26,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("book") => book::build(&args[1..]),
         Some("figures") => book::figures(&args[1..]),
+        Some("interop") => interop::run(&args[1..]),
         Some("notebooks") => notebooks::run(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             print!("{HELP}");

@@ -1,0 +1,186 @@
+//! `charrnn export` and `charrnn import`: a checkpoint's weights as safetensors with
+//! PyTorch's names (`rnn = nn.RNN(V, n_a)`, `fc = nn.Linear(n_a, V)`; see `rnn::export`),
+//! and back.
+//!
+//! Both write atomically (a temporary file in the same directory, flushed, then renamed), so
+//! an interrupted command leaves the old file or the new one, never half of one.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use rnn::Checkpoint;
+use rnn::export::{from_safetensors, state_from_import, to_safetensors};
+
+use crate::checkpoint::{self, CHECKPOINT_FILE};
+use crate::data::{DataSource, IMPORTED_PREFIX};
+
+/// Arguments of `charrnn export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// A checkpoint.json, or a run directory holding one.
+    #[arg(long, value_name = "PATH")]
+    checkpoint: PathBuf,
+    /// The safetensors file to write (replaced if it exists).
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+}
+
+/// Arguments of `charrnn import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// A safetensors file with the six tensors and the "rnn" metadata entry (as written by
+    /// `charrnn export`).
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+    /// Where the checkpoint goes: a file ending in .json, or a run directory (created if
+    /// needed) that gets checkpoint.json. An existing checkpoint is never replaced.
+    #[arg(long, value_name = "PATH")]
+    out: PathBuf,
+    /// The training text, recorded as the checkpoint's data for `train --resume` and `eval`
+    /// [default: none recorded; pass --data to those commands].
+    #[arg(long, value_name = "PATH")]
+    data: Option<PathBuf>,
+}
+
+/// Runs `charrnn export`.
+pub fn run_export(args: ExportArgs) -> Result<()> {
+    let loaded = checkpoint::load(&args.checkpoint)?;
+    let ckpt = &loaded.checkpoint;
+    let bytes = to_safetensors(&ckpt.state, ckpt.dtype);
+    write_atomically(&args.out, &bytes)?;
+    println!(
+        "wrote {} ({}, n_a {}, vocabulary of {}, step {})",
+        args.out.display(),
+        ckpt.dtype,
+        ckpt.state.params.n_a(),
+        ckpt.state.vocab.len(),
+        ckpt.state.step
+    );
+    Ok(())
+}
+
+/// Runs `charrnn import`.
+pub fn run_import(args: ImportArgs) -> Result<()> {
+    let file = &args.file;
+    let bytes = fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let (params, info) =
+        from_safetensors(&bytes).with_context(|| format!("cannot import {}", file.display()))?;
+    let target = checkpoint_target(&args.out)?;
+    let state = state_from_import(params, &info);
+    let origin = match &args.data {
+        Some(path) => DataSource::File(path.clone()).origin(),
+        None => format!("{IMPORTED_PREFIX}{}", file.display()),
+    };
+    let ckpt = match info.dtype {
+        rnn::Dtype::F32 => Checkpoint::new(&state.cast::<f32>(), origin),
+        rnn::Dtype::F64 => Checkpoint::new(&state, origin),
+    };
+    if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create directory {}", dir.display()))?;
+    }
+    ckpt.save(&target)?;
+    println!(
+        "wrote {} ({}, n_a {}, vocabulary of {}, step {})",
+        target.display(),
+        info.dtype,
+        ckpt.state.params.n_a(),
+        info.vocab.len(),
+        info.step
+    );
+    Ok(())
+}
+
+/// The checkpoint file `--out` names: `PATH` itself if it ends in `.json`, else
+/// `PATH/checkpoint.json`. Refuses to replace an existing checkpoint.
+fn checkpoint_target(out: &Path) -> Result<PathBuf> {
+    let is_json = out.extension().is_some_and(|e| e == "json");
+    let target = if is_json && !out.is_dir() {
+        out.to_path_buf()
+    } else {
+        if out.exists() && !out.is_dir() {
+            bail!(
+                "--out {}: exists and is not a directory (name a new .json file or a directory)",
+                out.display()
+            );
+        }
+        out.join(CHECKPOINT_FILE)
+    };
+    if target.exists() {
+        bail!(
+            "--out {}: {} already exists; choose another --out",
+            out.display(),
+            target.display()
+        );
+    }
+    Ok(target)
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file next to it, flushed to disk, then
+/// renamed over `path`. The temporary file is removed on failure.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    if path.is_dir() {
+        bail!("--out {}: is a directory", path.display());
+    }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| -> std::io::Result<()> {
+        let mut file = File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)?;
+        // Make the rename durable (best effort).
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.with_context(|| format!("cannot write {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_names_a_json_file_or_a_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        assert_eq!(
+            checkpoint_target(&dir.join("c.json")).unwrap(),
+            dir.join("c.json")
+        );
+        assert_eq!(
+            checkpoint_target(&dir.join("run")).unwrap(),
+            dir.join("run").join(CHECKPOINT_FILE)
+        );
+        fs::write(dir.join("c.json"), "{}").unwrap();
+        assert!(checkpoint_target(&dir.join("c.json")).is_err());
+        fs::write(dir.join("plain"), "").unwrap();
+        assert!(checkpoint_target(&dir.join("plain")).is_err());
+    }
+
+    #[test]
+    fn an_atomic_write_leaves_only_the_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("m.safetensors");
+        write_atomically(&path, b"one").unwrap();
+        write_atomically(&path, b"two").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+        assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 1);
+        let err = write_atomically(&tmp.path().join("m.safetensors/x"), b"").unwrap_err();
+        assert!(format!("{err:#}").contains("cannot write"), "{err:#}");
+    }
+}

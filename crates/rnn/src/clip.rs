@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::params::{sum_of_squares, sum_of_squares_slice};
 use crate::{Float, Grads};
 
 /// How to clip gradients before an update.
@@ -22,11 +23,7 @@ impl Clip {
     pub fn apply<F: Float>(&self, grads: &mut Grads<F>) -> f64 {
         match *self {
             Clip::None => grads.global_norm(),
-            Clip::Value(c) => {
-                let norm = grads.global_norm();
-                clip_value(grads, c);
-                norm
-            }
+            Clip::Value(c) => clip_value_with_norm(grads, c),
             Clip::Norm(max) => clip_norm(grads, max),
         }
     }
@@ -35,10 +32,29 @@ impl Clip {
 // ANCHOR: clip_value
 /// Element-wise clipping: every entry of every gradient is limited to [−c, c].
 pub fn clip_value<F: Float>(grads: &mut Grads<F>, c: f64) {
+    clip_value_with_norm(grads, c);
+}
+
+/// [`clip_value`], returning the global L2 norm before clipping, measured array by array
+/// while each is in cache.
+fn clip_value_with_norm<F: Float>(grads: &mut Grads<F>, c: f64) -> f64 {
     let (lo, hi) = (F::cast(-c), F::cast(c));
+    let mut sum_sq = 0.0;
     for (_, g) in grads.arrays_mut() {
-        g.mapv_inplace(|v| v.max(lo).min(hi));
+        match g.as_slice_memory_order_mut() {
+            Some(s) => {
+                sum_sq += sum_of_squares_slice(s);
+                for v in s.iter_mut() {
+                    *v = v.max(lo).min(hi);
+                }
+            }
+            None => {
+                sum_sq += sum_of_squares(g);
+                g.mapv_inplace(|v| v.max(lo).min(hi));
+            }
+        }
     }
+    sum_sq.sqrt()
 }
 // ANCHOR_END: clip_value
 

@@ -40,16 +40,45 @@ const IN_PLACE_MAX_BYTES: usize = 1 << 20;
 pub fn matmul<F: Float>(w: ArrayView2<'_, F>, a: ArrayView2<'_, F>, out: ArrayViewMut2<'_, F>) {
     debug_assert_eq!(w.ncols(), a.nrows());
     debug_assert_eq!((w.nrows(), a.ncols()), out.dim());
+    split_columns(w, a, out, parts(&w, &a));
+}
+
+/// Column block granularity of the split: a multiple of every kernel's tile width.
+const SPLIT_COLUMNS: usize = 16;
+
+/// How many tasks a product is split into: one per thread of the current rayon pool for
+/// large products, keeping at least [`SPLIT_COLUMNS`] columns per task.
+fn parts<F>(w: &ArrayView2<'_, F>, a: &ArrayView2<'_, F>) -> usize {
     let flops = 2 * w.nrows() * w.ncols() * a.ncols();
-    if flops >= PAR_MIN_FLOPS && a.ncols() >= 2 && rayon::current_num_threads() > 1 {
-        // Split the columns of a and out in two halves, one per task.
-        let mid = a.ncols() / 2;
-        let (a1, a2) = a.split_at(Axis(1), mid);
-        let (o1, o2) = out.split_at(Axis(1), mid);
-        rayon::join(|| matmul(w, a1, o1), || matmul(w, a2, o2));
+    if flops < PAR_MIN_FLOPS {
+        return 1;
+    }
+    rayon::current_num_threads()
+        .min(a.ncols() / SPLIT_COLUMNS)
+        .max(1)
+}
+
+/// Runs the product on `parts` column blocks of `a` and `out` in parallel (rayon tasks).
+fn split_columns<F: Float>(
+    w: ArrayView2<'_, F>,
+    a: ArrayView2<'_, F>,
+    out: ArrayViewMut2<'_, F>,
+    parts: usize,
+) {
+    if parts <= 1 {
+        matmul_serial(w, a, out);
         return;
     }
-    matmul_serial(w, a, out);
+    let left = parts / 2;
+    let m = a.ncols();
+    let mid = (m * left / parts).div_ceil(SPLIT_COLUMNS) * SPLIT_COLUMNS;
+    let mid = mid.min(m);
+    let (a1, a2) = a.split_at(Axis(1), mid);
+    let (o1, o2) = out.split_at(Axis(1), mid);
+    rayon::join(
+        || split_columns(w, a1, o1, left),
+        || split_columns(w, a2, o2, parts - left),
+    );
 }
 
 /// `out = wᵀ · d`, without forming wᵀ.
@@ -232,7 +261,7 @@ fn gemm_avx2<F: Float, const MR: usize, const NR: usize, const MR1: usize>(
 /// The blocked product: tiles of MR rows × NR columns of `out` are accumulated in
 /// registers over all of k, reading columns of `w` in place; leftover columns are done
 /// one at a time in taller tiles of MR1 rows (independent accumulators hide the latency
-/// of a single column), leftover rows element by element.
+/// of a single column); leftover rows in tiles of 8, then 4 rows, then one by one.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn gemm_blocked<F: Float, const FMA: bool, const MR: usize, const NR: usize, const MR1: usize>(
@@ -252,7 +281,7 @@ fn gemm_blocked<F: Float, const FMA: bool, const MR: usize, const NR: usize, con
             tile::<F, FMA, MR, NR>(k, w, ldw, i, a, j, out, ldo);
             i += MR;
         }
-        tail_rows::<F, FMA, NR>(n, k, w, ldw, i, a, j, out, ldo);
+        short_rows::<F, FMA, NR>(n, k, w, ldw, i, a, j, out, ldo);
         j += NR;
     }
     while j < m {
@@ -265,9 +294,34 @@ fn gemm_blocked<F: Float, const FMA: bool, const MR: usize, const NR: usize, con
             tile::<F, FMA, MR, 1>(k, w, ldw, i, a, j, out, ldo);
             i += MR;
         }
-        tail_rows::<F, FMA, 1>(n, k, w, ldw, i, a, j, out, ldo);
+        short_rows::<F, FMA, 1>(n, k, w, ldw, i, a, j, out, ldo);
         j += 1;
     }
+}
+
+/// Rows i.. of n (fewer than a full tile) for columns j..j+NB.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn short_rows<F: Float, const FMA: bool, const NB: usize>(
+    n: usize,
+    k: usize,
+    w: &[F],
+    ldw: usize,
+    mut i: usize,
+    a: Operand<'_, F>,
+    j: usize,
+    out: &mut [F],
+    ldo: usize,
+) {
+    while i + 8 <= n {
+        tile::<F, FMA, 8, NB>(k, w, ldw, i, a, j, out, ldo);
+        i += 8;
+    }
+    if i + 4 <= n {
+        tile::<F, FMA, 4, NB>(k, w, ldw, i, a, j, out, ldo);
+        i += 4;
+    }
+    tail_rows::<F, FMA, NB>(n, k, w, ldw, i, a, j, out, ldo);
 }
 
 #[inline(always)]
@@ -336,15 +390,7 @@ fn tail_rows<F: Float, const FMA: bool, const NB: usize>(
 /// `out = w · a` through the general GEMM, split by output columns over the current rayon
 /// pool when large: the product for the big, all-steps matrices (output layer, dW_aa).
 pub fn gemm<F: Float>(w: ArrayView2<'_, F>, a: ArrayView2<'_, F>, out: ArrayViewMut2<'_, F>) {
-    let flops = 2 * w.nrows() * w.ncols() * a.ncols();
-    if flops >= PAR_MIN_FLOPS && a.ncols() >= 2 && rayon::current_num_threads() > 1 {
-        let mid = a.ncols() / 2;
-        let (a1, a2) = a.split_at(Axis(1), mid);
-        let (o1, o2) = out.split_at(Axis(1), mid);
-        rayon::join(|| gemm(w, a1, o1), || gemm(w, a2, o2));
-        return;
-    }
-    matmul_serial(w, a, out);
+    split_columns(w, a, out, parts(&w, &a));
 }
 
 #[cfg(test)]

@@ -57,6 +57,7 @@
 
 pub mod analysis;
 mod backward;
+pub mod bench;
 mod checkpoint;
 mod clip;
 pub mod export;

@@ -113,13 +113,25 @@ impl<F: Float> Optimizer<F> {
     // ANCHOR: optimizer_step
     /// Applies one update to `params` from `grads`.
     pub fn step(&mut self, params: &mut Params<F>, grads: &Grads<F>) {
+        self.step_checked(params, grads);
+    }
+
+    /// [`Optimizer::step`], returning whether every updated parameter is finite (checked
+    /// in the same pass as the update).
+    pub fn step_checked(&mut self, params: &mut Params<F>, grads: &Grads<F>) -> bool {
+        // Summing 0·θ over all entries gives 0 unless some θ is NaN or infinite; the
+        // compiler vectorizes it, unlike an early-exit search.
+        let mut finite = F::zero();
         self.t += 1;
         match self.config {
             OptimizerConfig::Sgd { lr } => {
                 let lr = F::cast(lr);
                 for ((_, p), (_, g)) in params.arrays_mut().into_iter().zip(grads.arrays()) {
                     // θ ← θ − lr·g
-                    p.zip_mut_with(g, |p, &g| *p -= lr * g);
+                    p.zip_mut_with(g, |p, &g| {
+                        *p -= lr * g;
+                        finite += *p * F::zero();
+                    });
                 }
             }
             OptimizerConfig::Adagrad { lr, eps } => {
@@ -135,6 +147,7 @@ impl<F: Float> Optimizer<F> {
                     ndarray::Zip::from(p).and(g).and(h).for_each(|p, &g, h| {
                         *h += g * g;
                         *p -= lr * g / (*h + eps).sqrt();
+                        finite += *p * F::zero();
                     });
                 }
             }
@@ -171,10 +184,12 @@ impl<F: Float> Optimizer<F> {
                             *m = b1 * *m + one_b1 * g;
                             *v = b2 * *v + one_b2 * g * g;
                             *p -= step * *m / (v.sqrt() + eps_hat);
+                            finite += *p * F::zero();
                         });
                 }
             }
         }
+        finite == F::zero()
     }
     // ANCHOR_END: optimizer_step
 

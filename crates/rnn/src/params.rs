@@ -191,11 +191,7 @@ impl<F: Float> Params<F> {
     pub fn global_norm(&self) -> f64 {
         self.arrays()
             .iter()
-            .flat_map(|(_, a)| a.iter())
-            .map(|&v| {
-                let v = v.as_f64();
-                v * v
-            })
+            .map(|(_, a)| sum_of_squares(a))
             .sum::<f64>()
             .sqrt()
     }
@@ -206,6 +202,32 @@ impl<F: Float> Params<F> {
             .iter()
             .all(|(_, a)| a.iter().all(|v| v.is_finite()))
     }
+}
+
+/// Σ a², accumulated in `f64` in eight independent sums (so that it vectorizes).
+pub(crate) fn sum_of_squares<F: Float>(a: &Array2<F>) -> f64 {
+    match a.as_slice_memory_order() {
+        Some(s) => sum_of_squares_slice(s),
+        None => a.iter().map(|&v| v.as_f64() * v.as_f64()).sum(),
+    }
+}
+
+/// Σ s², accumulated in `f64` in eight independent sums.
+pub(crate) fn sum_of_squares_slice<F: Float>(s: &[F]) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let chunks = s.chunks_exact(8);
+    let tail: f64 = chunks
+        .remainder()
+        .iter()
+        .map(|&v| v.as_f64() * v.as_f64())
+        .sum();
+    for c in chunks {
+        for (acc, &v) in acc.iter_mut().zip(c) {
+            let v = v.as_f64();
+            *acc += v * v;
+        }
+    }
+    acc.iter().sum::<f64>() + tail
 }
 
 fn fill_normal<F: Float, R: Rng + ?Sized>(a: &mut Array2<F>, std: f64, rng: &mut R) {

@@ -5,7 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Instant;
 
-use ndarray::{Array2, ShapeBuilder};
+use ndarray::{Array2, ArrayView2, ShapeBuilder};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -376,11 +376,68 @@ impl<F: Float> TrainState<F> {
 pub struct Trainer<F: Float = f64> {
     state: TrainState<F>,
     data: Data,
-    cache: Cache<F>,
-    bptt: Bptt<F>,
-    grads: Grads<F>,
-    last_good: Params<F>,
+    buffers: StepBuffers<F>,
     interval: Interval,
+}
+
+/// The buffers of one training step (forward cache, backward buffers, gradients and the
+/// copy of the parameters kept in case the update diverges), sized once per batch shape.
+#[derive(Debug)]
+pub(crate) struct StepBuffers<F: Float> {
+    pub(crate) cache: Cache<F>,
+    pub(crate) bptt: Bptt<F>,
+    pub(crate) grads: Grads<F>,
+    pub(crate) last_good: Params<F>,
+}
+
+impl<F: Float> StepBuffers<F> {
+    pub(crate) fn new(params: &Params<F>) -> Self {
+        StepBuffers {
+            cache: Cache::new(),
+            bptt: Bptt::new(),
+            grads: Grads::zeros(params.n_x(), params.n_a(), params.n_y()),
+            last_good: params.clone(),
+        }
+    }
+}
+
+/// The loss and the gradient norm (before clipping) of a step.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct StepReport {
+    pub(crate) loss: Loss,
+    pub(crate) grad_norm: f64,
+}
+
+/// One update: forward from `a0`, backward, clip, update. A non-finite loss or gradient
+/// norm stops before the update; non-finite parameters after it are replaced by the ones
+/// before. Either way the error carries the step's report and `params` are the last good
+/// ones.
+///
+/// This is the training step both [`Trainer`] and [`crate::bench`] run.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn update_step<F: Float>(
+    params: &mut Params<F>,
+    optimizer: &mut Optimizer<F>,
+    clip: Clip,
+    x: ArrayView2<'_, Option<TokenId>>,
+    y: ArrayView2<'_, Option<TokenId>>,
+    a0: ArrayView2<'_, F>,
+    buf: &mut StepBuffers<F>,
+) -> Result<StepReport, StepReport> {
+    let loss = rnn_forward_into(params, x, y, a0, &mut buf.cache);
+    rnn_backward_into(params, x, y, &buf.cache, &mut buf.grads, &mut buf.bptt);
+    // Clip (returns the norm before clipping), then check before touching parameters.
+    let grad_norm = clip.apply(&mut buf.grads);
+    let report = StepReport { loss, grad_norm };
+    if !loss.total.is_finite() || !grad_norm.is_finite() {
+        return Err(report);
+    }
+    buf.last_good.assign(params);
+    if !optimizer.step_checked(params, &buf.grads) {
+        params.assign(&buf.last_good);
+        return Err(report);
+    }
+    Ok(report)
 }
 
 /// Accumulators for the current history row.
@@ -437,10 +494,7 @@ impl<F: Float> Trainer<F> {
         let data = build_data(config, corpus, &state.vocab)?;
         let p = &state.params;
         Ok(Trainer {
-            cache: Cache::new(),
-            bptt: Bptt::new(),
-            grads: Grads::zeros(p.n_x(), p.n_a(), p.n_y()),
-            last_good: p.clone(),
+            buffers: StepBuffers::new(p),
             interval: Interval::default(),
             data,
             state,
@@ -511,37 +565,26 @@ impl<F: Float> Trainer<F> {
         let st = &mut self.state;
         self.interval.started.get_or_insert_with(Instant::now);
 
-        // Forward and backward from the carried hidden state.
-        let loss = rnn_forward_into(&st.params, x, y, st.hidden.view(), &mut self.cache);
-        rnn_backward_into(
-            &st.params,
+        // Forward, backward, clip and update from the carried hidden state.
+        let report = update_step(
+            &mut st.params,
+            &mut st.optimizer,
+            st.config.clip,
             x,
             y,
-            &self.cache,
-            &mut self.grads,
-            &mut self.bptt,
+            st.hidden.view(),
+            &mut self.buffers,
         );
-        // Clip (returns the norm before clipping), then check before touching parameters.
-        let grad_norm = st.config.clip.apply(&mut self.grads);
+        let (Ok(StepReport { loss, grad_norm }) | Err(StepReport { loss, grad_norm })) = report;
         let per_example = loss.total / m as f64;
-        if !per_example.is_finite() || !grad_norm.is_finite() {
+        if report.is_err() {
             return Err(TrainError::Diverged {
                 step,
                 loss: per_example,
                 grad_norm,
             });
         }
-        self.last_good.assign(&st.params);
-        st.optimizer.step(&mut st.params, &self.grads);
-        if !st.params.all_finite() {
-            st.params.assign(&self.last_good);
-            return Err(TrainError::Diverged {
-                step,
-                loss: per_example,
-                grad_norm,
-            });
-        }
-        carry_hidden(&self.cache, &batch, &mut st.hidden);
+        carry_hidden(&self.buffers.cache, &batch, &mut st.hidden);
         st.smoothed_loss = 0.999 * st.smoothed_loss + 0.001 * per_example;
         st.step = step;
         // ANCHOR_END: train_step

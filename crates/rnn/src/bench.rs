@@ -1,0 +1,271 @@
+//! Throughput of the training step on the two standard configurations, and the machine's
+//! GEMM rate to compare it with (what `charrnn bench` prints).
+//!
+//! Throughput is training characters (time steps × batch) per second, forward, backward,
+//! clipping and update included, on synthetic data (random ids, seeded). FLOPs per
+//! character are counted as 6 (n_a² + V n_a): the three products with W_aa (forward,
+//! da_next, dW_aa) and the three with W_ya (logits, W_yaᵀ dy, dW_ya), at 2 FLOPs per
+//! multiply-add.
+//!
+//! ```
+//! use rnn::bench::{BenchConfig, run_bench};
+//!
+//! let mut config = BenchConfig::a();
+//! config.steps = 20;
+//! let result = run_bench::<f64>(&config);
+//! assert!(result.chars_per_s > 0.0);
+//! ```
+
+use std::time::Instant;
+
+use ndarray::{Array2, ShapeBuilder};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::train::{StepBuffers, update_step};
+use crate::{Clip, Dtype, Float, Optimizer, OptimizerConfig, Params, TokenId};
+
+/// A benchmark configuration. Start from a preset ([`BenchConfig::a`],
+/// [`BenchConfig::b`]) and change fields.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BenchConfig {
+    /// Short name for reports (`"a"`, `"b"`).
+    pub name: String,
+    /// Vocabulary size V (n_x = n_y).
+    pub vocab: usize,
+    /// Hidden size n_a.
+    pub hidden: usize,
+    /// Batch size m.
+    pub batch: usize,
+    /// Sequence length T.
+    pub seq_len: usize,
+    /// Optimizer.
+    pub optimizer: OptimizerConfig,
+    /// Clipping.
+    pub clip: Clip,
+    /// Element type (the caller picks the matching `run_bench::<F>`).
+    pub dtype: Dtype,
+    /// Threads of the rayon pool the step runs in (large products are split over them).
+    pub threads: usize,
+    /// Timed steps.
+    pub steps: usize,
+    /// Untimed steps before them.
+    pub warmup: usize,
+    /// Seed of the synthetic data and of the parameters.
+    pub seed: u64,
+}
+
+impl BenchConfig {
+    /// Config A, "dinosaurs": V 27, n_a 50, batch 1, 12 characters per step, SGD lr 0.01,
+    /// element-wise clip at 5, f64, one thread.
+    pub fn a() -> Self {
+        BenchConfig {
+            name: "a".into(),
+            vocab: 27,
+            hidden: 50,
+            batch: 1,
+            seq_len: 12,
+            optimizer: OptimizerConfig::sgd(0.01),
+            clip: Clip::Value(5.0),
+            dtype: Dtype::F64,
+            threads: 1,
+            steps: 50_000,
+            warmup: 2_000,
+            seed: 0,
+        }
+    }
+
+    /// Config B, "text": V 65, n_a 512, batch 32, 64 characters per stream, Adam lr
+    /// 0.002, clip by norm at 5, f32, one thread.
+    pub fn b() -> Self {
+        BenchConfig {
+            name: "b".into(),
+            vocab: 65,
+            hidden: 512,
+            batch: 32,
+            seq_len: 64,
+            optimizer: OptimizerConfig::adam(0.002),
+            clip: Clip::Norm(5.0),
+            dtype: Dtype::F32,
+            threads: 1,
+            steps: 30,
+            warmup: 3,
+            seed: 0,
+        }
+    }
+
+    /// FLOPs per training character, 6 (n_a² + V n_a).
+    pub fn flops_per_char(&self) -> f64 {
+        let (n_a, v) = (self.hidden as f64, self.vocab as f64);
+        6.0 * (n_a * n_a + v * n_a)
+    }
+}
+
+/// What [`run_bench`] measured.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BenchResult {
+    /// The configuration's name.
+    pub config: String,
+    /// Element type.
+    pub dtype: Dtype,
+    /// Threads.
+    pub threads: usize,
+    /// Timed steps.
+    pub steps: usize,
+    /// Characters trained on in the timed steps.
+    pub chars: usize,
+    /// Wall time of the timed steps, in seconds.
+    pub seconds: f64,
+    /// Training characters per second.
+    pub chars_per_s: f64,
+    /// FLOPs per character, 6 (n_a² + V n_a).
+    pub flops_per_char: f64,
+    /// Achieved GFLOP/s, `chars_per_s · flops_per_char / 1e9`.
+    pub gflops: f64,
+}
+
+/// Runs `config.warmup + config.steps` training steps (the same step as
+/// [`Trainer`](crate::Trainer): forward, backward, clip, update, divergence checks) on
+/// synthetic data in a rayon pool of `config.threads` threads, timing the last
+/// `config.steps`.
+///
+/// The hidden state is carried from step to step, as in training.
+///
+/// # Panics
+///
+/// If the pool cannot be created, or the parameters diverge (they do not at these
+/// learning rates).
+pub fn run_bench<F: Float>(config: &BenchConfig) -> BenchResult {
+    with_threads(config.threads, || run_bench_here::<F>(config))
+}
+
+fn run_bench_here<F: Float>(config: &BenchConfig) -> BenchResult {
+    let (v, n_a, m, t) = (config.vocab, config.hidden, config.batch, config.seq_len);
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let mut params: Params<F> = Params::init(v, n_a, v, &mut rng);
+    let mut optimizer = Optimizer::new(config.optimizer, &params);
+    let mut buffers = StepBuffers::new(&params);
+    // A few different batches, cycled, so that branch predictors do not learn one.
+    let batches: Vec<_> = (0..4)
+        .map(|_| {
+            let x: Array2<Option<TokenId>> = Array2::from_shape_fn((t, m), |(i, _)| {
+                (i > 0 || m > 1).then(|| rng.random_range(0..v as TokenId))
+            });
+            let y: Array2<Option<TokenId>> =
+                Array2::from_shape_fn((t, m), |_| Some(rng.random_range(0..v as TokenId)));
+            (x, y)
+        })
+        .collect();
+    let mut hidden = Array2::<F>::zeros((n_a, m).f());
+    let mut step = |i: usize| {
+        let (x, y) = &batches[i % batches.len()];
+        update_step(
+            &mut params,
+            &mut optimizer,
+            config.clip,
+            x.view(),
+            y.view(),
+            hidden.view(),
+            &mut buffers,
+        )
+        .expect("benchmark training diverged");
+        hidden.assign(&buffers.cache.a_last());
+    };
+    for i in 0..config.warmup {
+        step(i);
+    }
+    let start = Instant::now();
+    for i in 0..config.steps {
+        step(i);
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let chars = config.steps * t * m;
+    let chars_per_s = chars as f64 / seconds;
+    let flops_per_char = config.flops_per_char();
+    BenchResult {
+        config: config.name.clone(),
+        dtype: config.dtype,
+        threads: config.threads,
+        steps: config.steps,
+        chars,
+        seconds,
+        chars_per_s,
+        flops_per_char,
+        gflops: chars_per_s * flops_per_char / 1e9,
+    }
+}
+
+/// The GEMM rate, in GFLOP/s, of the product the model uses for large matrices (the same
+/// kernels and thread split as the training step) on square n × n matrices, in a rayon
+/// pool of `threads` threads: the best of five timings of at least 0.2 s each.
+pub fn gemm_rate_threads<F: Float>(n: usize, threads: usize) -> f64 {
+    with_threads(threads, || gemm_rate::<F>(n))
+}
+
+/// The GEMM rate, in GFLOP/s, on square n × n matrices, in the current rayon pool (see
+/// [`gemm_rate_threads`] to choose the thread count).
+pub fn gemm_rate<F: Float>(n: usize) -> f64 {
+    let a = Array2::from_shape_fn((n, n).f(), |(i, j)| {
+        F::cast(((i * 7 + j) % 13) as f64 * 0.01)
+    });
+    let b = Array2::from_shape_fn((n, n).f(), |(i, j)| {
+        F::cast(((i + 3 * j) % 11) as f64 * 0.01)
+    });
+    let mut c = Array2::<F>::zeros((n, n).f());
+    let mut run = || crate::kernels::gemm(a.view(), b.view(), c.view_mut());
+    run();
+    let flops = 2.0 * (n as f64).powi(3);
+    let mut best = f64::INFINITY;
+    for _ in 0..5 {
+        let start = Instant::now();
+        let mut reps = 0u32;
+        while start.elapsed().as_secs_f64() < 0.2 {
+            run();
+            reps += 1;
+        }
+        best = best.min(start.elapsed().as_secs_f64() / f64::from(reps));
+    }
+    flops / best / 1e9
+}
+
+/// Runs `f` in a fresh rayon pool of `threads` threads (at least one).
+///
+/// # Panics
+///
+/// If the operating system refuses to start the threads.
+pub fn with_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .build()
+        .expect("start the benchmark's threads")
+        .install(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_and_flop_counts() {
+        let a = BenchConfig::a();
+        assert_eq!((a.vocab, a.hidden, a.batch, a.seq_len), (27, 50, 1, 12));
+        assert_eq!(a.flops_per_char(), 6.0 * (2500.0 + 1350.0));
+        let b = BenchConfig::b();
+        assert_eq!((b.vocab, b.hidden, b.batch, b.seq_len), (65, 512, 32, 64));
+        assert_eq!(b.dtype, Dtype::F32);
+    }
+
+    #[test]
+    fn a_short_run_reports_consistent_numbers() {
+        let mut c = BenchConfig::b();
+        c.hidden = 32;
+        c.steps = 3;
+        c.warmup = 1;
+        c.threads = 2;
+        let r = run_bench::<f32>(&c);
+        assert_eq!(r.chars, 3 * 64 * 32);
+        assert!((r.gflops - r.chars_per_s * r.flops_per_char / 1e9).abs() < 1e-9);
+        assert!(gemm_rate_threads::<f64>(32, 1) > 0.0);
+    }
+}

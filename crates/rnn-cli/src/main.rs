@@ -3,6 +3,7 @@
 //! Each subcommand lives in its own module; this file only parses the command line and turns
 //! errors into one line on stderr and exit code 1.
 
+mod bench;
 mod checkpoint;
 mod data;
 mod eval;
@@ -49,6 +50,8 @@ enum Command {
     /// Print the next-character probabilities for a text as JSON (for interop checks).
     #[command(hide = true)]
     Probs(probs::ProbsArgs),
+    /// Measure training throughput (chars/s, GFLOP/s) on a standard configuration.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -76,6 +79,7 @@ fn run() -> anyhow::Result<()> {
         Command::Export(args) => export::run_export(args),
         Command::Import(args) => export::run_import(args),
         Command::Probs(args) => probs::run(args),
+        Command::Bench(args) => bench::run(args),
     }
 }
 

@@ -1,0 +1,114 @@
+//! `charrnn bench`: training throughput on a standard configuration, next to the GEMM rate
+//! of this machine measured with the same kernels.
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use rnn::Dtype;
+use rnn::bench::{BenchConfig, BenchResult, gemm_rate_threads, run_bench};
+
+/// Which standard configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Preset {
+    /// Dinosaur names: V 27, n_a 50, batch 1, 12 characters per step, SGD, f64.
+    A,
+    /// Text: V 65, n_a 512, batch 32, chunks of 64, Adam, clip by norm, f32.
+    B,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// The configuration.
+    #[arg(long, value_enum, default_value = "a")]
+    config: Preset,
+    /// Threads (large matrix products are split over them).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Element type: f32 or f64 (default: the configuration's).
+    #[arg(long)]
+    dtype: Option<Dtype>,
+    /// Timed training steps (default: the configuration's, about 2-3 seconds).
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Size of the square matrices for the GEMM rate.
+    #[arg(long, default_value_t = 1024)]
+    gemm_n: usize,
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.threads == 0 {
+        bail!("invalid threads = 0: expected at least 1");
+    }
+    let mut config = match args.config {
+        Preset::A => BenchConfig::a(),
+        Preset::B => BenchConfig::b(),
+    };
+    config.threads = args.threads;
+    if let Some(dtype) = args.dtype {
+        config.dtype = dtype;
+    }
+    if let Some(steps) = args.steps {
+        if steps == 0 {
+            bail!("invalid steps = 0: expected at least 1");
+        }
+        config.steps = steps;
+        config.warmup = config.warmup.min(steps);
+    }
+    let (result, gemm) = match config.dtype {
+        Dtype::F32 => (
+            run_bench::<f32>(&config),
+            gemm_rate_threads::<f32>(args.gemm_n, config.threads),
+        ),
+        Dtype::F64 => (
+            run_bench::<f64>(&config),
+            gemm_rate_threads::<f64>(args.gemm_n, config.threads),
+        ),
+    };
+    print_result(&config, &result, gemm, args.gemm_n)
+}
+
+fn print_result(
+    config: &BenchConfig,
+    r: &BenchResult,
+    gemm: f64,
+    gemm_n: usize,
+) -> anyhow::Result<()> {
+    let fraction = r.gflops / gemm;
+    println!(
+        "config {} (V {}, n_a {}, batch {}, T {}), {}, {} thread(s), {} steps in {:.2} s",
+        config.name,
+        config.vocab,
+        config.hidden,
+        config.batch,
+        config.seq_len,
+        r.dtype,
+        r.threads,
+        r.steps,
+        r.seconds
+    );
+    println!("  {:.0} chars/s", r.chars_per_s);
+    println!(
+        "  {:.2} GFLOP/s ({:.0} FLOPs per character)",
+        r.gflops, r.flops_per_char
+    );
+    println!(
+        "  {:.0}% of this machine's GEMM rate ({:.1} GFLOP/s, {gemm_n}x{gemm_n}, {} thread(s))",
+        100.0 * fraction,
+        gemm,
+        r.threads
+    );
+    let json = serde_json::json!({
+        "config": r.config,
+        "dtype": r.dtype,
+        "threads": r.threads,
+        "steps": r.steps,
+        "chars": r.chars,
+        "seconds": r.seconds,
+        "chars_per_s": r.chars_per_s,
+        "gflops": r.gflops,
+        "gemm_gflops": gemm,
+        "gemm_n": gemm_n,
+        "gemm_fraction": fraction,
+    });
+    println!("{}", serde_json::to_string(&json).context("format the JSON line")?);
+    Ok(())
+}

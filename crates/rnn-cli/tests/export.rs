@@ -207,6 +207,17 @@ fn files_that_cannot_be_imported_are_named_in_one_line() {
     let mut h = header.clone();
     h["fc.weight"]["dtype"] = serde_json::json!("I64");
     cases.push(("dtype", join(&h, &data), "tensor fc.weight has dtype I64"));
+    // A batch no run could use (the carried state would be n_a x 10^15).
+    let mut h = header.clone();
+    let meta = h["__metadata__"]["rnn"].as_str().unwrap().to_string();
+    let mut info: serde_json::Value = serde_json::from_str(&meta).unwrap();
+    info["config"]["batch"] = serde_json::json!(1_000_000_000_000_000u64);
+    h["__metadata__"]["rnn"] = serde_json::json!(info.to_string());
+    cases.push((
+        "config",
+        join(&h, &data),
+        "invalid batch = 1000000000000000",
+    ));
     // No "rnn" metadata: the vocabulary is unknown.
     let mut h = header.clone();
     h.as_object_mut().unwrap().remove("__metadata__");

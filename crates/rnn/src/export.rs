@@ -76,6 +76,9 @@ pub enum ImportError {
         /// The shape the vocabulary and hidden size require.
         expected: Vec<usize>,
     },
+    /// The training configuration in the metadata is out of range.
+    #[error("invalid training configuration in the \"rnn\" metadata: {0}")]
+    Config(String),
     /// A tensor has an element type this crate cannot use.
     #[error("tensor {name} has dtype {found}, expected F32 or F64 (the same for all tensors)")]
     Dtype {
@@ -193,6 +196,9 @@ pub fn from_safetensors(bytes: &[u8]) -> Result<(Params<f64>, ExportInfo), Impor
         dtype: file_dtype.unwrap_or(info.dtype),
         ..info
     };
+    if let Some(config) = &info.config {
+        check_config(config, n_a)?;
+    }
     let mat = |data: &[f64], rows: usize, cols: usize| {
         let mut a = Array2::zeros((rows, cols));
         for (dst, src) in a.iter_mut().zip(data) {
@@ -215,6 +221,30 @@ pub fn from_safetensors(bytes: &[u8]) -> Result<(Params<f64>, ExportInfo), Impor
         b_y: mat(&values[5], v, 1),
     };
     Ok((params, info))
+}
+
+/// The largest batch an import accepts. [`state_from_import`] allocates the carried hidden
+/// state, (n_a, batch), so a damaged or hostile file must not name a batch without bound
+/// (a batch of 10^15 in the metadata used to abort on allocation).
+pub const MAX_IMPORT_BATCH: usize = 1 << 16;
+
+/// Checks the metadata's configuration as [`state_from_import`] will use it (with the
+/// file's hidden size), so that an import gives a state that trains and checkpoints.
+fn check_config(config: &TrainConfig, n_a: usize) -> Result<(), ImportError> {
+    let config = TrainConfig {
+        hidden: n_a,
+        ..config.clone()
+    };
+    config
+        .validate()
+        .map_err(|e| ImportError::Config(e.to_string()))?;
+    if config.batch > MAX_IMPORT_BATCH {
+        return Err(ImportError::Config(format!(
+            "invalid batch = {}: expected at most {MAX_IMPORT_BATCH}",
+            config.batch
+        )));
+    }
+    Ok(())
 }
 
 /// A fresh training state around imported weights: the metadata's configuration (or the

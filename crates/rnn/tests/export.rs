@@ -215,3 +215,54 @@ fn imported_weights_predict_the_same() {
     let (l2, _) = rnn::rnn_forward(&params, x.view(), y.view(), a0.view());
     assert_eq!(l1, l2);
 }
+
+/// `bytes` with the "rnn" metadata's configuration changed by `f`.
+fn with_config(bytes: &[u8], f: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
+    let mut meta = metadata(bytes).unwrap();
+    let mut info: serde_json::Value = serde_json::from_str(&meta[METADATA_KEY]).unwrap();
+    f(&mut info["config"]);
+    meta.insert(METADATA_KEY.to_string(), info.to_string());
+    let tensors = read_all(bytes);
+    let views: Vec<(String, TensorView<'_>)> = tensors
+        .iter()
+        .map(|(n, s, d)| {
+            (
+                n.clone(),
+                TensorView::new(StDtype::F64, s.clone(), d).unwrap(),
+            )
+        })
+        .collect();
+    safetensors::serialize(views, Some(meta)).unwrap()
+}
+
+#[test]
+fn a_configuration_that_cannot_train_is_refused() {
+    // Regression: a batch of 10^15 made `state_from_import` abort allocating the carried
+    // hidden state (n_a, batch); a batch of 0 imported into a checkpoint that then failed
+    // to load.
+    let state = trained_state(Dtype::F64);
+    let bytes = to_safetensors(&state, Dtype::F64);
+    for (batch, expected) in [
+        (1_000_000_000_000_000u64, "expected at most 65536"),
+        (0, "invalid batch = 0"),
+    ] {
+        let bad = with_config(&bytes, |c| c["batch"] = batch.into());
+        let err = from_safetensors(&bad).unwrap_err();
+        assert!(matches!(err, ImportError::Config(_)), "{err}");
+        assert!(err.to_string().contains(expected), "{err}");
+    }
+    let bad = with_config(&bytes, |c| c["optimizer"]["lr"] = (-1.0).into());
+    assert!(matches!(
+        from_safetensors(&bad),
+        Err(ImportError::Config(_))
+    ));
+    // The largest accepted batch imports into a checkpoint that loads.
+    let ok = with_config(&bytes, |c| {
+        c["batch"] = rnn::export::MAX_IMPORT_BATCH.into()
+    });
+    let (params, info) = from_safetensors(&ok).unwrap();
+    let state = state_from_import(params, &info);
+    let ckpt = rnn::Checkpoint::new(&state, "<test>");
+    let json = serde_json::to_vec(&ckpt).unwrap();
+    rnn::Checkpoint::from_bytes(&json, std::path::Path::new("<test>")).unwrap();
+}

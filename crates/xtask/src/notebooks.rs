@@ -1,7 +1,262 @@
-//! `cargo xtask notebooks`.
+//! `cargo xtask notebooks`: install what is missing, prove that failures are detected, then
+//! execute every notebook headless through the evcxr Jupyter kernel.
+//!
+//! What it installs, each step skipped when already done:
+//! - the kernel, `evcxr_jupyter` (pinned, `cargo install --locked`, built at opt-level 1:
+//!   half the build time, and the notebooks run as fast);
+//! - Jupyter's execution pieces (nbclient, nbformat, jupyter_client, pinned) in a virtual
+//!   environment under `target/nb-venv`;
+//! - the kernelspec, registered under `target/nb-jupyter` (not in the user's home), which
+//!   the runner finds through `JUPYTER_PATH`.
+//!
+//! The notebooks then run one after another (they share evcxr's build directory, see
+//! `notebooks/evcxr.toml`), each in a fresh kernel started in `notebooks/`, by
+//! `crates/xtask/run_notebooks.py`.
 
-use anyhow::{Result, bail};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
 
-pub fn run(_args: &[String]) -> Result<()> {
-    bail!("the notebooks task is being written (issue 5)")
+use anyhow::{Context, Result, bail};
+
+use crate::util::{self, cargo_bin, cargo_install, root};
+
+const EVCXR_VERSION: &str = "0.22.0";
+/// The Python packages of the runner, pinned; nbclient pulls in the rest (pyzmq, tornado, ...).
+const PIP_PACKAGES: [&str; 3] = [
+    "nbclient==0.11.0",
+    "nbformat==5.11.1",
+    "jupyter_client==8.10.0",
+];
+
+const HELP: &str = "\
+usage: cargo xtask notebooks [--check] [--no-selftest] [NOTEBOOK...]
+       cargo xtask notebooks --expect-failure NOTEBOOK...
+
+Installs evcxr_jupyter and a Python venv with nbclient if missing, registers the kernel,
+runs the self-test (the deliberately broken notebooks in crates/xtask/testdata must fail),
+then executes the notebooks (default: every notebooks/*.ipynb) and writes them back in place
+with their outputs. Fails if any cell fails.
+
+options:
+  --check            write the executed notebooks to target/notebooks/ instead of in place
+  --no-selftest      skip the self-test
+  --expect-failure   run only the given notebooks and fail unless each of them fails
+  -h, --help         this text
+
+environment:
+  PYTHON             the Python that creates the venv (default: python3)
+";
+
+/// Parsed command line.
+#[derive(Debug, Default)]
+struct Args {
+    check: bool,
+    selftest: bool,
+    expect_failure: bool,
+    notebooks: Vec<PathBuf>,
+}
+
+fn parse(args: &[String]) -> Result<Option<Args>> {
+    let mut parsed = Args {
+        selftest: true,
+        ..Args::default()
+    };
+    for arg in args {
+        match arg.as_str() {
+            "--check" => parsed.check = true,
+            "--no-selftest" => parsed.selftest = false,
+            "--expect-failure" => parsed.expect_failure = true,
+            "-h" | "--help" => return Ok(None),
+            flag if flag.starts_with('-') => bail!("unknown option {flag:?}\n{HELP}"),
+            path => parsed.notebooks.push(absolute(Path::new(path))?),
+        }
+    }
+    if parsed.expect_failure && parsed.notebooks.is_empty() {
+        bail!("--expect-failure needs the notebooks that should fail\n{HELP}");
+    }
+    Ok(Some(parsed))
+}
+
+pub fn run(args: &[String]) -> Result<()> {
+    let Some(args) = parse(args)? else {
+        print!("{HELP}");
+        return Ok(());
+    };
+    let started = Instant::now();
+    let env = setup()?;
+    if args.expect_failure {
+        env.execute(&args.notebooks, Mode::ExpectFailure)?;
+    } else {
+        if args.selftest {
+            eprintln!("xtask: self-test: each notebook in crates/xtask/testdata must fail");
+            env.execute(
+                &list_notebooks(&root().join("crates/xtask/testdata"))?,
+                Mode::ExpectFailure,
+            )?;
+        }
+        let notebooks = if args.notebooks.is_empty() {
+            list_notebooks(&root().join("notebooks"))?
+        } else {
+            args.notebooks
+        };
+        let mode = if args.check {
+            Mode::Check
+        } else {
+            Mode::InPlace
+        };
+        env.execute(&notebooks, mode)?;
+    }
+    eprintln!(
+        "xtask: notebooks done in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Where executed notebooks go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    InPlace,
+    Check,
+    ExpectFailure,
+}
+
+/// The installed pieces.
+#[derive(Debug)]
+struct Env {
+    python: PathBuf,
+    jupyter_path: PathBuf,
+    runtime_dir: PathBuf,
+}
+
+/// Installs the kernel and the venv when missing and registers the kernelspec.
+fn setup() -> Result<Env> {
+    let target = root().join("target");
+    // The kernel: skipped in 0.1 s when `cargo install --list` shows the version.
+    cargo_install(
+        "evcxr_jupyter",
+        EVCXR_VERSION,
+        &[("CARGO_PROFILE_RELEASE_OPT_LEVEL", "1")],
+    )?;
+    let evcxr = cargo_bin("evcxr_jupyter");
+
+    // The Python side, in a venv of its own.
+    let venv = target.join("nb-venv");
+    let python = venv.join("bin/python");
+    if !python_has_runner_deps(&python) {
+        let base = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_string());
+        util::run(
+            Command::new(&base)
+                .args(["-m", "venv", "--clear"])
+                .arg(&venv),
+        )?;
+        util::run(
+            Command::new(&python)
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                ])
+                .args(PIP_PACKAGES),
+        )?;
+    } else {
+        eprintln!("xtask: {} has {}", venv.display(), PIP_PACKAGES.join(" "));
+    }
+
+    // The kernelspec: `evcxr_jupyter --install` writes $XDG_DATA_HOME/jupyter/kernels/rust
+    // with the binary's absolute path. Keeping it under target/ leaves the user's own
+    // Jupyter alone and works the same in CI; the runner looks there through JUPYTER_PATH.
+    let data_home = target.join("nb-jupyter");
+    util::run(
+        Command::new(&evcxr)
+            .arg("--install")
+            .env("XDG_DATA_HOME", &data_home),
+    )?;
+    let jupyter_path = data_home.join("jupyter");
+    let spec = jupyter_path.join("kernels/rust/kernel.json");
+    if !spec.is_file() {
+        bail!(
+            "evcxr_jupyter --install did not write {} (does it honour XDG_DATA_HOME?)",
+            spec.display()
+        );
+    }
+    Ok(Env {
+        python,
+        runtime_dir: data_home.join("runtime"),
+        jupyter_path,
+    })
+}
+
+fn python_has_runner_deps(python: &Path) -> bool {
+    let check = "import importlib.metadata as m, sys; \
+                 want = dict(a.split('==') for a in sys.argv[1:]); \
+                 sys.exit(any(m.version(k) != v for k, v in want.items()))";
+    python.is_file()
+        && Command::new(python)
+            .args(["-c", check])
+            .args(PIP_PACKAGES)
+            .output()
+            .is_ok_and(|o| o.status.success())
+}
+
+impl Env {
+    /// Runs `notebooks` one after another through `run_notebooks.py`.
+    fn execute(&self, notebooks: &[PathBuf], mode: Mode) -> Result<()> {
+        let root = root();
+        let target = root.join("target");
+        let mut cmd = Command::new(&self.python);
+        cmd.arg(root.join("crates/xtask/run_notebooks.py"))
+            // Every kernel starts in notebooks/: `:dep` paths are relative to it, and it
+            // holds evcxr.toml (panics fail the cell; the shared build directory).
+            .arg("--kernel-cwd")
+            .arg(root.join("notebooks"))
+            .arg("--failed-dir")
+            .arg(target.join("notebooks/failed"));
+        match mode {
+            Mode::InPlace => {}
+            Mode::Check => {
+                cmd.arg("--out-dir").arg(target.join("notebooks"));
+            }
+            Mode::ExpectFailure => {
+                cmd.arg("--expect-failure");
+            }
+        }
+        cmd.args(notebooks)
+            .env("JUPYTER_PATH", &self.jupyter_path)
+            .env("JUPYTER_RUNTIME_DIR", &self.runtime_dir)
+            .env("JUPYTER_PLATFORM_DIRS", "1")
+            .env("PYTHONUNBUFFERED", "1");
+        util::run(&mut cmd).with_context(|| match mode {
+            Mode::ExpectFailure => "a notebook that should fail did not (see above)",
+            _ => "a notebook failed (see above; its executed copy is in target/notebooks/failed)",
+        })
+    }
+}
+
+/// The `.ipynb` files of `dir`, sorted by name.
+fn list_notebooks(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot list {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "ipynb"))
+        .collect();
+    found.sort();
+    if found.is_empty() {
+        bail!("no notebooks in {}", dir.display());
+    }
+    Ok(found)
+}
+
+/// `path` made absolute against the current directory (cargo runs the xtask from wherever
+/// the user is), checked to exist.
+fn absolute(path: &Path) -> Result<PathBuf> {
+    let abs =
+        std::path::absolute(path).with_context(|| format!("cannot resolve {}", path.display()))?;
+    if !abs.is_file() {
+        bail!("no such notebook: {}", path.display());
+    }
+    Ok(abs)
 }

@@ -1,8 +1,5 @@
 //! Small helpers shared by the tasks.
 
-// Used by the book and notebook tasks as they land.
-#![allow(dead_code)]
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -49,4 +46,21 @@ pub fn cargo_install(krate: &str, version: &str, env: &[(&str, &str)]) -> Result
         cmd.env(k, v);
     }
     run(&mut cmd)
+}
+
+/// The path of a binary installed by `cargo install`: in `$CARGO_INSTALL_ROOT/bin`,
+/// `$CARGO_HOME/bin` or `~/.cargo/bin`, whichever has it (CI's PATH need not include them),
+/// or else the bare name, looked up on the PATH.
+pub fn cargo_bin(name: &str) -> PathBuf {
+    let var = |k: &str| std::env::var_os(k).map(PathBuf::from);
+    [
+        var("CARGO_INSTALL_ROOT"),
+        var("CARGO_HOME"),
+        var("HOME").map(|h| h.join(".cargo")),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|dir| dir.join("bin").join(name))
+    .find(|p| p.is_file())
+    .unwrap_or_else(|| PathBuf::from(name))
 }

@@ -76,6 +76,9 @@ pub enum ImportError {
         /// The shape the vocabulary and hidden size require.
         expected: Vec<usize>,
     },
+    /// A tensor holds NaN or an infinity (a checkpoint could not store it).
+    #[error("tensor {0} holds a value that is not finite (NaN or infinity)")]
+    NonFinite(&'static str),
     /// The training configuration in the metadata is out of range.
     #[error("invalid training configuration in the \"rnn\" metadata: {0}")]
     Config(String),
@@ -190,7 +193,11 @@ pub fn from_safetensors(bytes: &[u8]) -> Result<(Params<f64>, ExportInfo), Impor
                 found: format!("{dtype} (mixed with {})", file_dtype.unwrap_or(dtype)),
             });
         }
-        values.push(from_bytes(t.data(), dtype));
+        let data = from_bytes(t.data(), dtype);
+        if !data.iter().all(|v| v.is_finite()) {
+            return Err(ImportError::NonFinite(name));
+        }
+        values.push(data);
     }
     let info = ExportInfo {
         dtype: file_dtype.unwrap_or(info.dtype),
@@ -213,6 +220,15 @@ pub fn from_safetensors(bytes: &[u8]) -> Result<(Params<f64>, ExportInfo), Impor
         .zip(&values[3])
         .map(|(a, b)| a + b)
         .collect();
+    // The sum must be finite in the file's element type too (two large f32 biases can add
+    // up to infinity).
+    let finite = |x: f64| match info.dtype {
+        Dtype::F32 => (x as f32).is_finite(),
+        Dtype::F64 => x.is_finite(),
+    };
+    if !b_a.iter().all(|&x| finite(x)) {
+        return Err(ImportError::NonFinite("rnn.bias_ih_l0 + rnn.bias_hh_l0"));
+    }
     let params = Params {
         w_ax,
         w_aa: mat(&values[1], n_a, n_a),

@@ -266,3 +266,44 @@ fn a_configuration_that_cannot_train_is_refused() {
     let json = serde_json::to_vec(&ckpt).unwrap();
     rnn::Checkpoint::from_bytes(&json, std::path::Path::new("<test>")).unwrap();
 }
+
+#[test]
+fn values_a_checkpoint_cannot_store_are_refused() {
+    // Regression: a NaN weight imported into a checkpoint that then failed to load (JSON
+    // has no NaN), and so would two f32 biases whose sum overflows f32.
+    for dtype in [Dtype::F64, Dtype::F32] {
+        let state = trained_state(dtype);
+        let bytes = to_safetensors(&state, dtype);
+        let tensors = read_all(&bytes);
+        let st_dtype = match dtype {
+            Dtype::F64 => StDtype::F64,
+            Dtype::F32 => StDtype::F32,
+        };
+        let nan = rewrite(&bytes, &tensors, |name, shape, data| {
+            let mut data = data.to_vec();
+            if name == "fc.weight" {
+                let bits: Vec<u8> = match dtype {
+                    Dtype::F64 => f64::NAN.to_le_bytes().to_vec(),
+                    Dtype::F32 => f32::NAN.to_le_bytes().to_vec(),
+                };
+                data[..bits.len()].copy_from_slice(&bits);
+            }
+            (shape.to_vec(), st_dtype, data)
+        });
+        let err = from_safetensors(&nan).unwrap_err();
+        assert!(matches!(err, ImportError::NonFinite("fc.weight")), "{err}");
+    }
+    let state = trained_state(Dtype::F32);
+    let bytes = to_safetensors(&state, Dtype::F32);
+    let tensors = read_all(&bytes);
+    let big = rewrite(&bytes, &tensors, |name, shape, data| {
+        let data = if name.starts_with("rnn.bias") {
+            f32::MAX.to_le_bytes().repeat(shape[0])
+        } else {
+            data.to_vec()
+        };
+        (shape.to_vec(), StDtype::F32, data)
+    });
+    let err = from_safetensors(&big).unwrap_err();
+    assert!(err.to_string().contains("not finite"), "{err}");
+}

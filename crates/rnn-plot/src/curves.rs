@@ -67,6 +67,46 @@ pub fn loss_curve(history: &[HistoryRow], title: &str) -> Result<Plot, PlotError
     Ok(Plot::new(Kind::Loss(data), title, "step", "loss (nats)"))
 }
 
+/// Several training runs on one chart, to compare them (optimizers, learning rates, sizes):
+/// for each `(label, history)` the smoothed training loss (solid) and, when present, the
+/// validation loss (thin line with markers) in the run's own colour. 800x500 pixels; axes
+/// "step" and "loss (nats)". Compare runs whose losses are in the same unit (the same mode
+/// and sequence length).
+///
+/// # Errors
+///
+/// [`PlotError::Empty`] when there are no runs or no finite loss at all.
+pub fn loss_comparison(runs: &[(&str, &[HistoryRow])], title: &str) -> Result<Plot, PlotError> {
+    let x = |r: &HistoryRow| r.step as f64;
+    let data: Vec<RunData> = runs
+        .iter()
+        .map(|(label, history)| RunData {
+            label: (*label).to_string(),
+            smoothed: segments(history.iter().map(|r| (x(r), Some(r.smoothed_loss)))),
+            val: segments(
+                history
+                    .iter()
+                    .filter(|r| r.val_loss.is_some())
+                    .map(|r| (x(r), r.val_loss)),
+            ),
+        })
+        .collect();
+    if data
+        .iter()
+        .all(|r| r.smoothed.is_empty() && r.val.is_empty())
+    {
+        return Err(PlotError::Empty {
+            what: "finite loss values",
+        });
+    }
+    Ok(Plot::new(
+        Kind::LossComparison(data),
+        title,
+        "step",
+        "loss (nats)",
+    ))
+}
+
 /// Gradient norms through time: one line per curve of `||dL/da<t>||` against the time step t,
 /// on a logarithmic y axis (they span orders of magnitude when gradients vanish or explode).
 /// 800x500 pixels; axes "time step t" and `"||dL/da<t>||"`.
@@ -115,6 +155,14 @@ pub(crate) struct LossData {
     val: Segments,
 }
 
+/// One run of a [`loss_comparison`] chart.
+#[derive(Clone, Debug)]
+pub(crate) struct RunData {
+    label: String,
+    smoothed: Segments,
+    val: Segments,
+}
+
 /// Gradient curves as (label, segments of (t, log10 norm)).
 #[derive(Clone, Debug)]
 pub(crate) struct GradientData {
@@ -155,6 +203,42 @@ where
     push("smoothed", series_color(0), 3, 1.0, false, &data.smoothed);
     let few_val = data.val.iter().map(Vec::len).sum::<usize>() <= 100;
     push("validation", series_color(1), 2, 1.0, few_val, &data.val);
+    draw_lines(plot, root, &lines, Axis::Linear, false)
+}
+
+pub(crate) fn draw_comparison<DB>(
+    plot: &Plot,
+    runs: &[RunData],
+    root: &DrawingArea<DB, Shift>,
+) -> Result<(), PlotError>
+where
+    DB: DrawingBackend,
+    DB::ErrorType: 'static,
+{
+    let mut lines = Vec::new();
+    for (i, run) in runs.iter().enumerate() {
+        if !run.smoothed.is_empty() {
+            lines.push(Line {
+                label: format!("{} (smoothed)", run.label),
+                color: series_color(i),
+                stroke: 3,
+                alpha: 1.0,
+                markers: false,
+                segments: run.smoothed.clone(),
+            });
+        }
+        if !run.val.is_empty() {
+            let few = run.val.iter().map(Vec::len).sum::<usize>() <= 100;
+            lines.push(Line {
+                label: format!("{} (validation)", run.label),
+                color: series_color(i),
+                stroke: 1,
+                alpha: 0.8,
+                markers: few,
+                segments: run.val.clone(),
+            });
+        }
+    }
     draw_lines(plot, root, &lines, Axis::Linear, false)
 }
 

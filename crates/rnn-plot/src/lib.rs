@@ -73,7 +73,7 @@ mod history;
 mod plot;
 
 pub use colormap::{HeatScale, NAN_COLOR, PALETTE, series_color};
-pub use curves::{CURVE_SIZE, GradientCurve, gradient_norms, loss_curve};
+pub use curves::{CURVE_SIZE, GradientCurve, gradient_norms, loss_comparison, loss_curve};
 pub use error::PlotError;
 pub use format::Format;
 pub use heatmap::{char_label, char_labels, heatmap};

@@ -6,7 +6,7 @@ use std::path::Path;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::curves::{GradientData, LossData};
+use crate::curves::{GradientData, LossData, RunData};
 use crate::error::draw_err;
 use crate::font::ensure_font;
 use crate::heatmap::HeatmapData;
@@ -34,6 +34,7 @@ pub struct Plot {
 #[derive(Clone, Debug)]
 pub(crate) enum Kind {
     Loss(LossData),
+    LossComparison(Vec<RunData>),
     Gradients(GradientData),
     Heatmap(HeatmapData),
 }
@@ -53,7 +54,7 @@ impl Plot {
     /// the size that fits the content for heatmaps.
     pub fn size(&self) -> (u32, u32) {
         self.size.unwrap_or_else(|| match &self.kind {
-            Kind::Loss(_) | Kind::Gradients(_) => crate::CURVE_SIZE,
+            Kind::Loss(_) | Kind::LossComparison(_) | Kind::Gradients(_) => crate::CURVE_SIZE,
             Kind::Heatmap(data) => crate::heatmap::natural_size(data, self),
         })
     }
@@ -127,6 +128,7 @@ impl Plot {
         root.fill(&WHITE).map_err(draw_err)?;
         match &self.kind {
             Kind::Loss(data) => crate::curves::draw_loss(self, data, root),
+            Kind::LossComparison(runs) => crate::curves::draw_comparison(self, runs, root),
             Kind::Gradients(data) => crate::curves::draw_gradients(self, data, root),
             Kind::Heatmap(data) => crate::heatmap::draw_heatmap(self, data, root),
         }

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use ndarray::Array2;
 use rnn_plot::{
     CURVE_SIZE, Format, GradientCurve, HeatScale, HistoryRow, Plot, PlotError, char_labels,
-    gradient_norms, heatmap, loss_curve,
+    gradient_norms, heatmap, loss_comparison, loss_curve,
 };
 
 fn history() -> Vec<HistoryRow> {
@@ -122,6 +122,42 @@ fn loss_curve_renders() {
         ],
         "loss",
     );
+}
+
+#[test]
+fn loss_comparison_renders_every_run() {
+    let a = history();
+    let b: Vec<HistoryRow> = a
+        .iter()
+        .map(|r| HistoryRow {
+            smoothed_loss: r.smoothed_loss * 0.8,
+            val_loss: None,
+            ..r.clone()
+        })
+        .collect();
+    let plot = loss_comparison(&[("sgd", &a), ("adam", &b)], "Optimizers").unwrap();
+    check_png(&plot.to_png_bytes().unwrap(), CURVE_SIZE, "comparison");
+    let svg = plot.to_svg_string().unwrap();
+    check_svg(
+        &svg,
+        &[
+            "Optimizers",
+            "step",
+            "loss (nats)",
+            "sgd (smoothed)",
+            "sgd (validation)",
+            "adam (smoothed)",
+        ],
+        "comparison",
+    );
+    assert!(
+        !svg.contains("adam (validation)"),
+        "a legend entry for a missing series"
+    );
+    assert!(matches!(
+        loss_comparison(&[], "none"),
+        Err(PlotError::Empty { .. })
+    ));
 }
 
 #[test]

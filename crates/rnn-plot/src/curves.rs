@@ -68,8 +68,10 @@ pub fn loss_curve(history: &[HistoryRow], title: &str) -> Result<Plot, PlotError
 }
 
 /// Several training runs on one chart, to compare them (optimizers, learning rates, sizes):
-/// for each `(label, history)` the smoothed training loss (solid) and, when present, the
-/// validation loss (thin line with markers) in the run's own colour. 800x500 pixels; axes
+/// for each `(label, history)` the training loss of each history row (solid; each row is
+/// already a mean over its logging interval) and, when present, the validation loss (thin
+/// line with markers) in the run's own colour. The exponentially smoothed loss is left
+/// out: with its 0.999 decay it hardly moves in a short run. 800x500 pixels; axes
 /// "step" and "loss (nats)". Compare runs whose losses are in the same unit (the same mode
 /// and sequence length).
 ///
@@ -82,7 +84,7 @@ pub fn loss_comparison(runs: &[(&str, &[HistoryRow])], title: &str) -> Result<Pl
         .iter()
         .map(|(label, history)| RunData {
             label: (*label).to_string(),
-            smoothed: segments(history.iter().map(|r| (x(r), Some(r.smoothed_loss)))),
+            train: segments(history.iter().map(|r| (x(r), Some(r.loss)))),
             val: segments(
                 history
                     .iter()
@@ -93,7 +95,7 @@ pub fn loss_comparison(runs: &[(&str, &[HistoryRow])], title: &str) -> Result<Pl
         .collect();
     if data
         .iter()
-        .all(|r| r.smoothed.is_empty() && r.val.is_empty())
+        .all(|r| r.train.is_empty() && r.val.is_empty())
     {
         return Err(PlotError::Empty {
             what: "finite loss values",
@@ -159,7 +161,7 @@ pub(crate) struct LossData {
 #[derive(Clone, Debug)]
 pub(crate) struct RunData {
     label: String,
-    smoothed: Segments,
+    train: Segments,
     val: Segments,
 }
 
@@ -217,14 +219,14 @@ where
 {
     let mut lines = Vec::new();
     for (i, run) in runs.iter().enumerate() {
-        if !run.smoothed.is_empty() {
+        if !run.train.is_empty() {
             lines.push(Line {
-                label: format!("{} (smoothed)", run.label),
+                label: format!("{} (training)", run.label),
                 color: series_color(i),
-                stroke: 3,
+                stroke: 2,
                 alpha: 1.0,
                 markers: false,
-                segments: run.smoothed.clone(),
+                segments: run.train.clone(),
             });
         }
         if !run.val.is_empty() {
@@ -233,7 +235,7 @@ where
                 label: format!("{} (validation)", run.label),
                 color: series_color(i),
                 stroke: 1,
-                alpha: 0.8,
+                alpha: 0.9,
                 markers: few,
                 segments: run.val.clone(),
             });

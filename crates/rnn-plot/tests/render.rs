@@ -130,7 +130,7 @@ fn loss_comparison_renders_every_run() {
     let b: Vec<HistoryRow> = a
         .iter()
         .map(|r| HistoryRow {
-            smoothed_loss: r.smoothed_loss * 0.8,
+            loss: r.loss * 0.8,
             val_loss: None,
             ..r.clone()
         })
@@ -144,9 +144,9 @@ fn loss_comparison_renders_every_run() {
             "Optimizers",
             "step",
             "loss (nats)",
-            "sgd (smoothed)",
+            "sgd (training)",
             "sgd (validation)",
-            "adam (smoothed)",
+            "adam (training)",
         ],
         "comparison",
     );

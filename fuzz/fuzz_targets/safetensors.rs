@@ -1,0 +1,25 @@
+//! Any bytes as a safetensors import: weights or a typed error, never a panic; whatever
+//! imports must make a checkpoint that loads again (as `charrnn import` writes one).
+#![no_main]
+
+use std::path::Path;
+
+use libfuzzer_sys::fuzz_target;
+use rnn::{Checkpoint, Dtype};
+use rnn::export::{from_safetensors, state_from_import};
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok((params, info)) = from_safetensors(data) {
+        let v = info.vocab.len();
+        assert!(params.check_shapes(v, v).is_ok());
+        let state = state_from_import(params, &info);
+        let ckpt = match info.dtype {
+            Dtype::F32 => Checkpoint::new(&state.cast::<f32>(), "<fuzz>"),
+            Dtype::F64 => Checkpoint::new(&state, "<fuzz>"),
+        };
+        let json = serde_json::to_vec(&ckpt).expect("a checkpoint serializes");
+        if let Err(e) = Checkpoint::from_bytes(&json, Path::new("<fuzz>")) {
+            panic!("an import made a checkpoint that does not load: {e}");
+        }
+    }
+});

@@ -17,7 +17,9 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let vocab = corpus.vocab();
-    let ids = vocab.encode(corpus.text()).expect("a corpus encodes with its own vocabulary");
+    let ids = vocab
+        .encode(corpus.text())
+        .expect("a corpus encodes with its own vocabulary");
     assert_eq!(vocab.decode(&ids).expect("ids decode"), corpus.text());
     if let Ok(examples) = corpus.line_examples(&vocab) {
         let batch = Batch::from_examples(&examples[..examples.len().min(8)]);

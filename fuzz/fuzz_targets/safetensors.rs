@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use rnn::{Checkpoint, Dtype};
 use rnn::export::{from_safetensors, state_from_import};
+use rnn::{Checkpoint, Dtype};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok((params, info)) = from_safetensors(data) {

@@ -109,6 +109,9 @@ fn print_result(
         "gemm_n": gemm_n,
         "gemm_fraction": fraction,
     });
-    println!("{}", serde_json::to_string(&json).context("format the JSON line")?);
+    println!(
+        "{}",
+        serde_json::to_string(&json).context("format the JSON line")?
+    );
     Ok(())
 }

@@ -93,10 +93,7 @@ pub fn loss_comparison(runs: &[(&str, &[HistoryRow])], title: &str) -> Result<Pl
             ),
         })
         .collect();
-    if data
-        .iter()
-        .all(|r| r.train.is_empty() && r.val.is_empty())
-    {
+    if data.iter().all(|r| r.train.is_empty() && r.val.is_empty()) {
         return Err(PlotError::Empty {
             what: "finite loss values",
         });

@@ -134,6 +134,9 @@ impl Checkpoint {
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
         }
+        if result.is_ok() {
+            remove_stale_temporaries(dir, &name);
+        }
         result
     }
     // ANCHOR_END: atomic_save
@@ -219,6 +222,23 @@ impl Checkpoint {
             .validate()
             .map_err(|e| bad(format!("configuration: {e}")))?;
         Ok(())
+    }
+}
+
+/// Removes temporary files that earlier saves of the same checkpoint left behind when their
+/// process was killed between creating and renaming them (best effort; they are never read).
+fn remove_stale_temporaries(dir: &Path, name: &str) {
+    let prefix = format!(".{name}.tmp-");
+    let ours = format!("{prefix}{}", std::process::id());
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let file_name = file_name.to_string_lossy();
+        if file_name.starts_with(&prefix) && file_name != ours {
+            let _ = fs::remove_file(entry.path());
+        }
     }
 }
 

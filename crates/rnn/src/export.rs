@@ -239,10 +239,11 @@ pub fn from_safetensors(bytes: &[u8]) -> Result<(Params<f64>, ExportInfo), Impor
     Ok((params, info))
 }
 
-/// The largest batch an import accepts. [`state_from_import`] allocates the carried hidden
-/// state, (n_a, batch), so a damaged or hostile file must not name a batch without bound
-/// (a batch of 10^15 in the metadata used to abort on allocation).
-pub const MAX_IMPORT_BATCH: usize = 1 << 16;
+/// The largest batch an import accepts ([`crate::MAX_BATCH`], as for training).
+/// [`state_from_import`] allocates the carried hidden state, (n_a, batch), so a damaged or
+/// hostile file must not name a batch without bound (a batch of 10^15 in the metadata used
+/// to abort on allocation).
+pub const MAX_IMPORT_BATCH: usize = crate::MAX_BATCH;
 
 /// Checks the metadata's configuration as [`state_from_import`] will use it (with the
 /// file's hidden size), so that an import gives a state that trains and checkpoints.
@@ -253,14 +254,7 @@ fn check_config(config: &TrainConfig, n_a: usize) -> Result<(), ImportError> {
     };
     config
         .validate()
-        .map_err(|e| ImportError::Config(e.to_string()))?;
-    if config.batch > MAX_IMPORT_BATCH {
-        return Err(ImportError::Config(format!(
-            "invalid batch = {}: expected at most {MAX_IMPORT_BATCH}",
-            config.batch
-        )));
-    }
-    Ok(())
+        .map_err(|e| ImportError::Config(e.to_string()))
 }
 
 /// A fresh training state around imported weights: the metadata's configuration (or the

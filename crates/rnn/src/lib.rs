@@ -86,6 +86,7 @@ pub use params::{Grads, INIT_STD, PARAM_NAMES, Params, ShapeError};
 pub use rnn_data::TokenId;
 pub use sample::{Sample, SampleConfig, sample};
 pub use train::{
-    ConfigError, Dtype, Evaluation, Event, HistoryRow, TrainConfig, TrainError, TrainState,
-    Trainer, evaluate_lines, evaluate_stream, initial_smoothed_loss,
+    ConfigError, Dtype, Evaluation, Event, HistoryRow, MAX_BATCH, MAX_HIDDEN, MAX_SEQ_LEN,
+    TrainConfig, TrainError, TrainState, Trainer, evaluate_lines, evaluate_stream,
+    initial_smoothed_loss,
 };

@@ -159,18 +159,18 @@ impl TrainConfig {
                 expected,
             })
         };
-        if self.hidden == 0 {
-            return bad("hidden", self.hidden.to_string(), "at least 1");
+        if !(1..=MAX_HIDDEN).contains(&self.hidden) {
+            return bad("hidden", self.hidden.to_string(), "between 1 and 8192");
         }
         let lr = self.optimizer.lr();
         if !(lr.is_finite() && lr > 0.0) {
             return bad("lr", lr.to_string(), "a finite number > 0");
         }
-        if self.batch == 0 {
-            return bad("batch", self.batch.to_string(), "at least 1");
+        if !(1..=MAX_BATCH).contains(&self.batch) {
+            return bad("batch", self.batch.to_string(), "between 1 and 65536");
         }
-        if self.mode == CorpusMode::Stream && self.seq_len == 0 {
-            return bad("seq_len", self.seq_len.to_string(), "at least 1");
+        if self.mode == CorpusMode::Stream && !(1..=MAX_SEQ_LEN).contains(&self.seq_len) {
+            return bad("seq_len", self.seq_len.to_string(), "between 1 and 65536");
         }
         match self.clip {
             Clip::Value(c) | Clip::Norm(c) if !(c.is_finite() && c > 0.0) => {
@@ -191,6 +191,16 @@ impl TrainConfig {
         Ok(())
     }
 }
+
+/// The largest hidden size a configuration accepts: W_aa alone is n_a² numbers, so a typo
+/// such as `--hidden 1000000` must be an error, not an attempt to allocate 8 TB.
+pub const MAX_HIDDEN: usize = 8192;
+
+/// The largest batch (examples or streams per update) a configuration accepts.
+pub const MAX_BATCH: usize = 1 << 16;
+
+/// The longest chunk for truncated BPTT a configuration accepts.
+pub const MAX_SEQ_LEN: usize = 1 << 16;
 
 /// A configuration value out of range.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

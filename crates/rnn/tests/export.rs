@@ -243,7 +243,7 @@ fn a_configuration_that_cannot_train_is_refused() {
     let state = trained_state(Dtype::F64);
     let bytes = to_safetensors(&state, Dtype::F64);
     for (batch, expected) in [
-        (1_000_000_000_000_000u64, "expected at most 65536"),
+        (1_000_000_000_000_000u64, "between 1 and 65536"),
         (0, "invalid batch = 0"),
     ] {
         let bad = with_config(&bytes, |c| c["batch"] = batch.into());

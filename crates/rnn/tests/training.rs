@@ -224,6 +224,21 @@ fn bad_config_values_are_named() {
             },
             "batch",
         ),
+        // Values that would abort on allocation rather than fail cleanly.
+        (
+            TrainConfig {
+                hidden: 1 << 20,
+                ..TrainConfig::dinosaurs()
+            },
+            "hidden",
+        ),
+        (
+            TrainConfig {
+                batch: 1 << 40,
+                ..TrainConfig::dinosaurs()
+            },
+            "batch",
+        ),
         (
             TrainConfig {
                 optimizer: OptimizerConfig::sgd(0.0),
@@ -270,6 +285,21 @@ fn failed_save_keeps_the_previous_checkpoint() {
     let err = newer.save(&path).unwrap_err();
     assert!(matches!(err, CheckpointError::Io { .. }), "{err}");
     assert_eq!(Checkpoint::load(&path).unwrap(), old);
+}
+
+/// Temporary files left by saves that were killed before their rename are removed by the
+/// next successful save.
+#[test]
+fn a_successful_save_removes_stale_temporaries() {
+    let dir = tempfile::tempdir().unwrap();
+    let stale = dir.path().join(".checkpoint.json.tmp-999999999");
+    std::fs::write(&stale, b"half a checkpoint").unwrap();
+    let other = dir.path().join(".other.json.tmp-999999999");
+    std::fs::write(&other, b"not ours").unwrap();
+    let (path, ckpt) = saved_checkpoint(dir.path());
+    assert!(!stale.exists());
+    assert!(other.exists());
+    assert_eq!(Checkpoint::load(&path).unwrap(), ckpt);
 }
 
 #[test]

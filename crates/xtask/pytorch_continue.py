@@ -23,6 +23,7 @@ parser.add_argument("--steps", type=int, default=2000)
 parser.add_argument("--out", default=None)
 args = parser.parse_args()
 
+# ANCHOR: load
 # The weights carry PyTorch's names; the "rnn" metadata entry holds the vocabulary and the
 # training configuration.
 with safe_open(args.model, framework="pt") as f:
@@ -34,6 +35,7 @@ dtype = weights["fc.weight"].dtype  # float32 or float64, as trained
 
 model = nn.ModuleDict({"rnn": nn.RNN(V, n_a), "fc": nn.Linear(n_a, V)}).to(dtype)
 model.load_state_dict(weights)  # strict: exactly these six tensors
+# ANCHOR_END: load
 
 text = open(args.text, encoding="utf-8").read()
 if config["lowercase"]:
@@ -61,6 +63,7 @@ def example():
     return ids[:-1], ids[1:]
 
 
+# ANCHOR: train
 opt = config["optimizer"]
 optimizer = {"sgd": torch.optim.SGD, "adagrad": torch.optim.Adagrad, "adam": torch.optim.Adam}[
     opt["kind"]
@@ -80,10 +83,13 @@ for step in range(1, args.steps + 1):
     optimizer.step()
     if step % 200 == 0:
         print(f"step {info['step'] + step}: loss {loss.item() / len(y):.4f}/char")
+# ANCHOR_END: train
 
+# ANCHOR: save
 # Back to safetensors with the same names; charrnn import sums the two biases into b_a.
 out = args.out or args.model.replace(".safetensors", "-torch.safetensors")
 info["step"] += args.steps
 tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
 save_file(tensors, out, metadata={"rnn": json.dumps(info)})
+# ANCHOR_END: save
 print(f"wrote {out}")

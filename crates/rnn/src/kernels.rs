@@ -180,6 +180,7 @@ struct Operand<'a, F> {
     cs: usize,
 }
 
+// ANCHOR: dispatch
 /// `out = w · a` with w (n, k) column-major (column stride `ldw`), out (n, m) column-major
 /// (column stride `ldo`), choosing the kernel for the CPU.
 #[allow(clippy::too_many_arguments)]
@@ -225,6 +226,7 @@ fn gemm_cm<F: Float>(
         gemm_blocked::<F, false, 4, 4, 8>(n, k, m, w, ldw, a, out, ldo)
     }
 }
+// ANCHOR_END: dispatch
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
@@ -329,6 +331,7 @@ fn madd<F: Float, const FMA: bool>(w: F, b: F, acc: F) -> F {
     if FMA { w.mul_add(b, acc) } else { w * b + acc }
 }
 
+// ANCHOR: tile
 /// out[i..i+MR, j..j+NB] = w[i..i+MR, :] · a[:, j..j+NB].
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
@@ -360,6 +363,7 @@ fn tile<F: Float, const FMA: bool, const MR: usize, const NB: usize>(
         out[(j + jj) * ldo + i..(j + jj) * ldo + i + MR].copy_from_slice(acc_j);
     }
 }
+// ANCHOR_END: tile
 
 /// Rows i.. of n (fewer than a tile), for columns j..j+NB.
 #[inline(always)]

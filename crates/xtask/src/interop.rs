@@ -157,40 +157,5 @@ fn same_after_import(charrnn: &Path, work: &Path, name: &str, model: &Path) -> R
 
 /// The venv's Python, with the pinned packages installed (only when missing).
 fn venv(target: &Path) -> Result<PathBuf> {
-    let venv = target.join("interop-venv");
-    let python = venv.join("bin/python");
-    if has_packages(&python) {
-        eprintln!("xtask: {} has {}", venv.display(), PIP_PACKAGES.join(" "));
-        return Ok(python);
-    }
-    let base = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_string());
-    util::run(
-        Command::new(&base)
-            .args(["-m", "venv", "--clear"])
-            .arg(&venv),
-    )?;
-    util::run(
-        Command::new(&python)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-            ])
-            .args(PIP_PACKAGES),
-    )?;
-    Ok(python)
-}
-
-fn has_packages(python: &Path) -> bool {
-    let check = "import importlib.metadata as m, sys; \
-                 want = dict(a.split('==') for a in sys.argv[1:]); \
-                 sys.exit(any(m.version(k) != v for k, v in want.items()))";
-    python.is_file()
-        && Command::new(python)
-            .args(["-c", check])
-            .args(PIP_PACKAGES)
-            .output()
-            .is_ok_and(|o| o.status.success())
+    util::python_venv(&target.join("interop-venv"), PIP_PACKAGES)
 }

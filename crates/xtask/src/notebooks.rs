@@ -142,29 +142,7 @@ fn setup() -> Result<Env> {
     let evcxr = cargo_bin("evcxr_jupyter");
 
     // The Python side, in a venv of its own.
-    let venv = target.join("nb-venv");
-    let python = venv.join("bin/python");
-    if !python_has_runner_deps(&python) {
-        let base = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_string());
-        util::run(
-            Command::new(&base)
-                .args(["-m", "venv", "--clear"])
-                .arg(&venv),
-        )?;
-        util::run(
-            Command::new(&python)
-                .args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "--quiet",
-                    "--disable-pip-version-check",
-                ])
-                .args(PIP_PACKAGES),
-        )?;
-    } else {
-        eprintln!("xtask: {} has {}", venv.display(), PIP_PACKAGES.join(" "));
-    }
+    let python = util::python_venv(&target.join("nb-venv"), &PIP_PACKAGES)?;
 
     // The kernelspec: `evcxr_jupyter --install` writes $XDG_DATA_HOME/jupyter/kernels/rust
     // with the binary's absolute path. Keeping it under target/ leaves the user's own
@@ -188,18 +166,6 @@ fn setup() -> Result<Env> {
         runtime_dir: data_home.join("runtime"),
         jupyter_path,
     })
-}
-
-fn python_has_runner_deps(python: &Path) -> bool {
-    let check = "import importlib.metadata as m, sys; \
-                 want = dict(a.split('==') for a in sys.argv[1:]); \
-                 sys.exit(any(m.version(k) != v for k, v in want.items()))";
-    python.is_file()
-        && Command::new(python)
-            .args(["-c", check])
-            .args(PIP_PACKAGES)
-            .output()
-            .is_ok_and(|o| o.status.success())
 }
 
 impl Env {

@@ -64,3 +64,41 @@ pub fn cargo_bin(name: &str) -> PathBuf {
     .find(|p| p.is_file())
     .unwrap_or_else(|| PathBuf::from(name))
 }
+
+/// The Python of a virtual environment at `venv` holding exactly the pinned `packages`
+/// (`name==version`), created and filled with pip only when they are missing. `PYTHON`
+/// chooses the interpreter that creates it (default `python3`).
+pub fn python_venv(venv: &Path, packages: &[&str]) -> Result<PathBuf> {
+    let python = venv.join("bin/python");
+    if has_packages(&python, packages) {
+        eprintln!("xtask: {} has {}", venv.display(), packages.join(" "));
+        return Ok(python);
+    }
+    let base = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_string());
+    run(Command::new(&base)
+        .args(["-m", "venv", "--clear"])
+        .arg(venv))?;
+    run(Command::new(&python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
+        .args(packages))?;
+    Ok(python)
+}
+
+/// Whether `python` exists and has every pinned package at its version.
+fn has_packages(python: &Path, packages: &[&str]) -> bool {
+    let check = "import importlib.metadata as m, sys; \
+                 want = dict(a.split('==') for a in sys.argv[1:]); \
+                 sys.exit(any(m.version(k) != v for k, v in want.items()))";
+    python.is_file()
+        && Command::new(python)
+            .args(["-c", check])
+            .args(packages)
+            .output()
+            .is_ok_and(|o| o.status.success())
+}

@@ -5,7 +5,7 @@
 //! Both write atomically (a temporary file in the same directory, flushed, then renamed), so
 //! an interrupted command leaves the old file or the new one, never half of one.
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -119,35 +119,14 @@ fn checkpoint_target(out: &Path) -> Result<PathBuf> {
     Ok(target)
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file next to it, flushed to disk, then
-/// renamed over `path`. The temporary file is removed on failure.
+/// Writes `bytes` to `path` atomically (`rnn::write_atomically`: a temporary file next to
+/// it, flushed to disk, then renamed over `path`).
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     if path.is_dir() {
         bail!("--out {}: is a directory", path.display());
     }
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| -> std::io::Result<()> {
-        let mut file = File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)?;
-        // Make the rename durable (best effort).
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.with_context(|| format!("cannot write {}", path.display()))
+    rnn::write_atomically(path, |w| w.write_all(bytes))
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 #[cfg(test)]

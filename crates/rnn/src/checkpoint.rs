@@ -96,50 +96,18 @@ impl Checkpoint {
         self.state.cast()
     }
 
-    // ANCHOR: atomic_save
-    /// Writes the checkpoint to `path` atomically: to a temporary file in the same
-    /// directory, flushed to disk, then renamed over `path`. A crash or a full disk at any
-    /// moment leaves either the old file or the new one, never a mix.
+    /// Writes the checkpoint to `path` atomically (see [`write_atomically`]): a crash or a
+    /// full disk at any moment leaves either the old file or the new one, never a mix.
     pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
-        let io = |action, source| CheckpointError::Io {
+        write_atomically(path, |w| {
+            serde_json::to_writer(w, self).map_err(std::io::Error::from)
+        })
+        .map_err(|e| CheckpointError::Io {
             path: path.to_path_buf(),
-            action,
-            source,
-        };
-        let dir = path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let name = path
-            .file_name()
-            .map_or_else(|| "checkpoint".into(), |n| n.to_string_lossy().into_owned());
-        let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-        let result = (|| {
-            let file = File::create(&tmp).map_err(|e| io("cannot create temporary file", e))?;
-            let mut w = BufWriter::new(file);
-            serde_json::to_writer(&mut w, self).map_err(|e| io("cannot write", e.into()))?;
-            w.flush().map_err(|e| io("cannot write", e))?;
-            let file = w
-                .into_inner()
-                .map_err(|e| io("cannot write", e.into_error()))?;
-            file.sync_all().map_err(|e| io("cannot flush to disk", e))?;
-            fs::rename(&tmp, path).map_err(|e| io("cannot replace", e))?;
-            // Make the rename itself durable (best effort: not every platform allows
-            // opening a directory).
-            if let Ok(d) = File::open(dir) {
-                let _ = d.sync_all();
-            }
-            Ok(())
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        if result.is_ok() {
-            remove_stale_temporaries(dir, &name);
-        }
-        result
+            action: e.action,
+            source: e.source,
+        })
     }
-    // ANCHOR_END: atomic_save
 
     /// Reads and validates a checkpoint.
     pub fn load(path: &Path) -> Result<Self, CheckpointError> {
@@ -224,6 +192,62 @@ impl Checkpoint {
         Ok(())
     }
 }
+
+/// An atomic write that failed: what it was doing, and the operating system's error.
+#[derive(Debug, thiserror::Error)]
+#[error("{action}: {source}")]
+pub struct AtomicWriteError {
+    /// What was being done ("cannot write", "cannot replace", ...).
+    pub action: &'static str,
+    /// The operating system's error.
+    pub source: std::io::Error,
+}
+
+// ANCHOR: atomic_save
+/// Writes a file atomically: `write` fills a temporary file in the same directory, which
+/// is flushed to disk and then renamed over `path`. A rename within one file system is
+/// atomic, so a crash, a kill or a full disk at any moment leaves either the old file or
+/// the new one, never a mix. On failure the temporary file is removed; after a success, so
+/// are temporaries that killed writers of the same file left behind.
+pub fn write_atomically(
+    path: &Path,
+    write: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
+) -> Result<(), AtomicWriteError> {
+    let fail = |action| move |source| AtomicWriteError { action, source };
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let file = File::create(&tmp).map_err(fail("cannot create temporary file"))?;
+        let mut w = BufWriter::new(file);
+        write(&mut w).map_err(fail("cannot write"))?;
+        w.flush().map_err(fail("cannot write"))?;
+        let file = w
+            .into_inner()
+            .map_err(|e| fail("cannot write")(e.into_error()))?;
+        file.sync_all().map_err(fail("cannot flush to disk"))?;
+        fs::rename(&tmp, path).map_err(fail("cannot replace"))?;
+        // Make the rename itself durable (best effort: not every platform allows
+        // opening a directory).
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => remove_stale_temporaries(dir, &name),
+        Err(_) => {
+            let _ = fs::remove_file(&tmp);
+        }
+    }
+    result
+}
+// ANCHOR_END: atomic_save
 
 /// Removes temporary files that earlier saves of the same checkpoint left behind when their
 /// process was killed between creating and renaming them (best effort; they are never read).

@@ -71,7 +71,9 @@ mod sample;
 mod train;
 
 pub use backward::{Bptt, rnn_backward, rnn_backward_into, rnn_step_backward};
-pub use checkpoint::{Checkpoint, CheckpointError, FORMAT_VERSION};
+pub use checkpoint::{
+    AtomicWriteError, Checkpoint, CheckpointError, FORMAT_VERSION, write_atomically,
+};
 pub use clip::{Clip, clip_norm, clip_value};
 pub use float::Float;
 pub use forward::{

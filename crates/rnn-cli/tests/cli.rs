@@ -9,15 +9,11 @@ use assert_cmd::Command;
 use predicates::prelude::*;
 use tempfile::TempDir;
 
+mod common;
+use common::charrnn;
+
 const HISTORY_HEADER: &str = "step,loss,smoothed_loss,val_loss,grad_norm,chars_per_s";
 const PNG_MAGIC: &[u8] = b"\x89PNG\r\n\x1a\n";
-
-/// `charrnn` run in `dir`.
-fn charrnn(dir: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("charrnn").unwrap();
-    cmd.current_dir(dir);
-    cmd
-}
 
 /// A small training run on the bundled names into `dir/name`; returns the run directory.
 fn train_small(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
@@ -61,12 +57,7 @@ fn listing(dir: &Path) -> Vec<PathBuf> {
 /// with "error:", no panic, and nothing created or left behind in `dir`. Returns stderr.
 fn fails_cleanly(dir: &Path, args: &[&str]) -> String {
     let before = listing(dir);
-    let output = charrnn(dir).args(args).output().unwrap();
-    let stderr = String::from_utf8(output.stderr).unwrap();
-    assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
-    assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
-    assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    let stderr = common::fails_cleanly(dir, args);
     assert_eq!(listing(dir), before, "{args:?} left files behind");
     stderr
 }

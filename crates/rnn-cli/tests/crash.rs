@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command as StdCommand, Stdio};
 use std::time::{Duration, Instant};
 
-use assert_cmd::Command;
 use assert_cmd::cargo::cargo_bin;
 use predicates::prelude::*;
 use rand::{Rng, SeedableRng};
@@ -15,23 +14,8 @@ use rand_chacha::ChaCha8Rng;
 use rnn::Checkpoint;
 use tempfile::TempDir;
 
-fn charrnn(dir: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("charrnn").unwrap();
-    cmd.current_dir(dir);
-    cmd
-}
-
-/// Runs `args` and checks a clean failure: exit code 1, one line on stderr starting with
-/// "error:", no panic. Returns stderr.
-fn fails_cleanly(dir: &Path, args: &[&str]) -> String {
-    let output = charrnn(dir).args(args).output().unwrap();
-    let stderr = String::from_utf8(output.stderr).unwrap();
-    assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
-    assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
-    assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
-    stderr
-}
+mod common;
+use common::{charrnn, fails_cleanly};
 
 /// The step of the checkpoint in `run`, which must load.
 fn saved_step(run: &Path) -> u64 {

@@ -8,11 +8,8 @@ use assert_cmd::Command;
 use predicates::prelude::*;
 use tempfile::TempDir;
 
-fn charrnn(dir: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("charrnn").unwrap();
-    cmd.current_dir(dir);
-    cmd
-}
+mod common;
+use common::{charrnn, fails_cleanly};
 
 /// A small run on the bundled names into `dir/name`.
 fn train_small(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
@@ -36,18 +33,6 @@ fn export(dir: &Path, checkpoint: &Path, out: &str) -> Vec<u8> {
         .success()
         .stdout(predicate::str::contains(format!("wrote {out}")));
     fs::read(dir.join(out)).unwrap()
-}
-
-/// Runs `args` and checks a clean failure: exit code 1, one line on stderr starting with
-/// "error:", no panic. Returns stderr.
-fn fails_cleanly(dir: &Path, args: &[&str]) -> String {
-    let output = charrnn(dir).args(args).output().unwrap();
-    let stderr = String::from_utf8(output.stderr).unwrap();
-    assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
-    assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
-    assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
-    stderr
 }
 
 /// A safetensors file taken apart: its JSON header and its data.

@@ -1,0 +1,24 @@
+//! Helpers shared by the end-to-end test files.
+
+use std::path::Path;
+
+use assert_cmd::Command;
+
+/// `charrnn` run in `dir`.
+pub fn charrnn(dir: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("charrnn").unwrap();
+    cmd.current_dir(dir);
+    cmd
+}
+
+/// Runs `args` and checks a clean failure: exit code 1, one line on stderr starting with
+/// "error:", no panic. Returns stderr.
+pub fn fails_cleanly(dir: &Path, args: &[&str]) -> String {
+    let output = charrnn(dir).args(args).output().unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+    assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    stderr
+}

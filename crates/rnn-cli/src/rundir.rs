@@ -127,19 +127,12 @@ impl RunDir {
     }
 }
 
-/// Writes `history.csv` atomically: to a temporary file in the same directory, then renamed.
+/// Writes `history.csv` atomically (`rnn::write_atomically`: a temporary file in the same
+/// directory, flushed to disk, then renamed).
 pub fn write_history(path: &Path, rows: &[rnn::HistoryRow]) -> Result<()> {
     let rows: Vec<rnn_plot::HistoryRow> = rows.iter().map(plot_row).collect();
-    let tmp = temp_path(path);
-    let result = rnn_plot::write_history_csv(&tmp, &rows)
-        .map_err(anyhow::Error::from)
-        .and_then(|()| {
-            fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))
-        });
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    rnn::write_atomically(path, |w| rnn_plot::write_history(w, &rows))
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// The same row for the plotting crate (which does not depend on `rnn`).
@@ -152,13 +145,6 @@ pub fn plot_row(r: &rnn::HistoryRow) -> rnn_plot::HistoryRow {
         grad_norm: r.grad_norm,
         chars_per_s: r.chars_per_s,
     }
-}
-
-fn temp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
-    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
 }
 
 #[cfg(test)]

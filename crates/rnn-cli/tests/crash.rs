@@ -178,7 +178,10 @@ fn an_unwritable_history_stops_the_run_after_its_checkpoint() {
             "5",
         ],
     );
-    assert!(err.contains("cannot replace run/history.csv"), "{err}");
+    assert!(
+        err.contains("cannot write run/history.csv: cannot replace: Is a directory"),
+        "{err}"
+    );
     assert_eq!(saved_step(&run), 15);
     assert_eq!(temporaries(&run), 0);
 }

@@ -534,7 +534,11 @@ fn fmt_linear(v: f64, span: f64) -> String {
 
 /// A step-axis label: thousands as "k" once the numbers get long.
 fn fmt_step(v: f64, span: f64) -> String {
-    if v.abs() >= 10_000.0 && (v / 1000.0 - (v / 1000.0).round()).abs() < 1e-9 {
+    // One style per axis: when the axis spans 10,000 steps or more, every whole thousand
+    // reads "5k", "10k", ... (not "5000" next to "10k").
+    if v == 0.0 {
+        "0".to_string()
+    } else if span >= 10_000.0 && (v / 1000.0 - (v / 1000.0).round()).abs() < 1e-9 {
         format!("{}k", (v / 1000.0).round())
     } else {
         fmt_linear(v, span)
@@ -652,5 +656,8 @@ mod tests {
         assert_eq!(fmt_linear(-0.0001, 3.0), "0");
         assert_eq!(fmt_step(20_000.0, 100_000.0), "20k");
         assert_eq!(fmt_step(1500.0, 2000.0), "1500");
+        // One style along a wide axis: "5k" next to "10k", not "5000".
+        assert_eq!(fmt_step(5000.0, 35_000.0), "5k");
+        assert_eq!(fmt_step(0.0, 35_000.0), "0");
     }
 }

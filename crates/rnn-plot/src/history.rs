@@ -55,20 +55,28 @@ pub fn read_history_csv(path: &Path) -> Result<Vec<HistoryRow>, PlotError> {
 ///
 /// [`PlotError::Io`] or [`PlotError::Csv`] naming the file.
 pub fn write_history_csv(path: &Path, rows: &[HistoryRow]) -> Result<(), PlotError> {
-    let mut writer = csv::Writer::from_path(path).map_err(|e| csv_error(path, e))?;
-    if rows.is_empty() {
-        // serde writes the header with the first row; an empty history still gets one.
-        writer
-            .write_record(HISTORY_HEADER.split(','))
-            .map_err(|e| csv_error(path, e))?;
-    }
-    for row in rows {
-        writer.serialize(row).map_err(|e| csv_error(path, e))?;
-    }
-    writer.flush().map_err(|source| PlotError::Io {
+    let file = std::fs::File::create(path).map_err(|source| PlotError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    write_history(file, rows).map_err(|source| PlotError::Io {
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// Writes the history as CSV (header [`HISTORY_HEADER`]) to any writer, for callers that
+/// manage the file themselves (for example to replace it atomically).
+pub fn write_history<W: std::io::Write>(writer: W, rows: &[HistoryRow]) -> std::io::Result<()> {
+    let mut writer = csv::Writer::from_writer(writer);
+    if rows.is_empty() {
+        // serde writes the header with the first row; an empty history still gets one.
+        writer.write_record(HISTORY_HEADER.split(','))?;
+    }
+    for row in rows {
+        writer.serialize(row)?;
+    }
+    writer.flush()
 }
 
 fn csv_error(path: &Path, e: csv::Error) -> PlotError {

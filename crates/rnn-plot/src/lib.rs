@@ -77,7 +77,7 @@ pub use curves::{CURVE_SIZE, GradientCurve, gradient_norms, loss_comparison, los
 pub use error::PlotError;
 pub use format::Format;
 pub use heatmap::{char_label, char_labels, heatmap};
-pub use history::{HISTORY_HEADER, HistoryRow, read_history_csv, write_history_csv};
+pub use history::{HISTORY_HEADER, HistoryRow, read_history_csv, write_history, write_history_csv};
 pub use plot::{Plot, SvgPlot};
 
 /// The ndarray and plotters versions this crate draws with, for callers (and notebooks)

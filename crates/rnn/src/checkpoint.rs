@@ -195,7 +195,7 @@ impl Checkpoint {
 
 /// An atomic write that failed: what it was doing, and the operating system's error.
 #[derive(Debug, thiserror::Error)]
-#[error("{action}: {source}")]
+#[error("{action}")]
 pub struct AtomicWriteError {
     /// What was being done ("cannot write", "cannot replace", ...).
     pub action: &'static str,

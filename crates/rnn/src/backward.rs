@@ -9,9 +9,9 @@
 //! da_next  = W_aaᵀ da_raw                 (into the previous step)
 //! ```
 
-use ndarray::{Array2, ArrayView1, ArrayView2, Axis, ShapeBuilder, Zip, s};
+use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis, ShapeBuilder, s};
 
-use crate::kernels::{gemm, matmul_t};
+use crate::kernels::{gemm, matmul_t, simd_through_tanh};
 use crate::{Cache, Float, Grads, Params, TokenId};
 
 // ANCHOR: step_backward
@@ -200,14 +200,12 @@ pub fn rnn_backward_into<F: Float>(
         let mut da = bptt.da.slice_mut(cols); //                      (n_a, m)
         let mut da_raw = bptt.da_raw.slice_mut(cols); //              (n_a, m)
         // da = W_yaᵀ dy + da_next; da_raw = (1 − a²) ⊙ da
-        Zip::from(&mut da)
-            .and(&mut da_raw)
-            .and(&bptt.da_next)
-            .and(&a)
-            .for_each(|da, dr, &dn, &a| {
-                *da += dn;
-                *dr = (F::one() - a * a) * *da;
-            });
+        simd_through_tanh(
+            column_major_mut(&mut da),
+            column_major_mut(&mut da_raw),
+            column_major(&bptt.da_next.view()),
+            column_major(&a),
+        );
         // da_next = W_aaᵀ da_raw                                      (n_a, m)
         matmul_t(params.w_aa.view(), da_raw.view(), bptt.da_next.view_mut());
     }
@@ -229,6 +227,29 @@ pub fn rnn_backward_into<F: Float>(
     }
 }
 // ANCHOR_END: backward
+
+/// da ← da + da_next, then da_raw = (1 − a²) ⊙ da: the gradient through tanh, whose
+/// derivative at the pre-activation is 1 − tanh² = 1 − a². All four are the same shape.
+#[inline(always)]
+pub(crate) fn through_tanh<F: Float>(da: &mut [F], da_raw: &mut [F], da_next: &[F], a: &[F]) {
+    for (((da, dr), &dn), &a) in da.iter_mut().zip(da_raw).zip(da_next).zip(a) {
+        *da += dn;
+        *dr = (F::one() - a * a) * *da;
+    }
+}
+
+/// The elements of a block of columns of one of the crate's column-major buffers, which
+/// are contiguous.
+fn column_major<'a, F>(v: &ArrayView2<'a, F>) -> &'a [F] {
+    v.to_slice_memory_order()
+        .expect("the cache and BPTT buffers are column-major")
+}
+
+/// [`column_major`] for a mutable block.
+fn column_major_mut<'a, F>(v: &'a mut ArrayViewMut2<'_, F>) -> &'a mut [F] {
+    v.as_slice_memory_order_mut()
+        .expect("the cache and BPTT buffers are column-major")
+}
 
 /// `out[:, 0] = Σ_j m[:, j]`.
 fn sum_columns_into<F: Float>(m: ArrayView2<'_, F>, out: &mut Array2<F>) {

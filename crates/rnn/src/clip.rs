@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::kernels::{simd_clamp_with_norm, simd_scale};
 use crate::params::{sum_of_squares, sum_of_squares_slice};
 use crate::{Float, Grads};
 
@@ -38,23 +39,29 @@ pub fn clip_value<F: Float>(grads: &mut Grads<F>, c: f64) {
 /// [`clip_value`], returning the global L2 norm before clipping, measured array by array
 /// while each is in cache.
 fn clip_value_with_norm<F: Float>(grads: &mut Grads<F>, c: f64) -> f64 {
-    let (lo, hi) = (F::cast(-c), F::cast(c));
+    let c = F::cast(c);
     let mut sum_sq = 0.0;
     for (_, g) in grads.arrays_mut() {
         match g.as_slice_memory_order_mut() {
-            Some(s) => {
-                sum_sq += sum_of_squares_slice(s);
-                for v in s.iter_mut() {
-                    *v = v.max(lo).min(hi);
-                }
-            }
+            Some(s) => sum_sq += simd_clamp_with_norm(s, c),
             None => {
                 sum_sq += sum_of_squares(g);
-                g.mapv_inplace(|v| v.max(lo).min(hi));
+                g.mapv_inplace(|v| v.max(-c).min(c));
             }
         }
     }
     sum_sq.sqrt()
+}
+
+/// Clamps every entry of `s` to [−c, c] and returns Σ s² from before, in `f64`, in the
+/// same pass.
+#[inline(always)]
+pub(crate) fn clamp_with_norm<F: Float>(s: &mut [F], c: F) -> f64 {
+    let sum_sq = sum_of_squares_slice(s);
+    for v in s.iter_mut() {
+        *v = v.max(-c).min(c);
+    }
+    sum_sq
 }
 // ANCHOR_END: clip_value
 
@@ -68,10 +75,21 @@ pub fn clip_norm<F: Float>(grads: &mut Grads<F>, max: f64) -> f64 {
     if scale < 1.0 {
         let s = F::cast(scale);
         for (_, g) in grads.arrays_mut() {
-            g.mapv_inplace(|v| v * s);
+            match g.as_slice_memory_order_mut() {
+                Some(g) => simd_scale(g, s),
+                None => g.mapv_inplace(|v| v * s),
+            }
         }
     }
     norm
+}
+
+/// s ← by · s.
+#[inline(always)]
+pub(crate) fn scale<F: Float>(s: &mut [F], by: F) {
+    for v in s.iter_mut() {
+        *v *= by;
+    }
 }
 // ANCHOR_END: clip_norm
 

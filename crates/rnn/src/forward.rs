@@ -11,9 +11,11 @@
 //! The one-hot input x<t> is never built: W_ax x<t> is the column of W_ax named by the
 //! character id (a gather), and "no input" (the first step of a name) adds nothing.
 
-use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, ShapeBuilder, Zip, s};
+use std::borrow::Cow;
 
-use crate::kernels::{gemm, matmul};
+use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2, ShapeBuilder, s};
+
+use crate::kernels::{gemm, matmul, simd_input_bias_tanh, simd_softmax_column};
 use crate::{Float, Params, TokenId};
 
 /// The loss of a forward pass: the sum over time steps and batch columns of
@@ -195,18 +197,35 @@ fn hidden_step_with<F: Float>(
     debug_assert_eq!(x.len(), a_prev.ncols());
     // W_aa a<t-1>                                                    (n_a, m)
     matmul(w_aa, a_prev, a_next.view_mut());
-    let b_a = params.b_a.column(0); //                                 (n_a)
+    let b_a = column_slice(params.b_a.column(0)); //                   (n_a)
     for (mut a_col, &x_j) in a_next.columns_mut().into_iter().zip(x.iter()) {
-        match x_j {
-            // + W_ax[:, id] + b_a, then tanh, in one pass              (n_a)
-            Some(id) => Zip::from(&mut a_col)
-                .and(params.w_ax.column(id as usize))
-                .and(&b_a)
-                .for_each(|a, &w, &b| *a = (*a + w + b).fast_tanh()),
-            // No input: x<t> = 0 contributes nothing.
-            None => Zip::from(&mut a_col)
-                .and(&b_a)
-                .for_each(|a, &b| *a = (*a + b).fast_tanh()),
+        // The gathered column W_ax[:, id]; no input adds nothing.
+        let w_x = x_j.map(|id| column_slice(params.w_ax.column(id as usize)));
+        match a_col.as_slice_mut() {
+            Some(a) => simd_input_bias_tanh(a, w_x.as_deref(), &b_a),
+            None => {
+                let mut a = a_col.to_vec();
+                simd_input_bias_tanh(&mut a, w_x.as_deref(), &b_a);
+                a_col.assign(&ArrayView1::from(&a[..]));
+            }
+        }
+    }
+}
+
+/// a ← tanh(a + w_x + b_a) in one pass, w_x being the gathered column of W_ax (or nothing
+/// for no input).
+#[inline(always)]
+pub(crate) fn input_bias_tanh<F: Float>(a: &mut [F], w_x: Option<&[F]>, b_a: &[F]) {
+    match w_x {
+        Some(w) => {
+            for ((a, &w), &b) in a.iter_mut().zip(w).zip(b_a) {
+                *a = (*a + w + b).fast_tanh();
+            }
+        }
+        None => {
+            for (a, &b) in a.iter_mut().zip(b_a) {
+                *a = (*a + b).fast_tanh();
+            }
         }
     }
 }
@@ -246,10 +265,18 @@ fn output_with<F: Float>(
     debug_assert_eq!(y_hat.dim(), (params.n_y(), a.ncols()));
     // Logits z = W_ya a                                              (n_y, k)
     gemm(w_ya, a, y_hat.view_mut());
-    let b_y = params.b_y.column(0); //                                 (n_y)
+    let b_y = column_slice(params.b_y.column(0)); //                   (n_y)
     let mut loss = Loss::default();
-    for (col, target) in y_hat.columns_mut().into_iter().zip(targets) {
-        let nll = softmax_column(col, b_y, target);
+    for (mut col, target) in y_hat.columns_mut().into_iter().zip(targets) {
+        let nll = match col.as_slice_mut() {
+            Some(z) => simd_softmax_column(z, &b_y, target),
+            None => {
+                let mut z = col.to_vec();
+                let nll = simd_softmax_column(&mut z, &b_y, target);
+                col.assign(&ArrayView1::from(&z[..]));
+                nll
+            }
+        };
         if let Some(nll) = nll {
             loss.total += nll;
             loss.n_targets += 1;
@@ -262,29 +289,41 @@ fn output_with<F: Float>(
 // ANCHOR: softmax
 /// Adds the bias to one column of logits and turns it into probabilities in place.
 /// Returns −ln p[target] when there is a target.
-fn softmax_column<F: Float>(
-    mut z: ArrayViewMut1<'_, F>,
-    b_y: ArrayView1<'_, F>,
+#[inline(always)]
+pub(crate) fn softmax_column<F: Float>(
+    z: &mut [F],
+    b_y: &[F],
     target: Option<TokenId>,
 ) -> Option<f64> {
     let mut max = F::neg_infinity();
-    Zip::from(&mut z).and(&b_y).for_each(|z, &b| {
+    for (z, &b) in z.iter_mut().zip(b_y) {
         *z += b;
         max = max.max(*z);
-    });
+    }
     let z_target = target.map(|id| z[id as usize]);
     let mut sum = F::zero();
-    z.mapv_inplace(|v| {
-        let e = (v - max).fast_exp();
-        sum += e;
-        e
-    });
+    for v in z.iter_mut() {
+        *v = (*v - max).fast_exp();
+        sum += *v;
+    }
     let inv = sum.recip();
-    z.mapv_inplace(|e| e * inv);
+    for e in z.iter_mut() {
+        *e *= inv;
+    }
     // −ln softmax(z)[k] = ln Σ_i exp(z_i − max) − (z_k − max)
     z_target.map(|zt| sum.as_f64().ln() - (zt - max).as_f64())
 }
 // ANCHOR_END: softmax
+
+/// A column as a slice: borrowed when it is contiguous (always, for the crate's own
+/// column-major buffers), else copied.
+#[inline]
+pub(crate) fn column_slice<'a, F: Float>(col: ArrayView1<'a, F>) -> Cow<'a, [F]> {
+    match col.to_slice() {
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(col.to_vec()),
+    }
+}
 
 // ANCHOR: step_forward
 /// One step of the RNN, as in the post: returns (a<t>, ŷ<t>) for the input ids `x` and

@@ -22,7 +22,8 @@
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 
-use crate::Float;
+use crate::optim::AdamStep;
+use crate::{Float, TokenId};
 
 /// Products of at least this many floating-point operations are split over the threads of
 /// the current rayon pool (when it has more than one).
@@ -180,6 +181,74 @@ struct Operand<'a, F> {
     cs: usize,
 }
 
+// ANCHOR: simd
+/// Defines a function that runs the `#[inline(always)]` function `$imp` compiled for the
+/// widest vector instructions this CPU has: AVX-512F, AVX2, or the x86-64 baseline (SSE2),
+/// chosen at run time. Element-wise loops written as plain Rust over slices are then
+/// vectorized with the wide instructions, while the crate is built for any x86-64 machine.
+macro_rules! simd_fn {
+    ($($(#[$meta:meta])* $vis:vis fn $name:ident<F: Float>($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? = $imp:path;)*) => {$(
+        $(#[$meta])*
+        #[allow(clippy::too_many_arguments)]
+        $vis fn $name<F: Float>($($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                fn avx512<F: Float>($($arg: $ty),*) $(-> $ret)? {
+                    $imp($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                fn avx2<F: Float>($($arg: $ty),*) $(-> $ret)? {
+                    $imp($($arg),*)
+                }
+                if is_x86_feature_detected!("avx512f")
+                    && is_x86_feature_detected!("avx2")
+                    && is_x86_feature_detected!("fma")
+                {
+                    // SAFETY: the CPU supports AVX-512F, AVX2 and FMA, checked just above.
+                    return unsafe { avx512($($arg),*) };
+                }
+                if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                    // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            $imp($($arg),*)
+        }
+    )*};
+}
+
+simd_fn! {
+    /// [`input_bias_tanh`](crate::forward::input_bias_tanh), vectorized for this CPU.
+    pub(crate) fn simd_input_bias_tanh<F: Float>(a: &mut [F], w_x: Option<&[F]>, b_a: &[F])
+        = crate::forward::input_bias_tanh;
+    /// [`softmax_column`](crate::forward::softmax_column), vectorized for this CPU.
+    pub(crate) fn simd_softmax_column<F: Float>(z: &mut [F], b_y: &[F], target: Option<TokenId>)
+        -> Option<f64> = crate::forward::softmax_column;
+    /// [`through_tanh`](crate::backward::through_tanh), vectorized for this CPU.
+    pub(crate) fn simd_through_tanh<F: Float>(da: &mut [F], da_raw: &mut [F], da_next: &[F], a: &[F])
+        = crate::backward::through_tanh;
+    /// [`sum_of_squares_slice`](crate::params::sum_of_squares_slice), vectorized for this CPU.
+    pub(crate) fn simd_sum_of_squares<F: Float>(s: &[F]) -> f64
+        = crate::params::sum_of_squares_slice;
+    /// [`clamp_with_norm`](crate::clip::clamp_with_norm), vectorized for this CPU.
+    pub(crate) fn simd_clamp_with_norm<F: Float>(s: &mut [F], c: F) -> f64
+        = crate::clip::clamp_with_norm;
+    /// [`scale`](crate::clip::scale), vectorized for this CPU.
+    pub(crate) fn simd_scale<F: Float>(s: &mut [F], by: F) = crate::clip::scale;
+    /// [`sgd_slice`](crate::optim::sgd_slice), vectorized for this CPU.
+    pub(crate) fn simd_sgd<F: Float>(p: &mut [F], g: &[F], lr: F) -> bool = crate::optim::sgd_slice;
+    /// [`adagrad_slice`](crate::optim::adagrad_slice), vectorized for this CPU.
+    pub(crate) fn simd_adagrad<F: Float>(p: &mut [F], g: &[F], h: &mut [F], lr: F, eps: F) -> bool
+        = crate::optim::adagrad_slice;
+    /// [`adam_slice`](crate::optim::adam_slice), vectorized for this CPU.
+    pub(crate) fn simd_adam<F: Float>(p: &mut [F], g: &[F], m: &mut [F], v: &mut [F], h: AdamStep<F>) -> bool
+        = crate::optim::adam_slice;
+}
+// ANCHOR_END: simd
+
 // ANCHOR: dispatch
 /// `out = w · a` with w (n, k) column-major (column stride `ldw`), out (n, m) column-major
 /// (column stride `ldo`), choosing the kernel for the CPU.
@@ -203,7 +272,7 @@ fn gemm_cm<F: Float>(
                 if f32 {
                     gemm_avx512::<F, 32, 8, 64>(n, k, m, w, ldw, a, out, ldo)
                 } else {
-                    gemm_avx512::<F, 16, 8, 32>(n, k, m, w, ldw, a, out, ldo)
+                    gemm_avx512::<F, 16, 8, 48>(n, k, m, w, ldw, a, out, ldo)
                 }
             }
             return;
@@ -287,16 +356,28 @@ fn gemm_blocked<F: Float, const FMA: bool, const MR: usize, const NR: usize, con
         j += NR;
     }
     while j < m {
+        // One column: each tile splits the sum over p into independent chains, so that
+        // the multiply-adds do not wait on each other's latency.
         let mut i = 0;
         while i + MR1 <= n {
-            tile::<F, FMA, MR1, 1>(k, w, ldw, i, a, j, out, ldo);
+            tile_col::<F, FMA, MR1, 2>(k, w, ldw, i, a, j, out, ldo);
             i += MR1;
         }
         while i + MR <= n {
-            tile::<F, FMA, MR, 1>(k, w, ldw, i, a, j, out, ldo);
+            tile_col::<F, FMA, MR, 2>(k, w, ldw, i, a, j, out, ldo);
             i += MR;
         }
-        short_rows::<F, FMA, 1>(n, k, w, ldw, i, a, j, out, ldo);
+        while i + 8 <= n {
+            tile_col::<F, FMA, 8, 4>(k, w, ldw, i, a, j, out, ldo);
+            i += 8;
+        }
+        if i < n && n >= 8 {
+            // The last rows in one more tile that overlaps the previous one: the rows
+            // both compute are written twice, each time with a complete sum.
+            tile_col::<F, FMA, 8, 4>(k, w, ldw, n - 8, a, j, out, ldo);
+        } else {
+            short_rows::<F, FMA, 1>(n, k, w, ldw, i, a, j, out, ldo);
+        }
         j += 1;
     }
 }
@@ -318,6 +399,11 @@ fn short_rows<F: Float, const FMA: bool, const NB: usize>(
     while i + 8 <= n {
         tile::<F, FMA, 8, NB>(k, w, ldw, i, a, j, out, ldo);
         i += 8;
+    }
+    if i < n && n >= 8 {
+        // An overlapping tile for the last rows, as in `gemm_blocked`.
+        tile::<F, FMA, 8, NB>(k, w, ldw, n - 8, a, j, out, ldo);
+        return;
     }
     if i + 4 <= n {
         tile::<F, FMA, 4, NB>(k, w, ldw, i, a, j, out, ldo);
@@ -364,6 +450,52 @@ fn tile<F: Float, const FMA: bool, const MR: usize, const NB: usize>(
     }
 }
 // ANCHOR_END: tile
+
+/// out[i..i+MR, j] = w[i..i+MR, :] · a[:, j], in CH independent chains of multiply-adds
+/// (p = c, c + CH, c + 2·CH, ... for chain c) added together at the end.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn tile_col<F: Float, const FMA: bool, const MR: usize, const CH: usize>(
+    k: usize,
+    w: &[F],
+    ldw: usize,
+    i: usize,
+    a: Operand<'_, F>,
+    j: usize,
+    out: &mut [F],
+    ldo: usize,
+) {
+    let mut acc = [[F::zero(); MR]; CH];
+    let a_j = &a.data[j * a.cs..];
+    let column = |p: usize| -> &[F; MR] {
+        w[p * ldw + i..p * ldw + i + MR]
+            .try_into()
+            .expect("MR elements")
+    };
+    let mut p = 0;
+    while p + CH <= k {
+        for (c, acc_c) in acc.iter_mut().enumerate() {
+            let b = a_j[(p + c) * a.rs];
+            for (acc_r, &w_r) in acc_c.iter_mut().zip(column(p + c)) {
+                *acc_r = madd::<F, FMA>(w_r, b, *acc_r);
+            }
+        }
+        p += CH;
+    }
+    for (c, acc_c) in acc.iter_mut().enumerate().take(k - p) {
+        let b = a_j[(p + c) * a.rs];
+        for (acc_r, &w_r) in acc_c.iter_mut().zip(column(p + c)) {
+            *acc_r = madd::<F, FMA>(w_r, b, *acc_r);
+        }
+    }
+    let (first, rest) = acc.split_at_mut(1);
+    for acc_c in rest.iter() {
+        for (s, &v) in first[0].iter_mut().zip(acc_c) {
+            *s += v;
+        }
+    }
+    out[j * ldo + i..j * ldo + i + MR].copy_from_slice(&first[0]);
+}
 
 /// Rows i.. of n (fewer than a tile), for columns j..j+NB.
 #[inline(always)]

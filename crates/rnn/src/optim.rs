@@ -2,6 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use ndarray::{Array2, Zip};
+
+use crate::kernels::{simd_adagrad, simd_adam, simd_sgd};
 use crate::{Float, Grads, Params};
 
 /// Which optimizer and its hyperparameters.
@@ -119,19 +122,22 @@ impl<F: Float> Optimizer<F> {
     /// [`Optimizer::step`], returning whether every updated parameter is finite (checked
     /// in the same pass as the update).
     pub fn step_checked(&mut self, params: &mut Params<F>, grads: &Grads<F>) -> bool {
-        // Summing 0·θ over all entries gives 0 unless some θ is NaN or infinite; the
-        // compiler vectorizes it, unlike an early-exit search.
-        let mut finite = F::zero();
+        let mut finite = true;
         self.t += 1;
         match self.config {
             OptimizerConfig::Sgd { lr } => {
                 let lr = F::cast(lr);
                 for ((_, p), (_, g)) in params.arrays_mut().into_iter().zip(grads.arrays()) {
-                    // θ ← θ − lr·g
-                    p.zip_mut_with(g, |p, &g| {
-                        *p -= lr * g;
-                        finite += *p * F::zero();
-                    });
+                    finite &= match same_layout(p, g) {
+                        Some((p, g)) => simd_sgd(p, g, lr),
+                        None => {
+                            let mut finite = true;
+                            Zip::from(p).and(g).for_each(|p, &g| {
+                                finite &= sgd_one(p, g, lr);
+                            });
+                            finite
+                        }
+                    };
                 }
             }
             OptimizerConfig::Adagrad { lr, eps } => {
@@ -143,12 +149,17 @@ impl<F: Float> Optimizer<F> {
                     .zip(grads.arrays())
                     .zip(mem.arrays_mut())
                 {
-                    // G ← G + g²;  θ ← θ − lr·g / √(G + eps)
-                    ndarray::Zip::from(p).and(g).and(h).for_each(|p, &g, h| {
-                        *h += g * g;
-                        *p -= lr * g / (*h + eps).sqrt();
-                        finite += *p * F::zero();
-                    });
+                    let fast = h.strides() == g.strides();
+                    finite &= match (fast, same_layout(p, g), h.as_slice_memory_order_mut()) {
+                        (true, Some((p, g)), Some(h)) => simd_adagrad(p, g, h, lr, eps),
+                        _ => {
+                            let mut finite = true;
+                            Zip::from(p).and(g).and(h).for_each(|p, &g, h| {
+                                finite &= adagrad_one(p, g, h, lr, eps);
+                            });
+                            finite
+                        }
+                    };
                 }
             }
             OptimizerConfig::Adam {
@@ -161,10 +172,12 @@ impl<F: Float> Optimizer<F> {
                 let t = self.t as i32;
                 let c1 = 1.0 - beta1.powi(t);
                 let c2 = 1.0 - beta2.powi(t);
-                let step = F::cast(lr * c2.sqrt() / c1);
-                let eps_hat = F::cast(eps * c2.sqrt());
-                let (b1, b2) = (F::cast(beta1), F::cast(beta2));
-                let (one_b1, one_b2) = (F::one() - b1, F::one() - b2);
+                let h = AdamStep {
+                    step: F::cast(lr * c2.sqrt() / c1),
+                    eps_hat: F::cast(eps * c2.sqrt()),
+                    beta1: F::cast(beta1),
+                    beta2: F::cast(beta2),
+                };
                 let m = self.m.as_mut().expect("Adam state is created with it");
                 let v = self.v.as_mut().expect("Adam state is created with it");
                 for ((((_, p), (_, g)), (_, m)), (_, v)) in params
@@ -174,22 +187,26 @@ impl<F: Float> Optimizer<F> {
                     .zip(m.arrays_mut())
                     .zip(v.arrays_mut())
                 {
-                    // m ← β₁m + (1−β₁)g;  v ← β₂v + (1−β₂)g²;
-                    // θ ← θ − lr·m̂ / (√v̂ + eps), m̂ = m/(1−β₁ᵗ), v̂ = v/(1−β₂ᵗ)
-                    ndarray::Zip::from(p)
-                        .and(g)
-                        .and(m)
-                        .and(v)
-                        .for_each(|p, &g, m, v| {
-                            *m = b1 * *m + one_b1 * g;
-                            *v = b2 * *v + one_b2 * g * g;
-                            *p -= step * *m / (v.sqrt() + eps_hat);
-                            finite += *p * F::zero();
-                        });
+                    let fast = m.strides() == g.strides() && v.strides() == g.strides();
+                    finite &= match (
+                        fast,
+                        same_layout(p, g),
+                        m.as_slice_memory_order_mut(),
+                        v.as_slice_memory_order_mut(),
+                    ) {
+                        (true, Some((p, g)), Some(m), Some(v)) => simd_adam(p, g, m, v, h),
+                        _ => {
+                            let mut finite = true;
+                            Zip::from(p).and(g).and(m).and(v).for_each(|p, &g, m, v| {
+                                finite &= adam_one(p, g, m, v, h);
+                            });
+                            finite
+                        }
+                    };
                 }
             }
         }
-        finite == F::zero()
+        finite
     }
     // ANCHOR_END: optimizer_step
 
@@ -202,6 +219,88 @@ impl<F: Float> Optimizer<F> {
             v: self.v.as_ref().map(Params::cast),
         }
     }
+}
+
+// ANCHOR: update_rules
+/// SGD for one entry: θ ← θ − lr·g. Returns whether θ is still finite.
+#[inline(always)]
+fn sgd_one<F: Float>(p: &mut F, g: F, lr: F) -> bool {
+    *p -= lr * g;
+    p.is_finite()
+}
+
+/// Adagrad for one entry: G ← G + g²; θ ← θ − lr·g / √(G + eps).
+#[inline(always)]
+fn adagrad_one<F: Float>(p: &mut F, g: F, h: &mut F, lr: F, eps: F) -> bool {
+    *h += g * g;
+    *p -= lr * g / (*h + eps).sqrt();
+    p.is_finite()
+}
+
+/// Adam's hyperparameters for one update, with the bias corrections of step t folded in:
+/// `step` = lr·√(1−β₂ᵗ)/(1−β₁ᵗ) and `eps_hat` = eps·√(1−β₂ᵗ).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct AdamStep<F> {
+    step: F,
+    eps_hat: F,
+    beta1: F,
+    beta2: F,
+}
+
+/// Adam for one entry: m ← β₁m + (1−β₁)g; v ← β₂v + (1−β₂)g²;
+/// θ ← θ − lr·m̂ / (√v̂ + eps), with m̂ = m/(1−β₁ᵗ), v̂ = v/(1−β₂ᵗ).
+#[inline(always)]
+fn adam_one<F: Float>(p: &mut F, g: F, m: &mut F, v: &mut F, h: AdamStep<F>) -> bool {
+    *m = h.beta1 * *m + (F::one() - h.beta1) * g;
+    *v = h.beta2 * *v + (F::one() - h.beta2) * g * g;
+    *p -= h.step * *m / (v.sqrt() + h.eps_hat);
+    p.is_finite()
+}
+// ANCHOR_END: update_rules
+
+// The same rules over whole arrays, as slices; `kernels` compiles them for the CPU's vector
+// width. The finiteness flags are and-ed without an early exit, so the loops vectorize.
+
+#[inline(always)]
+pub(crate) fn sgd_slice<F: Float>(p: &mut [F], g: &[F], lr: F) -> bool {
+    let mut finite = true;
+    for (p, &g) in p.iter_mut().zip(g) {
+        finite &= sgd_one(p, g, lr);
+    }
+    finite
+}
+
+#[inline(always)]
+pub(crate) fn adagrad_slice<F: Float>(p: &mut [F], g: &[F], h: &mut [F], lr: F, eps: F) -> bool {
+    let mut finite = true;
+    for ((p, &g), h) in p.iter_mut().zip(g).zip(h) {
+        finite &= adagrad_one(p, g, h, lr, eps);
+    }
+    finite
+}
+
+#[inline(always)]
+pub(crate) fn adam_slice<F: Float>(
+    p: &mut [F],
+    g: &[F],
+    m: &mut [F],
+    v: &mut [F],
+    h: AdamStep<F>,
+) -> bool {
+    let mut finite = true;
+    for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m).zip(v) {
+        finite &= adam_one(p, g, m, v, h);
+    }
+    finite
+}
+
+/// The memory of `p` and `g` as two slices, when both are contiguous with the same layout
+/// (so that equal positions hold equal entries).
+fn same_layout<'a, F>(p: &'a mut Array2<F>, g: &'a Array2<F>) -> Option<(&'a mut [F], &'a [F])> {
+    if p.dim() != g.dim() || p.strides() != g.strides() {
+        return None;
+    }
+    Some((p.as_slice_memory_order_mut()?, g.as_slice_memory_order()?))
 }
 
 #[cfg(test)]

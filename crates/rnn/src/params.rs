@@ -207,12 +207,13 @@ impl<F: Float> Params<F> {
 /// Σ a², accumulated in `f64` in eight independent sums (so that it vectorizes).
 pub(crate) fn sum_of_squares<F: Float>(a: &Array2<F>) -> f64 {
     match a.as_slice_memory_order() {
-        Some(s) => sum_of_squares_slice(s),
+        Some(s) => crate::kernels::simd_sum_of_squares(s),
         None => a.iter().map(|&v| v.as_f64() * v.as_f64()).sum(),
     }
 }
 
 /// Σ s², accumulated in `f64` in eight independent sums.
+#[inline(always)]
 pub(crate) fn sum_of_squares_slice<F: Float>(s: &[F]) -> f64 {
     let mut acc = [0.0f64; 8];
     let chunks = s.chunks_exact(8);

@@ -15,7 +15,7 @@ use std::borrow::Cow;
 
 use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2, ShapeBuilder, s};
 
-use crate::kernels::{gemm, matmul, simd_input_bias_tanh, simd_softmax_column};
+use crate::kernels::{assign_col_major, gemm, matmul, simd_input_bias_tanh, simd_softmax_column};
 use crate::{Float, Params, TokenId};
 
 /// The loss of a forward pass: the sum over time steps and batch columns of
@@ -295,17 +295,15 @@ pub(crate) fn softmax_column<F: Float>(
     b_y: &[F],
     target: Option<TokenId>,
 ) -> Option<f64> {
-    let mut max = F::neg_infinity();
     for (z, &b) in z.iter_mut().zip(b_y) {
         *z += b;
-        max = max.max(*z);
     }
+    let max = lanes(z, F::neg_infinity(), F::max);
     let z_target = target.map(|id| z[id as usize]);
-    let mut sum = F::zero();
     for v in z.iter_mut() {
         *v = (*v - max).fast_exp();
-        sum += *v;
     }
+    let sum = lanes(z, F::zero(), |s, v| s + v);
     let inv = sum.recip();
     for e in z.iter_mut() {
         *e *= inv;
@@ -314,6 +312,24 @@ pub(crate) fn softmax_column<F: Float>(
     z_target.map(|zt| sum.as_f64().ln() - (zt - max).as_f64())
 }
 // ANCHOR_END: softmax
+
+/// Folds `s` with `op` in eight independent lanes, then folds the lanes: a reduction the
+/// compiler can vectorize (a single running value is a chain it must keep in order).
+#[inline(always)]
+fn lanes<F: Float>(s: &[F], init: F, op: impl Fn(F, F) -> F) -> F {
+    let mut acc = [init; 8];
+    let chunks = s.chunks_exact(8);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a = op(*a, v);
+        }
+    }
+    for (a, &v) in acc.iter_mut().zip(tail) {
+        *a = op(*a, v);
+    }
+    acc.into_iter().fold(init, op)
+}
 
 /// A column as a slice: borrowed when it is contiguous (always, for the crate's own
 /// column-major buffers), else copied.
@@ -394,8 +410,8 @@ pub fn rnn_forward_into<F: Float>(
     debug_assert_eq!(a0.dim(), (params.n_a(), m));
     cache.resize(params.n_a(), params.n_y(), n_steps, m);
     // W_aa and W_ya in the layout the kernels read in place (the same matrices).
-    cache.w_aa.assign(&params.w_aa);
-    cache.w_ya.assign(&params.w_ya);
+    assign_col_major(cache.w_aa.view_mut(), params.w_aa.view());
+    assign_col_major(cache.w_ya.view_mut(), params.w_ya.view());
     cache.a.slice_mut(s![.., 0..m]).assign(&a0); //                   a<0>
     for t in 0..n_steps {
         // a<t> from a<t-1>: two disjoint column blocks of the same buffer.

@@ -41,7 +41,18 @@ const IN_PLACE_MAX_BYTES: usize = 1 << 20;
 pub fn matmul<F: Float>(w: ArrayView2<'_, F>, a: ArrayView2<'_, F>, out: ArrayViewMut2<'_, F>) {
     debug_assert_eq!(w.ncols(), a.nrows());
     debug_assert_eq!((w.nrows(), a.ncols()), out.dim());
-    split_columns(w, a, out, parts(&w, &a));
+    split_columns(w, a, out, parts(&w, &a), Kernel::InPlace);
+}
+
+/// Which kernel a product may use.
+#[derive(Clone, Copy, PartialEq)]
+enum Kernel {
+    /// The in-place kernel whenever the layouts allow it: the per-step products, which
+    /// must not allocate (the general GEMM allocates packing buffers on every call).
+    InPlace,
+    /// The in-place kernel for a small `w`, else the general GEMM: the all-steps
+    /// products, called once per sequence.
+    BySize,
 }
 
 /// Column block granularity of the split: a multiple of every kernel's tile width.
@@ -65,9 +76,10 @@ fn split_columns<F: Float>(
     a: ArrayView2<'_, F>,
     out: ArrayViewMut2<'_, F>,
     parts: usize,
+    kernel: Kernel,
 ) {
     if parts <= 1 {
-        matmul_serial(w, a, out);
+        matmul_serial(w, a, out, kernel);
         return;
     }
     let left = parts / 2;
@@ -77,8 +89,8 @@ fn split_columns<F: Float>(
     let (a1, a2) = a.split_at(Axis(1), mid);
     let (o1, o2) = out.split_at(Axis(1), mid);
     rayon::join(
-        || split_columns(w, a1, o1, left),
-        || split_columns(w, a2, o2, parts - left),
+        || split_columns(w, a1, o1, left, kernel),
+        || split_columns(w, a2, o2, parts - left, kernel),
     );
 }
 
@@ -96,6 +108,7 @@ fn matmul_serial<F: Float>(
     w: ArrayView2<'_, F>,
     a: ArrayView2<'_, F>,
     mut out: ArrayViewMut2<'_, F>,
+    kernel: Kernel,
 ) {
     let (n, k) = w.dim();
     let m = a.ncols();
@@ -106,7 +119,9 @@ fn matmul_serial<F: Float>(
         out.fill(F::zero());
         return;
     }
-    let in_place = n * k * std::mem::size_of::<F>() <= IN_PLACE_MAX_BYTES || m <= 8;
+    let in_place = kernel == Kernel::InPlace
+        || n * k * std::mem::size_of::<F>() <= IN_PLACE_MAX_BYTES
+        || m <= 8;
     if in_place {
         if let (Some((ws, ldw)), Some((os, ldo))) = (col_major(&w), col_major_mut(&mut out)) {
             let (sa0, sa1) = (a.strides()[0], a.strides()[1]);
@@ -355,6 +370,16 @@ fn gemm_blocked<F: Float, const FMA: bool, const MR: usize, const NR: usize, con
         short_rows::<F, FMA, NR>(n, k, w, ldw, i, a, j, out, ldo);
         j += NR;
     }
+    if NR > 4 && j + 4 <= m {
+        // Four leftover columns together: each tile row of w is loaded once for all four.
+        let mut i = 0;
+        while i + MR <= n {
+            tile::<F, FMA, MR, 4>(k, w, ldw, i, a, j, out, ldo);
+            i += MR;
+        }
+        short_rows::<F, FMA, 4>(n, k, w, ldw, i, a, j, out, ldo);
+        j += 4;
+    }
     while j < m {
         // One column: each tile splits the sum over p into independent chains, so that
         // the multiply-adds do not wait on each other's latency.
@@ -523,10 +548,33 @@ fn tail_rows<F: Float, const FMA: bool, const NB: usize>(
     }
 }
 
+/// `dst = src` for a column-major `dst`. When `src` is row-major this is a transpose of
+/// memory: each column of `dst` is written in order from a strided walk down `src`;
+/// other layouts go through `ndarray`'s element-wise assignment.
+pub fn assign_col_major<F: Float>(mut dst: ArrayViewMut2<'_, F>, src: ArrayView2<'_, F>) {
+    debug_assert_eq!(dst.dim(), src.dim());
+    let (n, m) = src.dim();
+    let src_rows = src.as_slice().filter(|_| src.is_standard_layout());
+    let dst_cols = match col_major_mut(&mut dst) {
+        Some((d, ld)) if ld == n => Some(d),
+        _ => None,
+    };
+    match (src_rows, dst_cols) {
+        (Some(s), Some(d)) => {
+            for (j, d_col) in d.chunks_exact_mut(n).enumerate() {
+                for (d, &v) in d_col.iter_mut().zip(s[j..].iter().step_by(m)) {
+                    *d = v;
+                }
+            }
+        }
+        _ => dst.assign(&src),
+    }
+}
+
 /// `out = w · a` through the general GEMM, split by output columns over the current rayon
 /// pool when large: the product for the big, all-steps matrices (output layer, dW_aa).
 pub fn gemm<F: Float>(w: ArrayView2<'_, F>, a: ArrayView2<'_, F>, out: ArrayViewMut2<'_, F>) {
-    split_columns(w, a, out, parts(&w, &a));
+    split_columns(w, a, out, parts(&w, &a), Kernel::BySize);
 }
 
 #[cfg(test)]

@@ -9,9 +9,12 @@
 //! da_next  = W_aaᵀ da_raw                 (into the previous step)
 //! ```
 
-use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis, ShapeBuilder, s};
+use ndarray::{
+    Array2, ArrayView1, ArrayView2, ArrayView3, ArrayViewMut2, ArrayViewMut3, Axis, Order,
+    ShapeBuilder, s,
+};
 
-use crate::kernels::{gemm, matmul_t, simd_through_tanh};
+use crate::kernels::{batch_groups, gemm, matmul_here, simd_through_tanh, split_point};
 use crate::{Cache, Float, Grads, Params, TokenId};
 
 // ANCHOR: step_backward
@@ -192,23 +195,34 @@ pub fn rnn_backward_into<F: Float>(
     // The output part of da at every step, W_yaᵀ dy<t>.               (n_a, T·m)
     gemm(params.w_ya.t(), bptt.dy.view(), bptt.da.view_mut());
 
-    // The recurrence, from the last step to the first.
+    // The recurrence, from the last step to the first, on the buffers seen as
+    // (n_a, m, T): [.., j, t] is column j of step t.
     bptt.da_next.fill(F::zero());
-    for t in (0..n_steps).rev() {
-        let cols = s![.., t * m..(t + 1) * m];
-        let a = cache.a(t);
-        let mut da = bptt.da.slice_mut(cols); //                      (n_a, m)
-        let mut da_raw = bptt.da_raw.slice_mut(cols); //              (n_a, m)
-        // da = W_yaᵀ dy + da_next; da_raw = (1 − a²) ⊙ da
-        simd_through_tanh(
-            column_major_mut(&mut da),
-            column_major_mut(&mut da_raw),
-            column_major(&bptt.da_next.view()),
-            column_major(&a),
-        );
-        // da_next = W_aaᵀ da_raw                                      (n_a, m)
-        matmul_t(params.w_aa.view(), da_raw.view(), bptt.da_next.view_mut());
-    }
+    let n_a = params.n_a();
+    let by_step = (n_a, m, n_steps);
+    let expect = "the cache and BPTT buffers are column-major";
+    let a_steps = cache
+        .a_all()
+        .into_shape_with_order((by_step, Order::ColumnMajor))
+        .expect(expect);
+    let da_steps = bptt
+        .da
+        .view_mut()
+        .into_shape_with_order((by_step, Order::ColumnMajor))
+        .expect(expect);
+    let da_raw_steps = bptt
+        .da_raw
+        .view_mut()
+        .into_shape_with_order((by_step, Order::ColumnMajor))
+        .expect(expect);
+    backward_steps(
+        params.w_aa.t(),
+        a_steps,
+        da_steps,
+        da_raw_steps,
+        bptt.da_next.view_mut(),
+        batch_groups(n_a, m),
+    );
 
     // dW_aa = Σ_t da_raw<t> a<t-1>ᵀ, db_a = Σ_t da_raw<t>; as its transpose, like dW_ya.
     gemm(
@@ -227,6 +241,52 @@ pub fn rnn_backward_into<F: Float>(
     }
 }
 // ANCHOR_END: backward
+
+/// The backward recurrence over the columns of the step-indexed buffers (n_a, columns,
+/// T), from the last step to the first:
+///
+/// ```text
+/// da<t>     += da_next                  (W_yaᵀ dy<t> is already in da)
+/// da_raw<t>  = (1 − a<t> ⊙ a<t>) ⊙ da<t>
+/// da_next    = W_aaᵀ da_raw<t>
+/// ```
+///
+/// With `groups` > 1 the columns are split into that many groups, run as parallel rayon
+/// tasks (the columns are independent sequences).
+fn backward_steps<F: Float>(
+    w_aa_t: ArrayView2<'_, F>,
+    a: ArrayView3<'_, F>,
+    mut da: ArrayViewMut3<'_, F>,
+    mut da_raw: ArrayViewMut3<'_, F>,
+    mut da_next: ArrayViewMut2<'_, F>,
+    groups: usize,
+) {
+    if groups > 1 {
+        let left = groups / 2;
+        let mid = split_point(da_next.ncols(), left, groups);
+        let (a1, a2) = a.split_at(Axis(1), mid);
+        let (da1, da2) = da.split_at(Axis(1), mid);
+        let (dr1, dr2) = da_raw.split_at(Axis(1), mid);
+        let (dn1, dn2) = da_next.split_at(Axis(1), mid);
+        rayon::join(
+            || backward_steps(w_aa_t, a1, da1, dr1, dn1, left),
+            || backward_steps(w_aa_t, a2, da2, dr2, dn2, groups - left),
+        );
+        return;
+    }
+    for t in (0..a.len_of(Axis(2))).rev() {
+        let mut da_t = da.index_axis_mut(Axis(2), t); //              (n_a, m)
+        let mut da_raw_t = da_raw.index_axis_mut(Axis(2), t); //      (n_a, m)
+        simd_through_tanh(
+            column_major_mut(&mut da_t),
+            column_major_mut(&mut da_raw_t),
+            column_major(&da_next.view()),
+            column_major(&a.index_axis(Axis(2), t)),
+        );
+        // da_next = W_aaᵀ da_raw                                      (n_a, m)
+        matmul_here(w_aa_t, da_raw_t.view(), da_next.view_mut());
+    }
+}
 
 /// da ← da + da_next, then da_raw = (1 − a²) ⊙ da: the gradient through tanh, whose
 /// derivative at the pre-activation is 1 − tanh² = 1 − a². All four are the same shape.

@@ -13,9 +13,14 @@
 
 use std::borrow::Cow;
 
-use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2, ShapeBuilder, s};
+use ndarray::{
+    Array2, ArrayView1, ArrayView2, ArrayViewMut2, ArrayViewMut3, Axis, Order, ShapeBuilder, s,
+};
 
-use crate::kernels::{assign_col_major, gemm, matmul, simd_input_bias_tanh, simd_softmax_column};
+use crate::kernels::{
+    assign_col_major, batch_groups, gemm, matmul_here, simd_input_bias_tanh, simd_softmax_column,
+    split_point,
+};
 use crate::{Float, Params, TokenId};
 
 /// The loss of a forward pass: the sum over time steps and batch columns of
@@ -196,7 +201,7 @@ fn hidden_step_with<F: Float>(
     debug_assert_eq!(a_prev.nrows(), params.n_a());
     debug_assert_eq!(x.len(), a_prev.ncols());
     // W_aa a<t-1>                                                    (n_a, m)
-    matmul(w_aa, a_prev, a_next.view_mut());
+    matmul_here(w_aa, a_prev, a_next.view_mut());
     let b_a = column_slice(params.b_a.column(0)); //                   (n_a)
     for (mut a_col, &x_j) in a_next.columns_mut().into_iter().zip(x.iter()) {
         // The gathered column W_ax[:, id]; no input adds nothing.
@@ -413,13 +418,14 @@ pub fn rnn_forward_into<F: Float>(
     assign_col_major(cache.w_aa.view_mut(), params.w_aa.view());
     assign_col_major(cache.w_ya.view_mut(), params.w_ya.view());
     cache.a.slice_mut(s![.., 0..m]).assign(&a0); //                   a<0>
-    for t in 0..n_steps {
-        // a<t> from a<t-1>: two disjoint column blocks of the same buffer.
-        let (prev, next) = cache
-            .a
-            .multi_slice_mut((s![.., t * m..(t + 1) * m], s![.., (t + 1) * m..(t + 2) * m]));
-        hidden_step_with(cache.w_aa.view(), params, prev.view(), x.row(t), next);
-    }
+    // The same buffer as (n_a, m, T + 1): [.., j, t] is column j of step block t.
+    let a_steps = cache
+        .a
+        .view_mut()
+        .into_shape_with_order(((params.n_a(), m, n_steps + 1), Order::ColumnMajor))
+        .expect("the cache is column-major");
+    let groups = batch_groups(params.n_a(), m);
+    hidden_steps(cache.w_aa.view(), params, x, a_steps, groups);
     // ŷ<t> for every step at once: (n_y, n_a) x (n_a, T·m)
     let a_all = cache.a.slice(s![.., m..]);
     output_with(
@@ -431,6 +437,34 @@ pub fn rnn_forward_into<F: Float>(
     )
 }
 // ANCHOR_END: forward
+
+/// The recurrence a<t> = tanh(W_ax x<t> + W_aa a<t-1> + b_a) for t = 1..=T over the
+/// columns of `a_steps` (n_a, columns, T + 1), whose step 0 holds a<0>. With `groups` > 1
+/// the columns are split into that many groups, run as parallel rayon tasks.
+fn hidden_steps<F: Float>(
+    w_aa: ArrayView2<'_, F>,
+    params: &Params<F>,
+    x: ArrayView2<'_, Option<TokenId>>,
+    mut a_steps: ArrayViewMut3<'_, F>,
+    groups: usize,
+) {
+    if groups > 1 {
+        let left = groups / 2;
+        let mid = split_point(x.ncols(), left, groups);
+        let (x1, x2) = x.split_at(Axis(1), mid);
+        let (a1, a2) = a_steps.split_at(Axis(1), mid);
+        rayon::join(
+            || hidden_steps(w_aa, params, x1, a1, left),
+            || hidden_steps(w_aa, params, x2, a2, groups - left),
+        );
+        return;
+    }
+    for t in 0..x.nrows() {
+        // a<t> from a<t-1>: two disjoint blocks of the same buffer.
+        let (prev, next) = a_steps.multi_slice_mut((s![.., .., t], s![.., .., t + 1]));
+        hidden_step_with(w_aa, params, prev.view(), x.row(t), next);
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -33,15 +33,39 @@ pub const PAR_MIN_FLOPS: usize = 4_000_000;
 /// to the general GEMM, which blocks for the caches.
 const IN_PLACE_MAX_BYTES: usize = 1 << 20;
 
-/// `out = w · a`.
+/// `out = w · a` on the calling thread, with the in-place kernel whenever the layouts
+/// allow (it allocates nothing): the per-step products W_aa a<t-1> and W_aaᵀ da_raw, which
+/// run inside [`batch_groups`] tasks.
 ///
 /// # Shapes
 ///
 /// `w`: (n, k), `a`: (k, m), `out`: (n, m).
-pub fn matmul<F: Float>(w: ArrayView2<'_, F>, a: ArrayView2<'_, F>, out: ArrayViewMut2<'_, F>) {
+pub(crate) fn matmul_here<F: Float>(
+    w: ArrayView2<'_, F>,
+    a: ArrayView2<'_, F>,
+    out: ArrayViewMut2<'_, F>,
+) {
     debug_assert_eq!(w.ncols(), a.nrows());
     debug_assert_eq!((w.nrows(), a.ncols()), out.dim());
-    split_columns(w, a, out, parts(&w, &a), Kernel::InPlace);
+    matmul_serial(w, a, out, Kernel::InPlace);
+}
+
+/// Into how many groups of batch columns the recurrence is split, one rayon task each:
+/// one per thread of the current pool when a per-step product with W_aa (n_a × n_a times
+/// m columns) reaches [`PAR_MIN_FLOPS`], keeping at least [`SPLIT_COLUMNS`] columns per
+/// group; else 1. The columns of a batch are independent sequences, so the groups run
+/// all their time steps without waiting for each other.
+pub(crate) fn batch_groups(n_a: usize, m: usize) -> usize {
+    if 2 * n_a * n_a * m < PAR_MIN_FLOPS {
+        return 1;
+    }
+    rayon::current_num_threads().min(m / SPLIT_COLUMNS).max(1)
+}
+
+/// Where to split `m` columns between `left` and `parts − left` groups: in proportion,
+/// rounded up to a whole number of [`SPLIT_COLUMNS`].
+pub(crate) fn split_point(m: usize, left: usize, parts: usize) -> usize {
+    ((m * left / parts).div_ceil(SPLIT_COLUMNS) * SPLIT_COLUMNS).min(m)
 }
 
 /// Which kernel a product may use.
@@ -76,34 +100,22 @@ fn split_columns<F: Float>(
     a: ArrayView2<'_, F>,
     out: ArrayViewMut2<'_, F>,
     parts: usize,
-    kernel: Kernel,
 ) {
     if parts <= 1 {
-        matmul_serial(w, a, out, kernel);
+        matmul_serial(w, a, out, Kernel::BySize);
         return;
     }
     let left = parts / 2;
-    let m = a.ncols();
-    let mid = (m * left / parts).div_ceil(SPLIT_COLUMNS) * SPLIT_COLUMNS;
-    let mid = mid.min(m);
+    let mid = split_point(a.ncols(), left, parts);
     let (a1, a2) = a.split_at(Axis(1), mid);
     let (o1, o2) = out.split_at(Axis(1), mid);
     rayon::join(
-        || split_columns(w, a1, o1, left, kernel),
-        || split_columns(w, a2, o2, parts - left, kernel),
+        || split_columns(w, a1, o1, left),
+        || split_columns(w, a2, o2, parts - left),
     );
 }
 
-/// `out = wᵀ · d`, without forming wᵀ.
-///
-/// # Shapes
-///
-/// `w`: (n, k), `d`: (n, m), `out`: (k, m).
-pub fn matmul_t<F: Float>(w: ArrayView2<'_, F>, d: ArrayView2<'_, F>, out: ArrayViewMut2<'_, F>) {
-    matmul(w.t(), d, out);
-}
-
-/// [`matmul`] on the calling thread.
+/// `out = w · a` on the calling thread, with the kernel `kernel` allows.
 fn matmul_serial<F: Float>(
     w: ArrayView2<'_, F>,
     a: ArrayView2<'_, F>,
@@ -574,7 +586,7 @@ pub fn assign_col_major<F: Float>(mut dst: ArrayViewMut2<'_, F>, src: ArrayView2
 /// `out = w · a` through the general GEMM, split by output columns over the current rayon
 /// pool when large: the product for the big, all-steps matrices (output layer, dW_aa).
 pub fn gemm<F: Float>(w: ArrayView2<'_, F>, a: ArrayView2<'_, F>, out: ArrayViewMut2<'_, F>) {
-    split_columns(w, a, out, parts(&w, &a), Kernel::BySize);
+    split_columns(w, a, out, parts(&w, &a));
 }
 
 #[cfg(test)]
@@ -589,13 +601,13 @@ mod tests {
         let d = Array2::from_shape_fn((n, m).f(), |(i, j)| ((3 * i + j) % 7) as f64 - 3.0);
         for w in [&w, &wc] {
             let mut out = Array2::zeros((n, m).f());
-            matmul(w.view(), a.view(), out.view_mut());
+            matmul_here(w.view(), a.view(), out.view_mut());
             assert_eq!(out, w.dot(&a), "w a, {n}x{k}x{m}");
             let mut out = Array2::zeros((n, m).f());
-            matmul(w.view(), a.t().to_owned().t(), out.view_mut());
+            matmul_here(w.view(), a.t().to_owned().t(), out.view_mut());
             assert_eq!(out, w.dot(&a), "w a (a row-major), {n}x{k}x{m}");
             let mut out_t = Array2::zeros((k, m).f());
-            matmul_t(w.view(), d.view(), out_t.view_mut());
+            matmul_here(w.t(), d.view(), out_t.view_mut());
             assert_eq!(out_t, w.t().dot(&d), "wᵀ d, {n}x{k}x{m}");
             let mut out = Array2::zeros((n, m).f());
             gemm(w.view(), a.view(), out.view_mut());
@@ -605,7 +617,7 @@ mod tests {
         let w32 = wc.mapv(|v| v as f32);
         let a32 = a.mapv(|v| v as f32);
         let mut out = Array2::<f32>::zeros((n, m).f());
-        matmul(w32.view(), a32.view(), out.view_mut());
+        matmul_here(w32.view(), a32.view(), out.view_mut());
         assert_eq!(out, w32.dot(&a32), "f32 w a, {n}x{k}x{m}");
     }
 

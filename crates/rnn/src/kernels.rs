@@ -263,6 +263,9 @@ simd_fn! {
     /// [`clamp_with_norm`](crate::clip::clamp_with_norm), vectorized for this CPU.
     pub(crate) fn simd_clamp_with_norm<F: Float>(s: &mut [F], c: F) -> f64
         = crate::clip::clamp_with_norm;
+    /// [`clip_value_sgd`](crate::clip::clip_value_sgd), vectorized for this CPU.
+    pub(crate) fn simd_clip_value_sgd<F: Float>(p: &[F], g: &mut [F], next: &mut [F], c: F, lr: F)
+        -> (f64, bool) = crate::clip::clip_value_sgd;
     /// [`scale`](crate::clip::scale), vectorized for this CPU.
     pub(crate) fn simd_scale<F: Float>(s: &mut [F], by: F) = crate::clip::scale;
     /// [`sgd_slice`](crate::optim::sgd_slice), vectorized for this CPU.
@@ -561,8 +564,9 @@ fn tail_rows<F: Float, const FMA: bool, const NB: usize>(
 }
 
 /// `dst = src` for a column-major `dst`. When `src` is row-major this is a transpose of
-/// memory: each column of `dst` is written in order from a strided walk down `src`;
-/// other layouts go through `ndarray`'s element-wise assignment.
+/// memory, done in 8 × 8 blocks: eight rows of `src` are read into a block, which is then
+/// written out as eight columns of `dst` (no index arithmetic per element, and both sides
+/// touch whole cache lines). Other layouts go through `ndarray`'s element-wise assignment.
 pub fn assign_col_major<F: Float>(mut dst: ArrayViewMut2<'_, F>, src: ArrayView2<'_, F>) {
     debug_assert_eq!(dst.dim(), src.dim());
     let (n, m) = src.dim();
@@ -571,15 +575,32 @@ pub fn assign_col_major<F: Float>(mut dst: ArrayViewMut2<'_, F>, src: ArrayView2
         Some((d, ld)) if ld == n => Some(d),
         _ => None,
     };
-    match (src_rows, dst_cols) {
-        (Some(s), Some(d)) => {
-            for (j, d_col) in d.chunks_exact_mut(n).enumerate() {
-                for (d, &v) in d_col.iter_mut().zip(s[j..].iter().step_by(m)) {
-                    *d = v;
+    let (Some(s), Some(d)) = (src_rows, dst_cols) else {
+        dst.assign(&src);
+        return;
+    };
+    const B: usize = 8;
+    let (n_full, m_full) = (n - n % B, m - m % B);
+    for i0 in (0..n_full).step_by(B) {
+        for j0 in (0..m_full).step_by(B) {
+            let mut block = [[F::zero(); B]; B];
+            for (r, row) in block.iter_mut().enumerate() {
+                row.copy_from_slice(&s[(i0 + r) * m + j0..(i0 + r) * m + j0 + B]);
+            }
+            for c in 0..B {
+                let col = &mut d[(j0 + c) * n + i0..(j0 + c) * n + i0 + B];
+                for (r, v) in col.iter_mut().enumerate() {
+                    *v = block[r][c];
                 }
             }
         }
-        _ => dst.assign(&src),
+    }
+    // The edges: the last m % B columns of every row, then the last n % B rows.
+    for i in 0..n {
+        let j_from = if i < n_full { m_full } else { 0 };
+        for j in j_from..m {
+            d[j * n + i] = s[i * m + j];
+        }
     }
 }
 
@@ -639,6 +660,20 @@ mod tests {
             (3, 0, 2),
         ] {
             check(n, k, m);
+        }
+    }
+
+    #[test]
+    fn assign_col_major_copies_every_entry() {
+        for (n, m) in [(1, 1), (3, 5), (8, 8), (9, 17), (50, 50), (27, 50), (16, 3)] {
+            let src = Array2::from_shape_fn((n, m), |(i, j)| (i * 100 + j) as f64);
+            let mut dst = Array2::zeros((n, m).f());
+            assign_col_major(dst.view_mut(), src.view());
+            assert_eq!(dst, src, "{n}x{m} row-major source");
+            // A source in another layout takes ndarray's path.
+            let mut dst = Array2::zeros((n, m).f());
+            assign_col_major(dst.view_mut(), src.t().to_owned().t());
+            assert_eq!(dst, src, "{n}x{m} column-major source");
         }
     }
 

@@ -15,6 +15,7 @@ use rnn_data::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::kernels::simd_clip_value_sgd;
 use crate::{
     Bptt, Cache, Clip, Float, Grads, Loss, Optimizer, OptimizerConfig, Params, SampleConfig,
     rnn_backward_into, rnn_forward_into, sample,
@@ -436,6 +437,11 @@ pub(crate) fn update_step<F: Float>(
 ) -> Result<StepReport, StepReport> {
     let loss = rnn_forward_into(params, x, y, a0, &mut buf.cache);
     rnn_backward_into(params, x, y, &buf.cache, &mut buf.grads, &mut buf.bptt);
+    if let (Clip::Value(c), OptimizerConfig::Sgd { lr }) = (clip, optimizer.config) {
+        if let Some(result) = clip_value_sgd_fused(params, optimizer, c, lr, loss, buf) {
+            return result;
+        }
+    }
     // Clip (returns the norm before clipping), then check before touching parameters.
     let grad_norm = clip.apply(&mut buf.grads);
     let report = StepReport { loss, grad_norm };
@@ -448,6 +454,66 @@ pub(crate) fn update_step<F: Float>(
         return Err(report);
     }
     Ok(report)
+}
+
+/// The classic recipe's clip and update (element-wise clipping, then SGD) in one pass
+/// over the gradients and parameters instead of three (clip, back up, update), with the
+/// same results bit for bit (tested): each entry is clamped, its square added to the
+/// norm, and θ − lr·g written into `buf.last_good`, which then changes places with
+/// `params`. The parameters before the step are thus kept without a copy, and a
+/// non-finite result leaves `params` untouched.
+///
+/// Returns `None`, having changed nothing, when the arrays do not all share one contiguous
+/// layout; the general path then runs.
+fn clip_value_sgd_fused<F: Float>(
+    params: &mut Params<F>,
+    optimizer: &mut Optimizer<F>,
+    c: f64,
+    lr: f64,
+    loss: Loss,
+    buf: &mut StepBuffers<F>,
+) -> Option<Result<StepReport, StepReport>> {
+    let same = |a: &Array2<F>, b: &Array2<F>| {
+        a.dim() == b.dim() && a.strides() == b.strides() && a.as_slice_memory_order().is_some()
+    };
+    let layouts_match = params
+        .arrays()
+        .into_iter()
+        .zip(buf.grads.arrays())
+        .zip(buf.last_good.arrays())
+        .all(|(((_, p), (_, g)), (_, n))| same(p, g) && same(p, n));
+    if !layouts_match {
+        return None;
+    }
+    let (c, lr) = (F::cast(c), F::cast(lr));
+    let mut sum_sq = 0.0;
+    let mut finite = true;
+    for (((_, p), (_, g)), (_, next)) in params
+        .arrays()
+        .into_iter()
+        .zip(buf.grads.arrays_mut())
+        .zip(buf.last_good.arrays_mut())
+    {
+        let p = p.as_slice_memory_order().expect("checked above");
+        let g = g.as_slice_memory_order_mut().expect("checked above");
+        let next = next.as_slice_memory_order_mut().expect("checked above");
+        let (s, f) = simd_clip_value_sgd(p, g, next, c, lr);
+        sum_sq += s;
+        finite &= f;
+    }
+    let report = StepReport {
+        loss,
+        grad_norm: sum_sq.sqrt(),
+    };
+    if !loss.total.is_finite() || !report.grad_norm.is_finite() {
+        return Some(Err(report));
+    }
+    optimizer.t += 1;
+    if !finite {
+        return Some(Err(report));
+    }
+    std::mem::swap(params, &mut buf.last_good);
+    Some(Ok(report))
 }
 
 /// Accumulators for the current history row.
@@ -863,4 +929,58 @@ pub fn evaluate_stream<F: Float>(params: &Params<F>, ids: &[TokenId], seq_len: u
         start += len;
     }
     total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rnn_forward;
+
+    /// The fused clip-and-SGD pass gives the same parameters, gradients and report, bit
+    /// for bit, as clipping and then updating.
+    #[test]
+    fn fused_clip_and_sgd_equals_the_general_path() {
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        // Large weights, so that many gradient entries exceed the clip value.
+        let start: Params = Params::init_with_std(9, 21, 9, 2.0, &mut rng);
+        let x = ndarray::array![[None], [Some(3)], [Some(1)], [Some(7)], [Some(2)]];
+        let y = ndarray::array![[Some(3)], [Some(1)], [Some(7)], [Some(2)], [Some(0)]];
+        let a0 = Array2::zeros((21, 1).f());
+        let (clip, sgd) = (Clip::Value(0.5), OptimizerConfig::sgd(0.1));
+
+        let mut fused = start.clone();
+        let mut opt = Optimizer::new(sgd, &fused);
+        let mut buf = StepBuffers::new(&fused);
+        let report = update_step(
+            &mut fused,
+            &mut opt,
+            clip,
+            x.view(),
+            y.view(),
+            a0.view(),
+            &mut buf,
+        )
+        .expect("a finite step");
+
+        let mut general = start.clone();
+        let mut opt_general = Optimizer::new(sgd, &general);
+        let (loss, cache) = rnn_forward(&general, x.view(), y.view(), a0.view());
+        let (mut grads, _) = crate::rnn_backward(&general, x.view(), y.view(), &cache);
+        let norm = clip.apply(&mut grads);
+        assert!(
+            grads.w_aa.iter().any(|g| g.abs() == 0.5),
+            "some entries were clipped"
+        );
+        assert!(opt_general.step_checked(&mut general, &grads));
+
+        assert_eq!(fused, general);
+        assert_eq!(buf.grads, grads);
+        assert_eq!(
+            buf.last_good, start,
+            "the parameters before the step are kept"
+        );
+        assert_eq!(report.grad_norm, norm);
+        assert_eq!(report.loss, loss);
+        assert_eq!(opt.t, opt_general.t);
+    }
 }

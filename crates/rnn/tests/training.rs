@@ -206,6 +206,23 @@ fn divergence_stops_and_keeps_the_last_good_parameters() {
     assert!(err.to_string().contains("diverged at step"));
 }
 
+/// The classic recipe (element-wise clipping + SGD) runs a fused clip-and-update pass;
+/// it must diverge as cleanly as the general path: parameters that became infinite are
+/// never kept.
+#[test]
+fn divergence_with_clipping_keeps_the_last_good_parameters() {
+    let corpus = dinosaurs();
+    let config = TrainConfig {
+        clip: Clip::Value(1e308),
+        optimizer: OptimizerConfig::sgd(1e308),
+        ..short(TrainConfig::dinosaurs(), 50)
+    };
+    let mut t = Trainer::<f64>::new(config, &corpus).unwrap();
+    let err = t.run_to_end(&mut quiet()).unwrap_err();
+    assert!(matches!(err, TrainError::Diverged { .. }), "{err}");
+    assert!(t.params().all_finite());
+}
+
 #[test]
 fn bad_config_values_are_named() {
     let corpus = dinosaurs();

@@ -14,7 +14,9 @@ use ndarray::{
     ShapeBuilder, s,
 };
 
-use crate::kernels::{batch_groups, gemm, matmul_here, simd_through_tanh, split_point};
+use crate::kernels::{
+    PACK_MIN_COLUMNS, Packed, StepWeights, batch_groups, gemm, simd_through_tanh, split_point,
+};
 use crate::{Cache, Float, Grads, Params, TokenId};
 
 // ANCHOR: step_backward
@@ -69,6 +71,8 @@ pub struct Bptt<F: Float = f64> {
     da: Array2<F>,
     da_raw: Array2<F>,
     da_next: Array2<F>,
+    /// W_aaᵀ packed into panels, for batches of several columns.
+    w_aa_t_packed: Packed<F>,
 }
 
 impl<F: Float> Bptt<F> {
@@ -80,6 +84,7 @@ impl<F: Float> Bptt<F> {
             da: Array2::zeros((0, 0).f()),
             da_raw: Array2::zeros((0, 0).f()),
             da_next: Array2::zeros((0, 0).f()),
+            w_aa_t_packed: Packed::default(),
         }
     }
 
@@ -215,8 +220,14 @@ pub fn rnn_backward_into<F: Float>(
         .view_mut()
         .into_shape_with_order((by_step, Order::ColumnMajor))
         .expect(expect);
+    let w_aa_t = if m >= PACK_MIN_COLUMNS {
+        bptt.w_aa_t_packed.pack(params.w_aa.t());
+        StepWeights::Packed(&bptt.w_aa_t_packed)
+    } else {
+        StepWeights::InPlace(params.w_aa.t())
+    };
     backward_steps(
-        params.w_aa.t(),
+        w_aa_t,
         a_steps,
         da_steps,
         da_raw_steps,
@@ -254,7 +265,7 @@ pub fn rnn_backward_into<F: Float>(
 /// With `groups` > 1 the columns are split into that many groups, run as parallel rayon
 /// tasks (the columns are independent sequences).
 fn backward_steps<F: Float>(
-    w_aa_t: ArrayView2<'_, F>,
+    w_aa_t: StepWeights<'_, F>,
     a: ArrayView3<'_, F>,
     mut da: ArrayViewMut3<'_, F>,
     mut da_raw: ArrayViewMut3<'_, F>,
@@ -284,7 +295,7 @@ fn backward_steps<F: Float>(
             column_major(&a.index_axis(Axis(2), t)),
         );
         // da_next = W_aaᵀ da_raw                                      (n_a, m)
-        matmul_here(w_aa_t, da_raw_t.view(), da_next.view_mut());
+        w_aa_t.product(da_raw_t.view(), da_next.view_mut());
     }
 }
 

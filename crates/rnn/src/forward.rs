@@ -18,8 +18,8 @@ use ndarray::{
 };
 
 use crate::kernels::{
-    assign_col_major, batch_groups, gemm, matmul_here, simd_input_bias_tanh, simd_softmax_column,
-    split_point,
+    PACK_MIN_COLUMNS, Packed, StepWeights, assign_col_major, batch_groups, gemm,
+    simd_input_bias_tanh, simd_softmax_column, split_point,
 };
 use crate::{Float, Params, TokenId};
 
@@ -76,6 +76,8 @@ pub struct Cache<F: Float = f64> {
     /// W_aa and W_ya copied column-major, the layout the in-place kernels read fastest.
     w_aa: Array2<F>,
     w_ya: Array2<F>,
+    /// W_aa packed into panels, for batches of several columns.
+    w_aa_packed: Packed<F>,
 }
 
 impl<F: Float> Cache<F> {
@@ -88,6 +90,7 @@ impl<F: Float> Cache<F> {
             y_hat: Array2::zeros((0, 0).f()),
             w_aa: Array2::zeros((0, 0).f()),
             w_ya: Array2::zeros((0, 0).f()),
+            w_aa_packed: Packed::default(),
         }
     }
 
@@ -185,13 +188,19 @@ pub fn hidden_step_into<F: Float>(
     x: ArrayView1<'_, Option<TokenId>>,
     a_next: ArrayViewMut2<'_, F>,
 ) {
-    hidden_step_with(params.w_aa.view(), params, a_prev, x, a_next);
+    hidden_step_with(
+        StepWeights::InPlace(params.w_aa.view()),
+        params,
+        a_prev,
+        x,
+        a_next,
+    );
 }
 
 /// [`hidden_step_into`] with W_aa passed separately (the same matrix, possibly in another
 /// memory layout).
 fn hidden_step_with<F: Float>(
-    w_aa: ArrayView2<'_, F>,
+    w_aa: StepWeights<'_, F>,
     params: &Params<F>,
     a_prev: ArrayView2<'_, F>,
     x: ArrayView1<'_, Option<TokenId>>,
@@ -201,7 +210,7 @@ fn hidden_step_with<F: Float>(
     debug_assert_eq!(a_prev.nrows(), params.n_a());
     debug_assert_eq!(x.len(), a_prev.ncols());
     // W_aa a<t-1>                                                    (n_a, m)
-    matmul_here(w_aa, a_prev, a_next.view_mut());
+    w_aa.product(a_prev, a_next.view_mut());
     let b_a = column_slice(params.b_a.column(0)); //                   (n_a)
     for (mut a_col, &x_j) in a_next.columns_mut().into_iter().zip(x.iter()) {
         // The gathered column W_ax[:, id]; no input adds nothing.
@@ -414,8 +423,14 @@ pub fn rnn_forward_into<F: Float>(
     debug_assert_eq!(y.dim(), (n_steps, m));
     debug_assert_eq!(a0.dim(), (params.n_a(), m));
     cache.resize(params.n_a(), params.n_y(), n_steps, m);
-    // W_aa and W_ya in the layout the kernels read in place (the same matrices).
-    assign_col_major(cache.w_aa.view_mut(), params.w_aa.view());
+    // W_aa and W_ya in the layouts the kernels read fastest (the same matrices).
+    let w_aa = if m >= PACK_MIN_COLUMNS {
+        cache.w_aa_packed.pack(params.w_aa.view());
+        StepWeights::Packed(&cache.w_aa_packed)
+    } else {
+        assign_col_major(cache.w_aa.view_mut(), params.w_aa.view());
+        StepWeights::InPlace(cache.w_aa.view())
+    };
     assign_col_major(cache.w_ya.view_mut(), params.w_ya.view());
     cache.a.slice_mut(s![.., 0..m]).assign(&a0); //                   a<0>
     // The same buffer as (n_a, m, T + 1): [.., j, t] is column j of step block t.
@@ -425,7 +440,7 @@ pub fn rnn_forward_into<F: Float>(
         .into_shape_with_order(((params.n_a(), m, n_steps + 1), Order::ColumnMajor))
         .expect("the cache is column-major");
     let groups = batch_groups(params.n_a(), m);
-    hidden_steps(cache.w_aa.view(), params, x, a_steps, groups);
+    hidden_steps(w_aa, params, x, a_steps, groups);
     // ŷ<t> for every step at once: (n_y, n_a) x (n_a, T·m)
     let a_all = cache.a.slice(s![.., m..]);
     output_with(
@@ -442,7 +457,7 @@ pub fn rnn_forward_into<F: Float>(
 /// columns of `a_steps` (n_a, columns, T + 1), whose step 0 holds a<0>. With `groups` > 1
 /// the columns are split into that many groups, run as parallel rayon tasks.
 fn hidden_steps<F: Float>(
-    w_aa: ArrayView2<'_, F>,
+    w_aa: StepWeights<'_, F>,
     params: &Params<F>,
     x: ArrayView2<'_, Option<TokenId>>,
     mut a_steps: ArrayViewMut3<'_, F>,

@@ -10,12 +10,13 @@
 //! ```
 
 use ndarray::{
-    Array2, ArrayView1, ArrayView2, ArrayView3, ArrayViewMut2, ArrayViewMut3, Axis, Order,
-    ShapeBuilder, s,
+    Array2, ArrayView1, ArrayView2, ArrayView3, ArrayViewMut1, ArrayViewMut2, ArrayViewMut3, Axis,
+    Order, ShapeBuilder, s,
 };
 
 use crate::kernels::{
-    PACK_MIN_COLUMNS, Packed, StepWeights, batch_groups, gemm, simd_through_tanh, split_point,
+    PACK_MIN_COLUMNS, Packed, StepWeights, batch_groups, gemm, simd_add, simd_through_tanh,
+    split_point,
 };
 use crate::{Cache, Float, Grads, Params, TokenId};
 
@@ -246,12 +247,27 @@ pub fn rnn_backward_into<F: Float>(
     grads.w_ax.fill(F::zero());
     for (da_raw_col, x_tj) in bptt.da_raw.columns().into_iter().zip(x.iter()) {
         if let Some(id) = x_tj {
-            let mut dw = grads.w_ax.column_mut(*id as usize);
-            dw += &da_raw_col;
+            add_into(grads.w_ax.column_mut(*id as usize), da_raw_col);
         }
     }
 }
 // ANCHOR_END: backward
+
+/// dst ← dst + src, over slices (vectorized for this CPU) when both are contiguous.
+fn add_into<F: Float>(mut dst: ArrayViewMut1<'_, F>, src: ArrayView1<'_, F>) {
+    match (dst.as_slice_mut(), src.to_slice()) {
+        (Some(d), Some(s)) => simd_add(d, s),
+        _ => dst += &src,
+    }
+}
+
+/// dst ← dst + src, element by element.
+#[inline(always)]
+pub(crate) fn add_slice<F: Float>(dst: &mut [F], src: &[F]) {
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d += s;
+    }
+}
 
 /// The backward recurrence over the columns of the step-indexed buffers (n_a, columns,
 /// T), from the last step to the first:
@@ -327,7 +343,7 @@ fn sum_columns_into<F: Float>(m: ArrayView2<'_, F>, out: &mut Array2<F>) {
     let mut out = out.column_mut(0);
     out.fill(F::zero());
     for col in m.columns() {
-        out += &col;
+        add_into(out.view_mut(), col);
     }
 }
 

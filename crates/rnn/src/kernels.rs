@@ -257,6 +257,8 @@ simd_fn! {
     /// [`through_tanh`](crate::backward::through_tanh), vectorized for this CPU.
     pub(crate) fn simd_through_tanh<F: Float>(da: &mut [F], da_raw: &mut [F], da_next: &[F], a: &[F])
         = crate::backward::through_tanh;
+    /// [`add_slice`](crate::backward::add_slice), vectorized for this CPU.
+    pub(crate) fn simd_add<F: Float>(dst: &mut [F], src: &[F]) = crate::backward::add_slice;
     /// [`sum_of_squares_slice`](crate::params::sum_of_squares_slice), vectorized for this CPU.
     pub(crate) fn simd_sum_of_squares<F: Float>(s: &[F]) -> f64
         = crate::params::sum_of_squares_slice;

@@ -304,7 +304,7 @@ fn gemm_cm<F: Float>(
                 if f32 {
                     gemm_avx512::<F, 32, 8, 64>(n, k, m, w, ldw, a, out, ldo)
                 } else {
-                    gemm_avx512::<F, 16, 8, 48>(n, k, m, w, ldw, a, out, ldo)
+                    gemm_avx512::<F, 24, 8, 48>(n, k, m, w, ldw, a, out, ldo)
                 }
             }
             return;
@@ -402,21 +402,29 @@ fn gemm_blocked<F: Float, const FMA: bool, const MR: usize, const NR: usize, con
         // the multiply-adds do not wait on each other's latency.
         let mut i = 0;
         while i + MR1 <= n {
-            tile_col::<F, FMA, MR1, 2>(k, w, ldw, i, a, j, out, ldo);
-            i += MR1;
+            let rest = n - i - MR1;
+            if rest > 0 && rest <= 8 {
+                // The last few rows ride along in the same loop, as an 8-row block that
+                // overlaps this tile (n = 50: rows 0..48 and 42..50).
+                tile_col::<F, FMA, MR1, 8, 2>(k, w, ldw, i, n - 8, a, j, out, ldo);
+                i = n;
+            } else {
+                tile_col::<F, FMA, MR1, 0, 2>(k, w, ldw, i, 0, a, j, out, ldo);
+                i += MR1;
+            }
         }
         while i + MR <= n {
-            tile_col::<F, FMA, MR, 2>(k, w, ldw, i, a, j, out, ldo);
+            tile_col::<F, FMA, MR, 0, 2>(k, w, ldw, i, 0, a, j, out, ldo);
             i += MR;
         }
         while i + 8 <= n {
-            tile_col::<F, FMA, 8, 4>(k, w, ldw, i, a, j, out, ldo);
+            tile_col::<F, FMA, 8, 0, 4>(k, w, ldw, i, 0, a, j, out, ldo);
             i += 8;
         }
         if i < n && n >= 8 {
             // The last rows in one more tile that overlaps the previous one: the rows
             // both compute are written twice, each time with a complete sum.
-            tile_col::<F, FMA, 8, 4>(k, w, ldw, n - 8, a, j, out, ldo);
+            tile_col::<F, FMA, 8, 0, 4>(k, w, ldw, n - 8, 0, a, j, out, ldo);
         } else {
             short_rows::<F, FMA, 1>(n, k, w, ldw, i, a, j, out, ldo);
         }
@@ -508,50 +516,68 @@ fn tile_sums<F: Float, const FMA: bool, const MR: usize, const NB: usize>(
 }
 // ANCHOR_END: tile
 
-/// out[i..i+MR, j] = w[i..i+MR, :] · a[:, j], in CH independent chains of multiply-adds
-/// (p = c, c + CH, c + 2·CH, ... for chain c) added together at the end.
+/// out[i..i+MR, j] = w[i..i+MR, :] · a[:, j], and the same for the MR2 rows from i2 (none
+/// when MR2 is 0), in CH independent chains of multiply-adds (p = c, c + CH, c + 2·CH, ...
+/// for chain c) added together at the end.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn tile_col<F: Float, const FMA: bool, const MR: usize, const CH: usize>(
+fn tile_col<F: Float, const FMA: bool, const MR: usize, const MR2: usize, const CH: usize>(
     k: usize,
     w: &[F],
     ldw: usize,
     i: usize,
+    i2: usize,
     a: Operand<'_, F>,
     j: usize,
     out: &mut [F],
     ldo: usize,
 ) {
     let mut acc = [[F::zero(); MR]; CH];
+    let mut acc2 = [[F::zero(); MR2]; CH];
     let a_j = &a.data[j * a.cs..];
-    let column = |p: usize| -> &[F; MR] {
-        w[p * ldw + i..p * ldw + i + MR]
-            .try_into()
-            .expect("MR elements")
-    };
     let mut p = 0;
     while p + CH <= k {
-        for (c, acc_c) in acc.iter_mut().enumerate() {
+        for c in 0..CH {
             let b = a_j[(p + c) * a.rs];
-            for (acc_r, &w_r) in acc_c.iter_mut().zip(column(p + c)) {
-                *acc_r = madd::<F, FMA>(w_r, b, *acc_r);
-            }
+            axpy_col::<F, FMA, MR>(&mut acc[c], w, (p + c) * ldw + i, b);
+            axpy_col::<F, FMA, MR2>(&mut acc2[c], w, (p + c) * ldw + i2, b);
         }
         p += CH;
     }
-    for (c, acc_c) in acc.iter_mut().enumerate().take(k - p) {
+    for c in 0..k - p {
         let b = a_j[(p + c) * a.rs];
-        for (acc_r, &w_r) in acc_c.iter_mut().zip(column(p + c)) {
-            *acc_r = madd::<F, FMA>(w_r, b, *acc_r);
-        }
+        axpy_col::<F, FMA, MR>(&mut acc[c], w, (p + c) * ldw + i, b);
+        axpy_col::<F, FMA, MR2>(&mut acc2[c], w, (p + c) * ldw + i2, b);
     }
-    let (first, rest) = acc.split_at_mut(1);
-    for acc_c in rest.iter() {
-        for (s, &v) in first[0].iter_mut().zip(acc_c) {
+    let (sum, rest) = acc.split_at_mut(1);
+    for chain in rest.iter() {
+        for (s, &v) in sum[0].iter_mut().zip(chain) {
             *s += v;
         }
     }
-    out[j * ldo + i..j * ldo + i + MR].copy_from_slice(&first[0]);
+    let (sum2, rest2) = acc2.split_at_mut(1);
+    for chain in rest2.iter() {
+        for (s, &v) in sum2[0].iter_mut().zip(chain) {
+            *s += v;
+        }
+    }
+    out[j * ldo + i..j * ldo + i + MR].copy_from_slice(&acc[0]);
+    out[j * ldo + i2..j * ldo + i2 + MR2].copy_from_slice(&acc2[0]);
+}
+
+/// acc ← acc + b · w[at..at+MR] (a function, not a closure, so that it is always inlined
+/// into the kernel compiled for the CPU's features).
+#[inline(always)]
+fn axpy_col<F: Float, const FMA: bool, const MR: usize>(
+    acc: &mut [F; MR],
+    w: &[F],
+    at: usize,
+    b: F,
+) {
+    let col: &[F; MR] = w[at..at + MR].try_into().expect("MR elements");
+    for (acc_r, &w_r) in acc.iter_mut().zip(col) {
+        *acc_r = madd::<F, FMA>(w_r, b, *acc_r);
+    }
 }
 
 /// Rows i.. of n (fewer than a tile), for columns j..j+NB.
@@ -1001,6 +1027,8 @@ mod tests {
             (27, 50, 12),
             (50, 12, 27),
             (100, 70, 33),
+            (70, 9, 1),
+            (56, 40, 2),
             (0, 3, 2),
             (3, 0, 2),
         ] {

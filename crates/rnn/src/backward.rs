@@ -269,6 +269,7 @@ pub(crate) fn add_slice<F: Float>(dst: &mut [F], src: &[F]) {
     }
 }
 
+// ANCHOR: backward_steps
 /// The backward recurrence over the columns of the step-indexed buffers (n_a, columns,
 /// T), from the last step to the first:
 ///
@@ -324,6 +325,8 @@ pub(crate) fn through_tanh<F: Float>(da: &mut [F], da_raw: &mut [F], da_next: &[
         *dr = (F::one() - a * a) * *da;
     }
 }
+
+// ANCHOR_END: backward_steps
 
 /// The elements of a block of columns of one of the crate's column-major buffers, which
 /// are contiguous.

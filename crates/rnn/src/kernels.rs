@@ -1,18 +1,21 @@
 //! Matrix products and element-wise loops for the hot paths, chosen by shape and by the
 //! CPU the program runs on.
 //!
-//! - [`matmul`] computes `out = w · a`. When `w` and `out` are column-major (contiguous
-//!   columns) and `w` fits in the L2 cache, it runs a register-blocked kernel that reads
-//!   `w` in place: no packing, which is what a general GEMM spends most of its time on
-//!   for the per-step products W_aa a<t-1> and W_aaᵀ da_raw (one to 32 columns). Larger or
-//!   differently laid out products go to `ndarray`'s GEMM (matrixmultiply).
-//! - Large products are split by output columns over the current rayon pool; products
-//!   below [`PAR_MIN_FLOPS`] (all of config A) stay on the calling thread.
+//! - The per-step products W_aa a<t-1> and W_aaᵀ da_raw ([`StepWeights`]) run a
+//!   register-blocked kernel on the calling thread, allocating nothing: at batch 1 it reads
+//!   a column-major W in place, in independent chains; with several columns it reads W
+//!   from [`Packed`] panels made once per sequence.
+//! - The all-steps products ([`gemm`]) use the same kernel for a small `w` and `ndarray`'s
+//!   GEMM (matrixmultiply, with its AVX-512 kernels enabled) for a large one, split by
+//!   output columns over the current rayon pool when they reach [`PAR_MIN_FLOPS`].
+//! - [`batch_groups`] splits a batch's columns into one group per thread for the whole
+//!   recurrence, at tile boundaries, so results do not depend on the thread count.
 //! - On x86-64 the kernel is compiled three times, for AVX-512F, for AVX2 + FMA and for
 //!   the baseline (SSE2), and the fastest the CPU supports is chosen at run time
-//!   (`is_x86_feature_detected!`), so that the default build runs on any x86-64 machine.
-//!   This is the only `unsafe` in the crate: calling a `#[target_feature]` function is
-//!   unsafe, and each call is guarded by the feature check it needs.
+//!   (`is_x86_feature_detected!`), so that the default build runs on any x86-64 machine;
+//!   `simd_fn!` does the same for the element-wise loops. This is the only `unsafe` in the
+//!   crate: calling a `#[target_feature]` function is unsafe, and each call is guarded by
+//!   the feature check it needs.
 //!
 //! Different paths compute the same sums in different orders (and with or without fused
 //! multiply-add), so they may differ in the last bits; a given machine always takes the

@@ -748,6 +748,9 @@ impl<F: Float> Packed<F> {
             self.data = vec![F::zero(); len];
         }
         (self.n, self.k, self.mr) = (n, k, mr);
+        if len == 0 {
+            return;
+        }
         for (q, panel) in self.data.chunks_exact_mut(mr * k).enumerate() {
             let rows = (n - q * mr).min(mr);
             let w_t = w.t();
@@ -820,6 +823,10 @@ pub(crate) fn matmul_packed<F: Float>(
     let m = a.ncols();
     debug_assert_eq!((k, (n, m)), (a.nrows(), out.dim()));
     if n == 0 || m == 0 {
+        return;
+    }
+    if k == 0 {
+        out.fill(F::zero());
         return;
     }
     let (o, ldo) = col_major_mut(&mut out).expect("a column-major product buffer");
@@ -1049,6 +1056,8 @@ mod tests {
             (27, 5, 4),
             (7, 9, 1),
             (100, 70, 37),
+            (0, 3, 4),
+            (3, 0, 4),
         ] {
             let w = Array2::from_shape_fn((n, k), |(i, j)| ((i * 7 + j * 3) % 11) as f64 - 5.0);
             let a = Array2::from_shape_fn((k, m).f(), |(i, j)| ((i + 2 * j) % 5) as f64 * 0.5);

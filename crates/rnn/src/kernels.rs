@@ -211,6 +211,36 @@ struct Operand<'a, F> {
     cs: usize,
 }
 
+/// The instruction sets the kernels are compiled for, best first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Isa {
+    /// AVX-512F with AVX2 and FMA (x86-64).
+    Avx512,
+    /// AVX2 with FMA (x86-64).
+    Avx2,
+    /// What every target has (SSE2 on x86-64).
+    Base,
+}
+
+/// The best instruction set this CPU supports: the one decision every kernel, every
+/// element-wise loop and the panel height of [`Packed`] follow, so that they agree.
+#[inline]
+fn isa() -> Isa {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
+        {
+            return Isa::Avx512;
+        }
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            return Isa::Avx2;
+        }
+    }
+    Isa::Base
+}
+
 // ANCHOR: simd
 /// Defines a function that runs the `#[inline(always)]` function `$imp` compiled for the
 /// widest vector instructions this CPU has: AVX-512F, AVX2, or the x86-64 baseline (SSE2),
@@ -233,16 +263,12 @@ macro_rules! simd_fn {
                 fn avx2<F: Float>($($arg: $ty),*) $(-> $ret)? {
                     $imp($($arg),*)
                 }
-                if is_x86_feature_detected!("avx512f")
-                    && is_x86_feature_detected!("avx2")
-                    && is_x86_feature_detected!("fma")
-                {
-                    // SAFETY: the CPU supports AVX-512F, AVX2 and FMA, checked just above.
-                    return unsafe { avx512($($arg),*) };
-                }
-                if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-                    // SAFETY: the CPU supports AVX2 and FMA, checked just above.
-                    return unsafe { avx2($($arg),*) };
+                match isa() {
+                    // SAFETY: `isa` found AVX-512F, AVX2 and FMA on this CPU.
+                    Isa::Avx512 => return unsafe { avx512($($arg),*) },
+                    // SAFETY: `isa` found AVX2 and FMA on this CPU.
+                    Isa::Avx2 => return unsafe { avx2($($arg),*) },
+                    Isa::Base => {}
                 }
             }
             $imp($($arg),*)
@@ -299,35 +325,32 @@ fn gemm_cm<F: Float>(
     ldo: usize,
 ) {
     let f32 = std::mem::size_of::<F>() == 4;
-    #[cfg(target_arch = "x86_64")]
-    {
-        if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU supports AVX-512F and FMA, checked just above.
-            unsafe {
-                if f32 {
-                    gemm_avx512::<F, 32, 8, 64>(n, k, m, w, ldw, a, out, ldo)
-                } else {
-                    gemm_avx512::<F, 24, 8, 48>(n, k, m, w, ldw, a, out, ldo)
-                }
+    match isa() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `isa` found AVX-512F, AVX2 and FMA on this CPU.
+        Isa::Avx512 => unsafe {
+            if f32 {
+                gemm_avx512::<F, 32, 8, 64>(n, k, m, w, ldw, a, out, ldo)
+            } else {
+                gemm_avx512::<F, 24, 8, 48>(n, k, m, w, ldw, a, out, ldo)
             }
-            return;
-        }
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU supports AVX2 and FMA, checked just above.
-            unsafe {
-                if f32 {
-                    gemm_avx2::<F, 24, 4, 32>(n, k, m, w, ldw, a, out, ldo)
-                } else {
-                    gemm_avx2::<F, 12, 4, 16>(n, k, m, w, ldw, a, out, ldo)
-                }
+        },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `isa` found AVX2 and FMA on this CPU.
+        Isa::Avx2 => unsafe {
+            if f32 {
+                gemm_avx2::<F, 24, 4, 32>(n, k, m, w, ldw, a, out, ldo)
+            } else {
+                gemm_avx2::<F, 12, 4, 16>(n, k, m, w, ldw, a, out, ldo)
             }
-            return;
+        },
+        _ => {
+            if f32 {
+                gemm_blocked::<F, false, 8, 4, 16>(n, k, m, w, ldw, a, out, ldo)
+            } else {
+                gemm_blocked::<F, false, 4, 4, 8>(n, k, m, w, ldw, a, out, ldo)
+            }
         }
-    }
-    if f32 {
-        gemm_blocked::<F, false, 8, 4, 16>(n, k, m, w, ldw, a, out, ldo)
-    } else {
-        gemm_blocked::<F, false, 4, 4, 8>(n, k, m, w, ldw, a, out, ldo)
     }
 }
 // ANCHOR_END: dispatch
@@ -626,9 +649,7 @@ pub fn assign_col_major<F: Float>(mut dst: ArrayViewMut2<'_, F>, src: ArrayView2
         return;
     };
     #[cfg(target_arch = "x86_64")]
-    if std::any::TypeId::of::<F>() == std::any::TypeId::of::<f64>()
-        && is_x86_feature_detected!("avx2")
-    {
+    if std::any::TypeId::of::<F>() == std::any::TypeId::of::<f64>() && isa() != Isa::Base {
         // SAFETY: F is f64 (same TypeId), so both slices hold f64 values with f64's
         // layout; the new slices cover exactly the same memory and borrows.
         let (s, d) = unsafe {
@@ -637,7 +658,7 @@ pub fn assign_col_major<F: Float>(mut dst: ArrayViewMut2<'_, F>, src: ArrayView2
                 std::slice::from_raw_parts_mut(d.as_mut_ptr().cast::<f64>(), d.len()),
             )
         };
-        // SAFETY: the CPU supports AVX2 (and so AVX), checked just above.
+        // SAFETY: `isa` found at least AVX2 (and so AVX) on this CPU.
         unsafe { transpose_f64_avx(s, d, n, m) };
         return;
     }
@@ -794,18 +815,31 @@ impl<F: Float> Packed<F> {
 /// The tile height of the kernel this CPU runs, for element type F.
 fn panel_rows<F>() -> usize {
     let f32 = std::mem::size_of::<F>() == 4;
-    #[cfg(target_arch = "x86_64")]
-    {
-        if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("fma") {
-            // Three vectors per column of a tile: measured on 512 × 512 × 32, f32 48 × 8
-            // tiles ran at 124 GFLOP/s against 112 for 32 × 8 (f64 24 × 8: 56 against 53).
-            return if f32 { 48 } else { 24 };
+    match isa() {
+        // Three vectors per column of a tile: measured on 512 × 512 × 32, f32 48 × 8
+        // tiles ran at 124 GFLOP/s against 112 for 32 × 8 (f64 24 × 8: 56 against 53).
+        Isa::Avx512 => {
+            if f32 {
+                48
+            } else {
+                24
+            }
         }
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            return if f32 { 24 } else { 12 };
+        Isa::Avx2 => {
+            if f32 {
+                24
+            } else {
+                12
+            }
+        }
+        Isa::Base => {
+            if f32 {
+                8
+            } else {
+                4
+            }
         }
     }
-    if f32 { 8 } else { 4 }
 }
 
 /// `out = w · a` with `w` packed: the per-step products. Runs on the calling thread and
@@ -848,31 +882,21 @@ pub(crate) fn matmul_packed<F: Float>(
         cs: csa,
     };
     let (d, mr) = (&w.data[..], w.mr);
-    #[cfg(target_arch = "x86_64")]
-    {
-        if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU supports AVX-512F and FMA, checked just above.
-            unsafe {
-                match mr {
-                    48 => packed_avx512::<F, 48, 8>(n, k, m, d, a, o, ldo),
-                    _ => packed_avx512::<F, 24, 8>(n, k, m, d, a, o, ldo),
-                }
-            }
-            return;
-        }
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU supports AVX2 and FMA, checked just above.
-            unsafe {
-                match mr {
-                    24 => packed_avx2::<F, 24, 4>(n, k, m, d, a, o, ldo),
-                    _ => packed_avx2::<F, 12, 4>(n, k, m, d, a, o, ldo),
-                }
-            }
-            return;
-        }
-    }
-    match mr {
-        8 => gemm_packed::<F, false, 8, 4>(n, k, m, d, a, o, ldo),
+    debug_assert_eq!(mr, panel_rows::<F>(), "packed on this CPU");
+    match (isa(), mr) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `isa` found AVX-512F, AVX2 and FMA on this CPU.
+        (Isa::Avx512, 48) => unsafe { packed_avx512::<F, 48, 8>(n, k, m, d, a, o, ldo) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        (Isa::Avx512, _) => unsafe { packed_avx512::<F, 24, 8>(n, k, m, d, a, o, ldo) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `isa` found AVX2 and FMA on this CPU.
+        (Isa::Avx2, 24) => unsafe { packed_avx2::<F, 24, 4>(n, k, m, d, a, o, ldo) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        (Isa::Avx2, _) => unsafe { packed_avx2::<F, 12, 4>(n, k, m, d, a, o, ldo) },
+        (_, 8) => gemm_packed::<F, false, 8, 4>(n, k, m, d, a, o, ldo),
         _ => gemm_packed::<F, false, 4, 4>(n, k, m, d, a, o, ldo),
     }
 }

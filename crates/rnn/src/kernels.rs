@@ -280,9 +280,13 @@ simd_fn! {
     /// [`input_bias_tanh`](crate::forward::input_bias_tanh), vectorized for this CPU.
     pub(crate) fn simd_input_bias_tanh<F: Float>(a: &mut [F], w_x: Option<&[F]>, b_a: &[F])
         = crate::forward::input_bias_tanh;
-    /// [`softmax_column`](crate::forward::softmax_column), vectorized for this CPU.
-    pub(crate) fn simd_softmax_column<F: Float>(z: &mut [F], b_y: &[F], target: Option<TokenId>)
-        -> Option<f64> = crate::forward::softmax_column;
+    /// [`shift_logits`](crate::forward::shift_logits), vectorized for this CPU.
+    pub(crate) fn simd_shift_logits<F: Float>(z: &mut [F], b_y: &[F], target: Option<TokenId>)
+        -> Option<f64> = crate::forward::shift_logits;
+    /// [`exp_in_place`](crate::forward::exp_in_place), vectorized for this CPU.
+    pub(crate) fn simd_exp_in_place<F: Float>(z: &mut [F]) = crate::forward::exp_in_place;
+    /// [`normalize`](crate::forward::normalize), vectorized for this CPU.
+    pub(crate) fn simd_normalize<F: Float>(e: &mut [F]) -> f64 = crate::forward::normalize;
     /// [`through_tanh`](crate::backward::through_tanh), vectorized for this CPU.
     pub(crate) fn simd_through_tanh<F: Float>(da: &mut [F], da_raw: &mut [F], da_next: &[F], a: &[F])
         = crate::backward::through_tanh;

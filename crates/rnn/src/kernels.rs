@@ -392,9 +392,11 @@ fn gemm_avx2<F: Float, const MR: usize, const NR: usize, const MR1: usize>(
 }
 
 /// The blocked product: tiles of MR rows × NR columns of `out` are accumulated in
-/// registers over all of k, reading columns of `w` in place; leftover columns are done
-/// one at a time in taller tiles of MR1 rows (independent accumulators hide the latency
-/// of a single column); leftover rows in tiles of 8, then 4 rows, then one by one.
+/// registers over all of k, reading columns of `w` in place; then a tile of 4 columns;
+/// leftover columns one at a time in taller tiles of MR1 rows, in independent chains that
+/// hide the latency of a single column. Leftover rows go in tiles of 8 and a last 8-row
+/// tile that overlaps the previous one (for a single column, inside the main tile's loop);
+/// only fewer than 8 rows in all take the 4-row and one-by-one paths.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn gemm_blocked<F: Float, const FMA: bool, const MR: usize, const NR: usize, const MR1: usize>(

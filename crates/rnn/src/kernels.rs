@@ -276,6 +276,27 @@ macro_rules! simd_fn {
     )*};
 }
 
+/// Defines `$avx512` and `$avx2`: the `#[inline(always)]` kernel `$imp` (generic over F, a
+/// const FMA flag and the const tile sizes `$c`) compiled with FMA for AVX-512F and for AVX2.
+/// Calling them is unsafe; the caller checks [`isa`] first.
+macro_rules! isa_variants {
+    ($imp:ident<$($c:ident),*>($($arg:ident: $ty:ty),* $(,)?) as $avx512:ident, $avx2:ident) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f,avx2,fma")]
+        #[allow(clippy::too_many_arguments)]
+        fn $avx512<F: Float, $(const $c: usize),*>($($arg: $ty),*) {
+            $imp::<F, true, $($c),*>($($arg),*)
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2,fma")]
+        #[allow(clippy::too_many_arguments)]
+        fn $avx2<F: Float, $(const $c: usize),*>($($arg: $ty),*) {
+            $imp::<F, true, $($c),*>($($arg),*)
+        }
+    };
+}
+
 simd_fn! {
     /// [`input_bias_tanh`](crate::forward::input_bias_tanh), vectorized for this CPU.
     pub(crate) fn simd_input_bias_tanh<F: Float>(a: &mut [F], w_x: Option<&[F]>, b_a: &[F])
@@ -359,37 +380,13 @@ fn gemm_cm<F: Float>(
 }
 // ANCHOR_END: dispatch
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-fn gemm_avx512<F: Float, const MR: usize, const NR: usize, const MR1: usize>(
-    n: usize,
-    k: usize,
-    m: usize,
-    w: &[F],
-    ldw: usize,
-    a: Operand<'_, F>,
-    out: &mut [F],
-    ldo: usize,
-) {
-    gemm_blocked::<F, true, MR, NR, MR1>(n, k, m, w, ldw, a, out, ldo)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-fn gemm_avx2<F: Float, const MR: usize, const NR: usize, const MR1: usize>(
-    n: usize,
-    k: usize,
-    m: usize,
-    w: &[F],
-    ldw: usize,
-    a: Operand<'_, F>,
-    out: &mut [F],
-    ldo: usize,
-) {
-    gemm_blocked::<F, true, MR, NR, MR1>(n, k, m, w, ldw, a, out, ldo)
-}
+// `gemm_blocked` and `gemm_packed` compiled for AVX-512 and for AVX2 (FMA on in both).
+isa_variants!(gemm_blocked<MR, NR, MR1>(
+    n: usize, k: usize, m: usize, w: &[F], ldw: usize, a: Operand<'_, F>, out: &mut [F], ldo: usize,
+) as gemm_avx512, gemm_avx2);
+isa_variants!(gemm_packed<MR, NR>(
+    n: usize, k: usize, m: usize, w: &[F], a: Operand<'_, F>, out: &mut [F], ldo: usize,
+) as packed_avx512, packed_avx2);
 
 /// The blocked product: tiles of MR rows × NR columns of `out` are accumulated in
 /// registers over all of k, reading columns of `w` in place; then a tile of 4 columns;
@@ -905,36 +902,6 @@ pub(crate) fn matmul_packed<F: Float>(
         (_, 8) => gemm_packed::<F, false, 8, 4>(n, k, m, d, a, o, ldo),
         _ => gemm_packed::<F, false, 4, 4>(n, k, m, d, a, o, ldo),
     }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-fn packed_avx512<F: Float, const MR: usize, const NR: usize>(
-    n: usize,
-    k: usize,
-    m: usize,
-    w: &[F],
-    a: Operand<'_, F>,
-    out: &mut [F],
-    ldo: usize,
-) {
-    gemm_packed::<F, true, MR, NR>(n, k, m, w, a, out, ldo)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-fn packed_avx2<F: Float, const MR: usize, const NR: usize>(
-    n: usize,
-    k: usize,
-    m: usize,
-    w: &[F],
-    a: Operand<'_, F>,
-    out: &mut [F],
-    ldo: usize,
-) {
-    gemm_packed::<F, true, MR, NR>(n, k, m, w, a, out, ldo)
 }
 
 /// The product with packed panels: for each group of NR columns (then 4, then single

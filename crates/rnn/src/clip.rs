@@ -84,46 +84,26 @@ pub fn clip_norm<F: Float>(grads: &mut Grads<F>, max: f64) -> f64 {
     norm
 }
 
-/// Element-wise clipping to [−c, c] and the SGD step in one pass: g ← clamp(g, −c, c),
-/// next ← p − lr·g. Returns Σ g² from before clipping (summed exactly as
-/// [`clamp_with_norm`] sums it) and whether every entry of `next` is finite.
+/// Element-wise clipping to [−c, c] and the SGD step in one pass, in place:
+/// p ← p − lr·clamp(g, −c, c). Returns the largest |p| after the step (the caller's bound
+/// for the next step; see `train::clip_value_sgd_fused`).
 #[inline(always)]
-pub(crate) fn clip_value_sgd<F: Float>(
-    p: &[F],
-    g: &mut [F],
-    next: &mut [F],
-    c: F,
-    lr: F,
-) -> (f64, bool) {
-    let mut acc = [0.0f64; 8];
-    let mut finite = true;
+pub(crate) fn clip_value_sgd<F: Float>(p: &mut [F], g: &[F], c: F, lr: F) -> F {
+    let mut max = [F::zero(); 8];
     let n_full = p.len() - p.len() % 8;
-    let (p_full, p_tail) = p.split_at(n_full);
-    let (g_full, g_tail) = g.split_at_mut(n_full);
-    let (next_full, next_tail) = next.split_at_mut(n_full);
-    for ((p8, g8), next8) in p_full
-        .chunks_exact(8)
-        .zip(g_full.chunks_exact_mut(8))
-        .zip(next_full.chunks_exact_mut(8))
-    {
-        for (((acc, &p), g), next) in acc.iter_mut().zip(p8).zip(g8).zip(next8) {
-            *acc += g.as_f64() * g.as_f64();
-            finite &= clip_sgd_one(p, g, next, c, lr);
+    let (p_full, p_tail) = p.split_at_mut(n_full);
+    let (g_full, g_tail) = g.split_at(n_full);
+    for (p8, g8) in p_full.chunks_exact_mut(8).zip(g_full.chunks_exact(8)) {
+        for ((max, p), &g) in max.iter_mut().zip(p8).zip(g8) {
+            *p -= lr * g.max(-c).min(c);
+            *max = max.max(p.abs());
         }
     }
-    let mut tail = 0.0;
-    for ((&p, g), next) in p_tail.iter().zip(g_tail).zip(next_tail) {
-        tail += g.as_f64() * g.as_f64();
-        finite &= clip_sgd_one(p, g, next, c, lr);
+    for (p, &g) in p_tail.iter_mut().zip(g_tail) {
+        *p -= lr * g.max(-c).min(c);
+        max[0] = max[0].max(p.abs());
     }
-    (acc.iter().sum::<f64>() + tail, finite)
-}
-
-#[inline(always)]
-fn clip_sgd_one<F: Float>(p: F, g: &mut F, next: &mut F, c: F, lr: F) -> bool {
-    *g = g.max(-c).min(c);
-    *next = p - lr * *g;
-    next.is_finite()
+    max.into_iter().fold(F::zero(), F::max)
 }
 
 /// s ← by · s.

@@ -15,7 +15,7 @@ use rnn_data::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::kernels::simd_clip_value_sgd;
+use crate::kernels::{simd_clip_value_sgd, simd_sum_of_squares};
 use crate::{
     Bptt, Cache, Clip, Float, Grads, Loss, Optimizer, OptimizerConfig, Params, SampleConfig,
     rnn_backward_into, rnn_forward_into, sample,
@@ -399,6 +399,9 @@ pub(crate) struct StepBuffers<F: Float> {
     pub(crate) bptt: Bptt<F>,
     pub(crate) grads: Grads<F>,
     pub(crate) last_good: Params<F>,
+    /// The largest |θ| over the parameters, as left by the last fused clip-and-SGD step,
+    /// or `None` when not known (before the first step, after a step of the general path).
+    pub(crate) max_abs: Option<F>,
 }
 
 impl<F: Float> StepBuffers<F> {
@@ -408,6 +411,7 @@ impl<F: Float> StepBuffers<F> {
             bptt: Bptt::new(),
             grads: Grads::zeros(params.n_x(), params.n_a(), params.n_y()),
             last_good: params.clone(),
+            max_abs: None,
         }
     }
 }
@@ -443,6 +447,7 @@ pub(crate) fn update_step<F: Float>(
         }
     }
     // Clip (returns the norm before clipping), then check before touching parameters.
+    buf.max_abs = None;
     let grad_norm = clip.apply(&mut buf.grads);
     let report = StepReport { loss, grad_norm };
     if !loss.total.is_finite() || !grad_norm.is_finite() {
@@ -456,15 +461,18 @@ pub(crate) fn update_step<F: Float>(
     Ok(report)
 }
 
-/// The classic recipe's clip and update (element-wise clipping, then SGD) in one pass
-/// over the gradients and parameters instead of three (clip, back up, update), with the
-/// same results bit for bit (tested): each entry is clamped, its square added to the
-/// norm, and θ − lr·g written into `buf.last_good`, which then changes places with
-/// `params`. The parameters before the step are thus kept without a copy, and a
-/// non-finite result leaves `params` untouched.
+/// The classic recipe's clip and update (element-wise clipping, then SGD) as two passes
+/// instead of four (clip, norm, back up, update), with the same results bit for bit
+/// (tested): the first reads the gradients for their norm, which is finite exactly when
+/// every entry is; the second clamps each entry and writes θ − lr·g over θ in place.
 ///
-/// Returns `None`, having changed nothing, when the arrays do not all share one contiguous
-/// layout; the general path then runs.
+/// No copy of the parameters is needed to keep the last good ones, because this step
+/// cannot make them non-finite: a clamped update moves an entry by at most lr·c, so every
+/// new |θ| is at most `max_abs` + lr·c (rounding is monotone), and the step runs only when
+/// that bound is finite. The second pass measures the new `max_abs` on the way.
+///
+/// Returns `None`, having changed nothing, when the arrays do not share one contiguous
+/// layout or the bound is not finite; the general path (with its copy) then runs.
 fn clip_value_sgd_fused<F: Float>(
     params: &mut Params<F>,
     optimizer: &mut Optimizer<F>,
@@ -473,34 +481,33 @@ fn clip_value_sgd_fused<F: Float>(
     loss: Loss,
     buf: &mut StepBuffers<F>,
 ) -> Option<Result<StepReport, StepReport>> {
-    let same = |a: &Array2<F>, b: &Array2<F>| {
-        a.dim() == b.dim() && a.strides() == b.strides() && a.as_slice_memory_order().is_some()
-    };
-    let layouts_match = params
-        .arrays()
-        .into_iter()
-        .zip(buf.grads.arrays())
-        .zip(buf.last_good.arrays())
-        .all(|(((_, p), (_, g)), (_, n))| same(p, g) && same(p, n));
+    let layouts_match =
+        params
+            .arrays()
+            .into_iter()
+            .zip(buf.grads.arrays())
+            .all(|((_, p), (_, g))| {
+                p.dim() == g.dim()
+                    && p.strides() == g.strides()
+                    && p.as_slice_memory_order().is_some()
+            });
     if !layouts_match {
         return None;
     }
     let (c, lr) = (F::cast(c), F::cast(lr));
-    let mut sum_sq = 0.0;
-    let mut finite = true;
-    for (((_, p), (_, g)), (_, next)) in params
+    let max_abs = *buf.max_abs.get_or_insert_with(|| {
+        let all = params.arrays().into_iter().flat_map(|(_, p)| p.iter());
+        all.fold(F::zero(), |m, &v| m.max(v.abs()))
+    });
+    if !(max_abs + (lr * c).abs()).is_finite() {
+        return None;
+    }
+    let sum_sq: f64 = buf
+        .grads
         .arrays()
         .into_iter()
-        .zip(buf.grads.arrays_mut())
-        .zip(buf.last_good.arrays_mut())
-    {
-        let p = p.as_slice_memory_order().expect("checked above");
-        let g = g.as_slice_memory_order_mut().expect("checked above");
-        let next = next.as_slice_memory_order_mut().expect("checked above");
-        let (s, f) = simd_clip_value_sgd(p, g, next, c, lr);
-        sum_sq += s;
-        finite &= f;
-    }
+        .map(|(_, g)| simd_sum_of_squares(g.as_slice_memory_order().expect("checked above")))
+        .sum();
     let report = StepReport {
         loss,
         grad_norm: sum_sq.sqrt(),
@@ -509,10 +516,13 @@ fn clip_value_sgd_fused<F: Float>(
         return Some(Err(report));
     }
     optimizer.t += 1;
-    if !finite {
-        return Some(Err(report));
+    let mut new_max = F::zero();
+    for ((_, p), (_, g)) in params.arrays_mut().into_iter().zip(buf.grads.arrays()) {
+        let p = p.as_slice_memory_order_mut().expect("checked above");
+        let g = g.as_slice_memory_order().expect("checked above");
+        new_max = new_max.max(simd_clip_value_sgd(p, g, c, lr));
     }
-    std::mem::swap(params, &mut buf.last_good);
+    buf.max_abs = Some(new_max);
     Some(Ok(report))
 }
 
@@ -936,8 +946,8 @@ mod tests {
     use super::*;
     use crate::rnn_forward;
 
-    /// The fused clip-and-SGD pass gives the same parameters, gradients and report, bit
-    /// for bit, as clipping and then updating.
+    /// The fused clip-and-SGD passes give the same parameters and report, bit for bit, as
+    /// clipping and then updating, and leave the gradients as backpropagation computed them.
     #[test]
     fn fused_clip_and_sgd_equals_the_general_path() {
         let mut rng = ChaCha8Rng::seed_from_u64(4);
@@ -966,6 +976,7 @@ mod tests {
         let mut opt_general = Optimizer::new(sgd, &general);
         let (loss, cache) = rnn_forward(&general, x.view(), y.view(), a0.view());
         let (mut grads, _) = crate::rnn_backward(&general, x.view(), y.view(), &cache);
+        let unclipped = grads.clone();
         let norm = clip.apply(&mut grads);
         assert!(
             grads.w_aa.iter().any(|g| g.abs() == 0.5),
@@ -974,13 +985,44 @@ mod tests {
         assert!(opt_general.step_checked(&mut general, &grads));
 
         assert_eq!(fused, general);
-        assert_eq!(buf.grads, grads);
-        assert_eq!(
-            buf.last_good, start,
-            "the parameters before the step are kept"
-        );
+        assert_eq!(buf.grads, unclipped);
         assert_eq!(report.grad_norm, norm);
         assert_eq!(report.loss, loss);
         assert_eq!(opt.t, opt_general.t);
+        let max_abs = fused
+            .arrays()
+            .into_iter()
+            .flat_map(|(_, p)| p.iter().copied());
+        assert_eq!(buf.max_abs, Some(max_abs.map(f64::abs).fold(0.0, f64::max)));
+    }
+
+    /// When the in-place step could overflow (lr·c near the largest float), the general
+    /// path runs: the update that would make parameters infinite is refused and the
+    /// parameters are left as they were.
+    #[test]
+    fn fused_step_falls_back_when_parameters_could_overflow() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let start: Params = Params::init_with_std(9, 21, 9, 2.0, &mut rng);
+        let x = ndarray::array![[None], [Some(3)], [Some(1)], [Some(7)], [Some(2)]];
+        let y = ndarray::array![[Some(3)], [Some(1)], [Some(7)], [Some(2)], [Some(0)]];
+        let a0 = Array2::zeros((21, 1).f());
+        // lr·c is far beyond the largest float: any gradient entry above 2 overflows.
+        let (clip, sgd) = (Clip::Value(5.0), OptimizerConfig::sgd(f64::MAX / 2.0));
+        let mut params = start.clone();
+        let mut opt = Optimizer::new(sgd, &params);
+        let mut buf = StepBuffers::new(&params);
+        let result = update_step(
+            &mut params,
+            &mut opt,
+            clip,
+            x.view(),
+            y.view(),
+            a0.view(),
+            &mut buf,
+        );
+        let report = result.expect_err("the update overflows");
+        assert!(report.loss.total.is_finite() && report.grad_norm.is_finite());
+        assert_eq!(params, start, "the parameters before the step are kept");
+        assert_eq!(buf.max_abs, None);
     }
 }

@@ -324,10 +324,10 @@ fn every_internal_link_and_image_resolves() {
             if is_image && fs::metadata(&file).map_or(0, |m| m.len()) == 0 {
                 problems.push(format!("{name}: image {target} is empty"));
             }
-            if let Some(fragment) = fragment {
-                if !heading_ids(&read(&file)).contains(fragment) {
-                    problems.push(format!("{name}: {target} names no heading"));
-                }
+            if let Some(fragment) = fragment
+                && !heading_ids(&read(&file)).contains(fragment)
+            {
+                problems.push(format!("{name}: {target} names no heading"));
             }
         }
     }

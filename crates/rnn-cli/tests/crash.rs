@@ -267,7 +267,7 @@ fn a_full_disk_stops_the_run_with_one_line_and_keeps_the_last_checkpoint() {
     assert!(err.contains("run/"), "{err}");
     let run = dir.join("run");
     let step = saved_step(&run);
-    assert!(step > 0 && step % 50 == 0, "{step}");
+    assert!(step > 0 && step.is_multiple_of(50), "{step}");
     assert_eq!(temporaries(&run), 0, "{err}");
     eprintln!("disk full after step {step}: {}", err.trim_end());
 }

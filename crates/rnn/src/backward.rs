@@ -199,7 +199,10 @@ pub fn rnn_backward_into<F: Float>(
     );
     sum_columns_into(bptt.dy.view(), &mut grads.b_y);
     // The output part of da at every step, W_yaᵀ dy<t>.               (n_a, T·m)
-    gemm(params.w_ya.t(), bptt.dy.view(), bptt.da.view_mut());
+    // At batch 1 W_aa and W_ya are read from the forward pass's aligned copies.
+    let padded = cache.padded_weights();
+    let (w_aa, w_ya) = padded.unwrap_or((params.w_aa.view(), params.w_ya.view()));
+    gemm(w_ya.t(), bptt.dy.view(), bptt.da.view_mut());
 
     // The recurrence, from the last step to the first, on the buffers seen as
     // (n_a, m, T): [.., j, t] is column j of step t.
@@ -225,7 +228,7 @@ pub fn rnn_backward_into<F: Float>(
         bptt.w_aa_t_packed.pack(params.w_aa.t());
         StepWeights::Packed(&bptt.w_aa_t_packed)
     } else {
-        StepWeights::InPlace(params.w_aa.t())
+        StepWeights::InPlace(w_aa.t())
     };
     backward_steps(
         w_aa_t,

@@ -21,6 +21,7 @@ use crate::kernels::{
     PACK_MIN_COLUMNS, Packed, StepWeights, assign_col_major, batch_groups, gemm, simd_exp_in_place,
     simd_input_bias_tanh, simd_normalize, simd_shift_logits, split_point,
 };
+use crate::matvec::{self, PaddedRows};
 use crate::{Float, Params, TokenId};
 
 /// The loss of a forward pass: the sum over time steps and batch columns of
@@ -78,6 +79,11 @@ pub struct Cache<F: Float = f64> {
     w_ya: Array2<F>,
     /// W_aa packed into panels, for batches of several columns.
     w_aa_packed: Packed<F>,
+    /// At batch 1 with the kernels of [`matvec`]: W_aa and W_ya copied into aligned,
+    /// padded rows (read as they are by the forward pass, transposed by the backward).
+    rows: bool,
+    w_aa_rows: PaddedRows<F>,
+    w_ya_rows: PaddedRows<F>,
 }
 
 impl<F: Float> Cache<F> {
@@ -91,7 +97,17 @@ impl<F: Float> Cache<F> {
             w_aa: Array2::zeros((0, 0).f()),
             w_ya: Array2::zeros((0, 0).f()),
             w_aa_packed: Packed::default(),
+            rows: false,
+            w_aa_rows: PaddedRows::default(),
+            w_ya_rows: PaddedRows::default(),
         }
+    }
+
+    /// W_aa and W_ya as the forward pass read them, in aligned rows, when it took the
+    /// batch-1 path of [`matvec`].
+    pub(crate) fn padded_weights(&self) -> Option<(ArrayView2<'_, F>, ArrayView2<'_, F>)> {
+        self.rows
+            .then(|| (self.w_aa_rows.view(), self.w_ya_rows.view()))
     }
 
     /// Resizes the buffers for T steps, batch m, keeping them when the shape is unchanged.
@@ -469,15 +485,28 @@ pub fn rnn_forward_into<F: Float>(
     debug_assert_eq!(y.dim(), (n_steps, m));
     debug_assert_eq!(a0.dim(), (params.n_a(), m));
     cache.resize(params.n_a(), params.n_y(), n_steps, m);
-    // W_aa and W_ya in the layouts the kernels read fastest (the same matrices).
+    // W_aa and W_ya in the layouts the kernels read fastest (the same matrices). At batch
+    // 1 with the dot-product kernels (f64, AVX-512) that is the row-major storage itself.
+    cache.rows = m == 1 && matvec::available::<F>();
+    if cache.rows {
+        cache.w_aa_rows.copy_from(params.w_aa.view());
+        cache.w_ya_rows.copy_from(params.w_ya.view());
+    }
     let w_aa = if m >= PACK_MIN_COLUMNS {
         cache.w_aa_packed.pack(params.w_aa.view());
         StepWeights::Packed(&cache.w_aa_packed)
+    } else if cache.rows {
+        StepWeights::InPlace(cache.w_aa_rows.view())
     } else {
         assign_col_major(cache.w_aa.view_mut(), params.w_aa.view());
         StepWeights::InPlace(cache.w_aa.view())
     };
-    assign_col_major(cache.w_ya.view_mut(), params.w_ya.view());
+    let w_ya = if cache.rows {
+        cache.w_ya_rows.view()
+    } else {
+        assign_col_major(cache.w_ya.view_mut(), params.w_ya.view());
+        cache.w_ya.view()
+    };
     cache.a.slice_mut(s![.., 0..m]).assign(&a0); //                   a<0>
     // The same buffer as (n_a, m, T + 1): [.., j, t] is column j of step block t.
     let a_steps = cache
@@ -490,7 +519,7 @@ pub fn rnn_forward_into<F: Float>(
     // ŷ<t> for every step at once: (n_y, n_a) x (n_a, T·m)
     let a_all = cache.a.slice(s![.., m..]);
     output_with(
-        cache.w_ya.view(),
+        w_ya,
         params,
         a_all,
         y.iter().copied(),
@@ -613,7 +642,8 @@ mod tests {
         }
         assert_eq!(loss.n_targets, 5);
         assert!((loss.total - total).abs() < 1e-12);
-        assert_eq!(cache.a_last(), a.view());
+        // The same sums, possibly through kernels that add in another order.
+        assert!((&cache.a_last() - &a).iter().all(|d| d.abs() < 1e-15));
         assert_eq!(cache.a0(), a0.view());
     }
 

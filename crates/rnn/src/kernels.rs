@@ -25,6 +25,7 @@
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 
+use crate::matvec;
 use crate::optim::AdamStep;
 use crate::{Float, TokenId};
 
@@ -134,32 +135,80 @@ fn matmul_serial<F: Float>(
         out.fill(F::zero());
         return;
     }
+    if by_columns(&w, &a, &mut out) {
+        return;
+    }
     let in_place = kernel == Kernel::InPlace
         || n * k * std::mem::size_of::<F>() <= IN_PLACE_MAX_BYTES
         || m <= 8;
-    if in_place {
-        if let (Some((ws, ldw)), Some((os, ldo))) = (col_major(&w), col_major_mut(&mut out)) {
-            let (sa0, sa1) = (a.strides()[0], a.strides()[1]);
-            if sa0 >= 0 && sa1 >= 0 {
-                // The elements of a, addressed as a[p·rsa + j·csa], from its first one.
-                let (rsa, csa) = (sa0 as usize, sa1 as usize);
-                let len = (k - 1) * rsa + (m - 1) * csa + 1;
-                // SAFETY: `a` has k × m elements at offsets p·rsa + j·csa (p < k, j < m)
-                // from its first element, all inside one allocation that the view
-                // borrows for 'a; the strides are non-negative, so these offsets lie in
-                // 0..len and the slice covers exactly the memory the view can address.
-                let a_s = unsafe { std::slice::from_raw_parts(a.as_ptr(), len) };
-                let ab = Operand {
-                    data: a_s,
-                    rs: rsa,
-                    cs: csa,
-                };
-                gemm_cm(n, k, m, ws, ldw, ab, os, ldo);
-                return;
-            }
+    if in_place && let (Some((ws, ldw)), Some((os, ldo))) = (col_major(&w), col_major_mut(&mut out))
+    {
+        let (sa0, sa1) = (a.strides()[0], a.strides()[1]);
+        if sa0 >= 0 && sa1 >= 0 {
+            // The elements of a, addressed as a[p·rsa + j·csa], from its first one.
+            let (rsa, csa) = (sa0 as usize, sa1 as usize);
+            let len = (k - 1) * rsa + (m - 1) * csa + 1;
+            // SAFETY: `a` has k × m elements at offsets p·rsa + j·csa (p < k, j < m)
+            // from its first element, all inside one allocation that the view
+            // borrows for 'a; the strides are non-negative, so these offsets lie in
+            // 0..len and the slice covers exactly the memory the view can address.
+            let a_s = unsafe { std::slice::from_raw_parts(a.as_ptr(), len) };
+            let ab = Operand {
+                data: a_s,
+                rs: rsa,
+                cs: csa,
+            };
+            gemm_cm(n, k, m, ws, ldw, ab, os, ldo);
+            return;
         }
     }
     general_mat_mul(F::one(), &w, &a, F::zero(), &mut out);
+}
+
+/// Products with at most this many columns and a row-major `w` go column by column
+/// through [`matvec::rows`] (the logits at batch 1: 27 × 50 times one column per step).
+const ROWS_MAX_COLUMNS: usize = 16;
+
+/// `out = w · a` one column at a time through [`matvec`] (`f64` with AVX-512): for a
+/// row-major `w` and up to [`ROWS_MAX_COLUMNS`] columns, or a column-major `w` and up to
+/// three (from four columns on, the tiles of [`gemm_blocked`] share each load of `w`).
+/// Returns whether it ran; it needs contiguous columns of `a` and `out`.
+fn by_columns<F: Float>(
+    w: &ArrayView2<'_, F>,
+    a: &ArrayView2<'_, F>,
+    out: &mut ArrayViewMut2<'_, F>,
+) -> bool {
+    let (n, k) = w.dim();
+    let m = a.ncols();
+    if m > ROWS_MAX_COLUMNS || !matvec::available::<F>() {
+        return false;
+    }
+    let columns_ok = (k <= 1 || a.strides()[0] == 1) && (n <= 1 || out.strides()[0] == 1);
+    if !columns_ok {
+        return false;
+    }
+    let run = |out: &mut ArrayViewMut2<'_, F>, f: &dyn Fn(&[F], &mut [F]) -> bool| {
+        for (col, mut o) in a.columns().into_iter().zip(out.columns_mut()) {
+            let x = col.to_slice().expect("unit stride checked");
+            let o = o.as_slice_mut().expect("unit stride checked");
+            if !f(x, o) {
+                return false;
+            }
+        }
+        true
+    };
+    if let Some((ws, ldw)) = row_major(w) {
+        return run(out, &|x, o| matvec::rows(n, k, ws, ldw, x, o));
+    }
+    match col_major(w) {
+        Some((ws, ldw)) if m <= 3 => run(out, &|x, o| matvec::cols(n, k, ws, ldw, x, o)),
+        _ => false,
+    }
+}
+
+/// The data of a row-major view (unit column stride) and its row stride.
+fn row_major<'a, F>(v: &ArrayView2<'a, F>) -> Option<(&'a [F], usize)> {
+    col_major(&(*v).reversed_axes())
 }
 
 /// The data of a column-major view (unit row stride) and its column stride.
@@ -239,6 +288,12 @@ fn isa() -> Isa {
         }
     }
     Isa::Base
+}
+
+/// Whether the kernels run with AVX-512 on this CPU.
+#[inline]
+pub(crate) fn has_avx512() -> bool {
+    isa() == Isa::Avx512
 }
 
 // ANCHOR: simd

@@ -65,6 +65,7 @@ mod float;
 mod forward;
 mod gradcheck;
 mod kernels;
+mod matvec;
 mod optim;
 mod params;
 mod sample;

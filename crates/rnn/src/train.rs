@@ -441,10 +441,10 @@ pub(crate) fn update_step<F: Float>(
 ) -> Result<StepReport, StepReport> {
     let loss = rnn_forward_into(params, x, y, a0, &mut buf.cache);
     rnn_backward_into(params, x, y, &buf.cache, &mut buf.grads, &mut buf.bptt);
-    if let (Clip::Value(c), OptimizerConfig::Sgd { lr }) = (clip, optimizer.config) {
-        if let Some(result) = clip_value_sgd_fused(params, optimizer, c, lr, loss, buf) {
-            return result;
-        }
+    if let (Clip::Value(c), OptimizerConfig::Sgd { lr }) = (clip, optimizer.config)
+        && let Some(result) = clip_value_sgd_fused(params, optimizer, c, lr, loss, buf)
+    {
+        return result;
     }
     // Clip (returns the norm before clipping), then check before touching parameters.
     buf.max_abs = None;
@@ -688,18 +688,19 @@ impl<F: Float> Trainer<F> {
         iv.grad_norm += grad_norm;
         iv.chars += chars;
         let at_end = step == st.config.steps;
-        let validate = st.config.eval_every > 0 && (step % st.config.eval_every == 0 || at_end);
+        let validate =
+            st.config.eval_every > 0 && (step.is_multiple_of(st.config.eval_every) || at_end);
         let evaluation = if validate { self.validate(step) } else { None };
         if let Some(e) = &evaluation {
             observer(&Event::Validation(e));
         }
-        if step % self.state.config.log_every == 0 || at_end {
+        if step.is_multiple_of(self.state.config.log_every) || at_end {
             let row = self.close_interval(step, evaluation.map(|e| e.per_example));
             observer(&Event::Log(&row));
             self.state.history.push(row);
         }
         let cfg = &self.state.config;
-        if cfg.sample_every > 0 && step % cfg.sample_every == 0 && cfg.n_samples > 0 {
+        if cfg.sample_every > 0 && step.is_multiple_of(cfg.sample_every) && cfg.n_samples > 0 {
             let samples = self.sample_texts();
             observer(&Event::Samples {
                 step,

@@ -224,6 +224,7 @@ mod avx512 {
         }
     }
 
+    // ANCHOR: dot_rows
     /// See [`super::rows`].
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn rows(
@@ -273,6 +274,7 @@ mod avx512 {
             }
         }
     }
+    // ANCHOR_END: dot_rows
 
     /// See [`super::cols`]: blocks of up to 64 rows (eight registers).
     #[target_feature(enable = "avx512f")]

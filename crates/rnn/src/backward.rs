@@ -109,6 +109,12 @@ impl<F: Float> Bptt<F> {
         self.da_next.view()
     }
 
+    /// dL/d(pre-activation) at every step, (1 − a²) ⊙ da: (n_a, T·m), step t in columns
+    /// t·m .. (t+1)·m.
+    pub(crate) fn da_raw_all(&self) -> ArrayView2<'_, F> {
+        self.da_raw.view()
+    }
+
     /// dL/da<t> for every step, (n_a, T·m): the total gradient reaching each hidden state,
     /// from its own output and from all later steps.
     pub fn da_all(&self) -> ArrayView2<'_, F> {

@@ -42,8 +42,10 @@ pub trait Float:
 
     /// tanh for the hidden layer: a branch-free approximation within a few units in the
     /// last place of the library function, which the compiler can vectorize (the library
-    /// call it replaces cannot be). It uses no fused multiply-add, so it gives the same
-    /// bits on every CPU. NaN propagates; ±∞ gives ±1.
+    /// call it replaces cannot be). In `f64` its polynomial steps are fused multiply-adds
+    /// (`mul_add`, rounded once), which are exact operations, so it gives the same bits on
+    /// every CPU: one instruction where the CPU has FMA, the C library's `fma` elsewhere.
+    /// NaN propagates; ±∞ gives ±1.
     fn fast_tanh(self) -> Self;
 
     /// exp for the softmax, branch-free and vectorizable like [`Float::fast_tanh`]. In
@@ -159,7 +161,7 @@ fn reduce_ln2(x: f64) -> (i64, f64) {
     let shifted = x * std::f64::consts::LOG2_E + ROUNDER;
     let n_f = shifted - ROUNDER;
     let n = (shifted.to_bits() as i64).wrapping_sub(ROUNDER.to_bits() as i64);
-    let r = (x - n_f * LN2_HI) - n_f * LN2_LO;
+    let r = (-n_f).mul_add(LN2_LO, (-n_f).mul_add(LN2_HI, x));
     (n, r)
 }
 
@@ -185,7 +187,7 @@ fn expm1_small(r: f64) -> f64 {
     ];
     let mut p = C[12];
     for &c in C[..12].iter().rev() {
-        p = p * r + c;
+        p = p.mul_add(r, c);
     }
     p * r
 }
@@ -218,7 +220,7 @@ fn tanh_f64(x: f64) -> f64 {
     let ax = if ax > 20.0 { 20.0 } else { ax };
     let (n, r) = reduce_ln2(-2.0 * ax);
     let s = pow2(n);
-    let u = s * expm1_small(r) + (s - 1.0);
+    let u = s.mul_add(expm1_small(r), s - 1.0);
     (-u / (u + 2.0)).copysign(x)
 }
 // ANCHOR_END: f64_math

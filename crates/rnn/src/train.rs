@@ -15,7 +15,7 @@ use rnn_data::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::kernels::{simd_clip_value_sgd, simd_sum_of_squares};
+use crate::kernels::simd_clip_value_sgd;
 use crate::{
     Bptt, Cache, Clip, Float, Grads, Loss, Optimizer, OptimizerConfig, Params, SampleConfig,
     rnn_backward_into, rnn_forward_into, sample,
@@ -461,18 +461,21 @@ pub(crate) fn update_step<F: Float>(
     Ok(report)
 }
 
-/// The classic recipe's clip and update (element-wise clipping, then SGD) as two passes
+/// The classic recipe's clip and update (element-wise clipping, then SGD) in one pass
 /// instead of four (clip, norm, back up, update), with the same results bit for bit
-/// (tested): the first reads the gradients for their norm, which is finite exactly when
-/// every entry is; the second clamps each entry and writes θ − lr·g over θ in place.
+/// (tested): each entry is clamped and θ − lr·g written over θ in place, while the squares
+/// of the unclipped gradients are summed for the report.
 ///
-/// No copy of the parameters is needed to keep the last good ones, because this step
-/// cannot make them non-finite: a clamped update moves an entry by at most lr·c, so every
-/// new |θ| is at most `max_abs` + lr·c (rounding is monotone), and the step runs only when
-/// that bound is finite. The second pass measures the new `max_abs` on the way.
+/// The general path checks the gradient norm before it touches the parameters; here the
+/// norm is known only after the pass, so it is proved finite beforehand, from the inputs
+/// of the gradient products ([`gradients_are_bounded`]). No copy of the parameters is
+/// needed either, because this step cannot make them non-finite: a clamped update moves an
+/// entry by at most lr·c, so every new |θ| is at most `max_abs` + lr·c (rounding is
+/// monotone), and the step runs only when that bound is finite. The pass measures the new
+/// `max_abs` on the way.
 ///
 /// Returns `None`, having changed nothing, when the arrays do not share one contiguous
-/// layout or the bound is not finite; the general path (with its copy) then runs.
+/// layout or either bound fails; the general path (with its checks and its copy) then runs.
 fn clip_value_sgd_fused<F: Float>(
     params: &mut Params<F>,
     optimizer: &mut Optimizer<F>,
@@ -502,28 +505,51 @@ fn clip_value_sgd_fused<F: Float>(
     if !(max_abs + (lr * c).abs()).is_finite() {
         return None;
     }
-    let sum_sq: f64 = buf
-        .grads
-        .arrays()
-        .into_iter()
-        .map(|(_, g)| simd_sum_of_squares(g.as_slice_memory_order().expect("checked above")))
-        .sum();
-    let report = StepReport {
-        loss,
-        grad_norm: sum_sq.sqrt(),
-    };
-    if !loss.total.is_finite() || !report.grad_norm.is_finite() {
-        return Some(Err(report));
+    if !loss.total.is_finite() {
+        let grad_norm = buf.grads.global_norm();
+        return Some(Err(StepReport { loss, grad_norm }));
+    }
+    if !gradients_are_bounded(&buf.cache, &buf.bptt, params.n_params()) {
+        return None;
     }
     optimizer.t += 1;
-    let mut new_max = F::zero();
+    let (mut new_max, mut sum_sq) = (F::zero(), 0.0f64);
     for ((_, p), (_, g)) in params.arrays_mut().into_iter().zip(buf.grads.arrays()) {
         let p = p.as_slice_memory_order_mut().expect("checked above");
         let g = g.as_slice_memory_order().expect("checked above");
-        new_max = new_max.max(simd_clip_value_sgd(p, g, c, lr));
+        let (max, sq) = simd_clip_value_sgd(p, g, c, lr);
+        new_max = new_max.max(max);
+        sum_sq += sq;
     }
     buf.max_abs = Some(new_max);
-    Some(Ok(report))
+    let grad_norm = sum_sq.sqrt();
+    debug_assert!(grad_norm.is_finite(), "bounded by gradients_are_bounded");
+    Some(Ok(StepReport { loss, grad_norm }))
+}
+
+/// Whether every gradient entry, and the sum of their squares, is surely finite, judged
+/// from what the gradient products read (with a finite loss, which the caller checked):
+///
+/// - dy = ŷ − y has entries in [−1, 1]: a finite loss means a finite softmax;
+/// - the activations a<t> are tanh values in [−1, 1], and a<0> is bounded by A = max(1,
+///   Σ|a<0>|);
+/// - each entry of dW_aa, dW_ax and db_a is a sum over steps of da_raw entries times
+///   activations or ones, so at most S·A with S = Σ|da_raw|; each entry of dW_ya and db_y
+///   is at most T·m·A.
+///
+/// With G = 2·max(S, T·m)·A (the 2 covers rounding) every entry is at most G, and the
+/// sum of the N squares at most N·G². S and A are sums, so a NaN or ∞ anywhere in da_raw
+/// or a<0> makes the test fail, as it should. Costs one pass over da_raw (T·m·n_a values).
+fn gradients_are_bounded<F: Float>(cache: &Cache<F>, bptt: &Bptt<F>, n_params: usize) -> bool {
+    let abs_sum = |v: ndarray::ArrayView2<'_, F>| v.iter().map(|x| x.as_f64().abs()).sum::<f64>();
+    let (s, a0) = (abs_sum(bptt.da_raw_all()), abs_sum(cache.a0()));
+    // (`max` would drop a NaN, hence the explicit test.)
+    if !(s.is_finite() && a0.is_finite()) {
+        return false;
+    }
+    let steps = (cache.n_steps() * cache.batch()) as f64;
+    let g = 2.0 * s.max(steps) * a0.max(1.0);
+    (2.0 * n_params as f64 * g * g).is_finite()
 }
 
 /// Accumulators for the current history row.
@@ -1025,5 +1051,45 @@ mod tests {
         assert!(report.loss.total.is_finite() && report.grad_norm.is_finite());
         assert_eq!(params, start, "the parameters before the step are kept");
         assert_eq!(buf.max_abs, None);
+    }
+
+    /// The one-pass update runs only when the gradients are provably finite: a hidden
+    /// state a<0> of 1e200 (which dW_aa multiplies) makes the bound fail, and the general
+    /// path, which checks the norm before updating, takes the step instead.
+    #[test]
+    fn fused_step_declines_when_gradients_are_not_provably_finite() {
+        let mut rng = ChaCha8Rng::seed_from_u64(6);
+        let start: Params = Params::init(9, 21, 9, &mut rng);
+        let x = ndarray::array![[Some(1)], [Some(3)], [Some(1)]];
+        let y = ndarray::array![[Some(3)], [Some(1)], [Some(0)]];
+        let (clip, sgd) = (Clip::Value(5.0), OptimizerConfig::sgd(0.01));
+        for (a0_value, fused_expected) in [(0.5, true), (1e200, false)] {
+            let a0 = Array2::from_elem((21, 1).f(), a0_value);
+            let mut params = start.clone();
+            let mut opt = Optimizer::new(sgd, &params);
+            let mut buf = StepBuffers::new(&params);
+            let report = update_step(
+                &mut params,
+                &mut opt,
+                clip,
+                x.view(),
+                y.view(),
+                a0.view(),
+                &mut buf,
+            )
+            .expect("a finite step");
+            let bounded = gradients_are_bounded(&buf.cache, &buf.bptt, params.n_params());
+            assert_eq!(bounded, fused_expected, "a0 = {a0_value}");
+            // The general path leaves no bound on |θ| behind; the fused one does.
+            assert_eq!(buf.max_abs.is_some(), fused_expected, "a0 = {a0_value}");
+
+            let mut general = start.clone();
+            let (_, cache) = rnn_forward(&general, x.view(), y.view(), a0.view());
+            let (mut grads, _) = crate::rnn_backward(&general, x.view(), y.view(), &cache);
+            assert_eq!(report.grad_norm, clip.apply(&mut grads));
+            let mut opt_general = Optimizer::new(sgd, &general);
+            assert!(opt_general.step_checked(&mut general, &grads));
+            assert_eq!(params, general, "a0 = {a0_value}");
+        }
     }
 }

@@ -275,6 +275,14 @@ enum Isa {
 /// element-wise loop and the panel height of [`Packed`] follow, so that they agree.
 #[inline]
 fn isa() -> Isa {
+    // Detected once: the kernels ask on every call, several hundred times per name at
+    // batch 1.
+    static ISA: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+    *ISA.get_or_init(detect_isa)
+}
+
+/// [`isa`], asking the CPU.
+fn detect_isa() -> Isa {
     #[cfg(target_arch = "x86_64")]
     {
         if is_x86_feature_detected!("avx512f")

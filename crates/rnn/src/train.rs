@@ -15,7 +15,7 @@ use rnn_data::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::kernels::simd_clip_value_sgd;
+use crate::kernels::{simd_clip_value_sgd, simd_sum_of_squares};
 use crate::{
     Bptt, Cache, Clip, Float, Grads, Loss, Optimizer, OptimizerConfig, Params, SampleConfig,
     rnn_backward_into, rnn_forward_into, sample,
@@ -538,10 +538,16 @@ fn clip_value_sgd_fused<F: Float>(
 ///   is at most T·m·A.
 ///
 /// With G = 2·max(S, T·m)·A (the 2 covers rounding) every entry is at most G, and the
-/// sum of the N squares at most N·G². S and A are sums, so a NaN or ∞ anywhere in da_raw
-/// or a<0> makes the test fail, as it should. Costs one pass over da_raw (T·m·n_a values).
+/// sum of the N squares at most N·G². S and A are bounded from above by √(n Σ v²), which
+/// a NaN or ∞ anywhere in da_raw or a<0> makes non-finite, failing the test as it should.
+/// Costs one vectorized pass over da_raw (T·m·n_a values).
 fn gradients_are_bounded<F: Float>(cache: &Cache<F>, bptt: &Bptt<F>, n_params: usize) -> bool {
-    let abs_sum = |v: ndarray::ArrayView2<'_, F>| v.iter().map(|x| x.as_f64().abs()).sum::<f64>();
+    // Σ|v| ≤ √(n Σ v²) (Cauchy–Schwarz), through the vectorized sum of squares; an
+    // overflow there only makes the bound fail.
+    let abs_sum = |v: ndarray::ArrayView2<'_, F>| match v.as_slice_memory_order() {
+        Some(s) => (s.len() as f64 * simd_sum_of_squares(s)).sqrt(),
+        None => v.iter().map(|x| x.as_f64().abs()).sum::<f64>(),
+    };
     let (s, a0) = (abs_sum(bptt.da_raw_all()), abs_sum(cache.a0()));
     // (`max` would drop a NaN, hence the explicit test.)
     if !(s.is_finite() && a0.is_finite()) {

@@ -148,11 +148,11 @@ fn exp_f32(x: f32) -> f32 {
 // ANCHOR: f64_math
 /// ln 2 split in two: `LN2_HI` has 21 trailing zero bits, so n·`LN2_HI` is exact for every
 /// n this module uses (Cody and Waite's range reduction).
-const LN2_HI: f64 = f64::from_bits(0x3FE6_2E42_FEE0_0000);
-const LN2_LO: f64 = f64::from_bits(0x3DEA_39EF_3579_3C76);
+pub(crate) const LN2_HI: f64 = f64::from_bits(0x3FE6_2E42_FEE0_0000);
+pub(crate) const LN2_LO: f64 = f64::from_bits(0x3DEA_39EF_3579_3C76);
 /// 1.5·2⁵²: adding it rounds a float of magnitude below 2⁵¹ to an integer, which then
 /// sits in the low bits of the sum (round to nearest, branch-free, vectorizable).
-const ROUNDER: f64 = 6_755_399_441_055_744.0;
+pub(crate) const ROUNDER: f64 = 6_755_399_441_055_744.0;
 
 /// Writes x = n ln 2 + r with n an integer and |r| ≤ ln 2 / 2 (slightly more when
 /// rounding ties), returning (n, r).
@@ -169,28 +169,30 @@ fn reduce_ln2(x: f64) -> (i64, f64) {
 /// 2⁻⁵⁵ relative to the result.
 #[inline(always)]
 fn expm1_small(r: f64) -> f64 {
-    // 1/k! for k = 1..=13
-    const C: [f64; 13] = [
-        1.0,
-        1.0 / 2.0,
-        1.0 / 6.0,
-        1.0 / 24.0,
-        1.0 / 120.0,
-        1.0 / 720.0,
-        1.0 / 5_040.0,
-        1.0 / 40_320.0,
-        1.0 / 362_880.0,
-        1.0 / 3_628_800.0,
-        1.0 / 39_916_800.0,
-        1.0 / 479_001_600.0,
-        1.0 / 6_227_020_800.0,
-    ];
+    const C: [f64; 13] = EXPM1_COEFFS;
     let mut p = C[12];
     for &c in C[..12].iter().rev() {
         p = p.mul_add(r, c);
     }
     p * r
 }
+
+/// 1/k! for k = 1..=13, the coefficients of [`expm1_small`].
+pub(crate) const EXPM1_COEFFS: [f64; 13] = [
+    1.0,
+    1.0 / 2.0,
+    1.0 / 6.0,
+    1.0 / 24.0,
+    1.0 / 120.0,
+    1.0 / 720.0,
+    1.0 / 5_040.0,
+    1.0 / 40_320.0,
+    1.0 / 362_880.0,
+    1.0 / 3_628_800.0,
+    1.0 / 39_916_800.0,
+    1.0 / 479_001_600.0,
+    1.0 / 6_227_020_800.0,
+];
 
 /// 2ⁿ for −1022 ≤ n ≤ 1023, from its exponent bits.
 #[inline(always)]

@@ -331,6 +331,9 @@ fn softmax_columns<F: Float>(
     b_y: &[F],
     targets: impl Iterator<Item = Option<TokenId>> + Clone,
 ) -> Loss {
+    if let Some((total, n_targets)) = matvec::softmax_block(z, n_y, b_y, targets.clone()) {
+        return Loss { total, n_targets };
+    }
     let mut loss = Loss::default();
     // −ln softmax(z)[k] = ln Σ_i exp(z_i − max) − (z_k − max), summed over columns.
     let mut shifted_targets = 0.0;

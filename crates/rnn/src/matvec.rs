@@ -111,6 +111,61 @@ pub(crate) fn cols<F: Float>(
     true
 }
 
+/// The softmax of [`crate::forward`] over a block of columns of logits (`n_y` each, side
+/// by side in `z`), in place: adds `b_y`, subtracts each column's maximum, exponentiates
+/// and normalizes, one column at a time in registers: one pass instead of three, and a
+/// column of 27 is three full registers and a masked one, where the compiled loops ran
+/// three scalar iterations per loop and column. Returns the summed −ln ŷ[target] over the
+/// columns with a target and their number, or `None`, doing nothing, when [`available`]
+/// is false or `n_y` is above 64.
+///
+/// eˣ is [`Float::fast_exp`](crate::Float::fast_exp) operation for operation (the same
+/// bits); the sums are added in another order than the portable code's, so ŷ may differ
+/// from it in the last bit.
+pub(crate) fn softmax_block<F: Float>(
+    z: &mut [F],
+    n_y: usize,
+    b_y: &[F],
+    targets: impl Iterator<Item = Option<crate::TokenId>>,
+) -> Option<(f64, usize)> {
+    if !available::<F>() || n_y == 0 || n_y > 64 {
+        return None;
+    }
+    assert!(b_y.len() >= n_y && z.len().is_multiple_of(n_y));
+    let (z, b_y) = (as_f64_mut(z)?, as_f64(b_y)?);
+    // −ln softmax(z)[k] = ln Σ_i exp(z_i − max) − (z_k − max), as in the portable code.
+    let (mut log_sums, mut shifted_targets, mut n_targets) = (0.0, 0.0, 0);
+    for (col, target) in z.chunks_exact_mut(n_y).zip(targets) {
+        let t = target.map_or(usize::MAX, |id| id as usize);
+        assert!(target.is_none() || t < n_y, "target {t} outside 0..{n_y}");
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `available` found AVX-512F; col and b_y hold n_y ≤ 64 values, and the
+        // kernel touches only those (masked loads and stores for a partial register) and
+        // col[t] for t < n_y.
+        let (sum, shifted) = unsafe {
+            let (z, b) = (col.as_mut_ptr(), b_y.as_ptr());
+            match n_y.div_ceil(8) {
+                1 => avx512::softmax_col::<1>(n_y, z, b, t),
+                2 => avx512::softmax_col::<2>(n_y, z, b, t),
+                3 => avx512::softmax_col::<3>(n_y, z, b, t),
+                4 => avx512::softmax_col::<4>(n_y, z, b, t),
+                5 => avx512::softmax_col::<5>(n_y, z, b, t),
+                6 => avx512::softmax_col::<6>(n_y, z, b, t),
+                7 => avx512::softmax_col::<7>(n_y, z, b, t),
+                _ => avx512::softmax_col::<8>(n_y, z, b, t),
+            }
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let (sum, shifted): (f64, f64) = unreachable!("`available` is false here");
+        if target.is_some() {
+            log_sums += sum.ln();
+            shifted_targets += shifted;
+            n_targets += 1;
+        }
+    }
+    Some((log_sums - shifted_targets, n_targets))
+}
+
 /// A matrix copied row by row into rows that start on 64-byte boundaries and are padded
 /// to a multiple of 8 elements, so that every full register load of a row (or, seen
 /// transposed, of a column) stays within one cache line. With W_aa's rows of 50 `f64`
@@ -145,6 +200,16 @@ impl<F: Float> PaddedRows<F> {
             }
             return;
         };
+        // Row-major source, f64 on AVX-512: a row in full registers and a masked tail.
+        if let (true, Some(src), Some(dst)) = (available::<F>(), as_f64(src), as_f64_mut(dst)) {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `available` found AVX-512F; src holds n rows of k, dst n rows of
+            // ld ≥ k, and the kernel reads and writes only the first k of each row.
+            unsafe {
+                avx512::copy_rows(n, k, src.as_ptr(), k, dst.as_mut_ptr(), ld);
+            }
+            return;
+        }
         // Row-major source: in blocks of 8 (register moves; a call to memcpy per row of
         // 50 costs more than the copy).
         let full = k - k % 8;
@@ -276,6 +341,107 @@ mod avx512 {
     }
     // ANCHOR_END: dot_rows
 
+    // ANCHOR: softmax_simd
+    /// One column of [`super::softmax_block`]: returns (Σ e^(z − max), z[t] − max), the
+    /// second 0 when t ≥ n (no target).
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn softmax_col<const NV: usize>(
+        n: usize,
+        z: *mut f64,
+        b: *const f64,
+        t: usize,
+    ) -> (f64, f64) {
+        use crate::float::{EXPM1_COEFFS as C, LN2_HI, LN2_LO, ROUNDER};
+        unsafe {
+            let mut masks = [0xFF; NV];
+            for (v, m) in masks.iter_mut().enumerate() {
+                *m = mask(n - 8 * v);
+            }
+            // z + b, with −∞ in the lanes past n (they do not move the maximum).
+            let neg_inf = _mm512_set1_pd(f64::NEG_INFINITY);
+            let mut x = [neg_inf; NV];
+            for v in 0..NV {
+                let zv = _mm512_mask_loadu_pd(neg_inf, masks[v], z.add(8 * v));
+                x[v] = _mm512_add_pd(zv, _mm512_maskz_loadu_pd(masks[v], b.add(8 * v)));
+            }
+            let mut mx = x[0];
+            for xv in &x[1..] {
+                mx = _mm512_max_pd(mx, *xv);
+            }
+            let mx = _mm512_reduce_max_pd(mx);
+            let shifted = if t < n {
+                (*z.add(t) + *b.add(t)) - mx
+            } else {
+                0.0
+            };
+            // e^(z − max), as `exp_f64`: clamp, reduce by ln 2, Horner, scale by 2ⁿ.
+            let rounder = _mm512_set1_pd(ROUNDER);
+            let mut e = [_mm512_setzero_pd(); NV];
+            for v in 0..NV {
+                let d = _mm512_sub_pd(x[v], _mm512_set1_pd(mx));
+                let d = _mm512_max_pd(_mm512_set1_pd(-746.0), d);
+                let d = _mm512_min_pd(_mm512_set1_pd(710.0), d);
+                let scaled = _mm512_mul_pd(d, _mm512_set1_pd(std::f64::consts::LOG2_E));
+                let sh = _mm512_add_pd(scaled, rounder);
+                let n_f = _mm512_sub_pd(sh, rounder);
+                let r = _mm512_fnmadd_pd(n_f, _mm512_set1_pd(LN2_HI), d);
+                let r = _mm512_fnmadd_pd(n_f, _mm512_set1_pd(LN2_LO), r);
+                let mut p = _mm512_set1_pd(C[12]);
+                for &c in C[..12].iter().rev() {
+                    p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(c));
+                }
+                let e_r = _mm512_add_pd(_mm512_set1_pd(1.0), _mm512_mul_pd(p, r));
+                let k = _mm512_sub_epi64(_mm512_castpd_si512(sh), _mm512_castpd_si512(rounder));
+                let half = _mm512_srai_epi64::<1>(k);
+                let bias = _mm512_set1_epi64(1023);
+                let pow2 = |q: __m512i| {
+                    _mm512_castsi512_pd(_mm512_slli_epi64::<52>(_mm512_add_epi64(q, bias)))
+                };
+                let scaled = _mm512_mul_pd(e_r, pow2(half));
+                let ev = _mm512_mul_pd(scaled, pow2(_mm512_sub_epi64(k, half)));
+                e[v] = _mm512_maskz_mov_pd(masks[v], ev);
+            }
+            let mut s = e[0];
+            for ev in &e[1..] {
+                s = _mm512_add_pd(s, *ev);
+            }
+            let sum = _mm512_reduce_add_pd(s);
+            let inv = _mm512_set1_pd(1.0 / sum);
+            for v in 0..NV {
+                _mm512_mask_storeu_pd(z.add(8 * v), masks[v], _mm512_mul_pd(e[v], inv));
+            }
+            (sum, shifted)
+        }
+    }
+    // ANCHOR_END: softmax_simd
+
+    /// Copies n rows of k entries from `src` (row stride lds) to `dst` (row stride ldd):
+    /// full registers, then a masked load and store for the last entries of each row.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn copy_rows(
+        n: usize,
+        k: usize,
+        src: *const f64,
+        lds: usize,
+        dst: *mut f64,
+        ldd: usize,
+    ) {
+        unsafe {
+            for r in 0..n {
+                let (s, d) = (src.add(r * lds), dst.add(r * ldd));
+                let mut j = 0;
+                while j + 8 <= k {
+                    _mm512_storeu_pd(d.add(j), _mm512_loadu_pd(s.add(j)));
+                    j += 8;
+                }
+                if j < k {
+                    let m = mask(k - j);
+                    _mm512_mask_storeu_pd(d.add(j), m, _mm512_maskz_loadu_pd(m, s.add(j)));
+                }
+            }
+        }
+    }
+
     /// See [`super::cols`]: blocks of up to 64 rows (eight registers).
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn cols(
@@ -400,6 +566,61 @@ mod tests {
                 assert!(out_r[n].is_nan() && out_c[n].is_nan(), "wrote past n");
             }
         }
+    }
+
+    /// The softmax kernel against the portable passes of `crate::forward` (shift, exp,
+    /// normalize), for column lengths around the register width, logits from −800 to 800
+    /// (underflow to 0 included) and columns with and without a target.
+    #[test]
+    fn softmax_block_matches_the_portable_softmax() {
+        if !available::<f64>() {
+            return;
+        }
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        for n_y in [1, 2, 7, 8, 9, 27, 63, 64] {
+            for scale in [1.0, 30.0, 800.0] {
+                let cols = 6;
+                let z: Vec<f64> = (0..n_y * cols)
+                    .map(|_| (next() - 0.5) * 2.0 * scale)
+                    .collect();
+                let b: Vec<f64> = (0..n_y).map(|_| next() - 0.5).collect();
+                let targets: Vec<Option<crate::TokenId>> = (0..cols)
+                    .map(|j| (j % 3 != 1).then_some(((j * 5) % n_y) as crate::TokenId))
+                    .collect();
+                let mut fast = z.clone();
+                let (total, n_targets) =
+                    softmax_block(&mut fast, n_y, &b, targets.iter().copied()).expect("f64");
+                let mut want = z.clone();
+                let mut want_total = 0.0;
+                for (col, t) in want.chunks_exact_mut(n_y).zip(&targets) {
+                    let shifted = crate::forward::shift_logits(col, &b, *t);
+                    crate::forward::exp_in_place(col);
+                    let sum = crate::forward::normalize(col);
+                    if let Some(s) = shifted {
+                        want_total += sum.ln() - s;
+                    }
+                }
+                assert_eq!(n_targets, targets.iter().flatten().count());
+                let tol = 1e-12 * (1.0 + want_total.abs());
+                assert!(
+                    (total - want_total).abs() < tol,
+                    "n_y {n_y}: {total} vs {want_total}"
+                );
+                for (i, (f, w)) in fast.iter().zip(&want).enumerate() {
+                    assert!(
+                        (f - w).abs() <= 4.0 * f64::EPSILON * w,
+                        "n_y {n_y} entry {i}"
+                    );
+                }
+            }
+        }
+        assert!(softmax_block(&mut [0.0f64; 65], 65, &[0.0; 65], std::iter::once(None)).is_none());
     }
 
     #[test]

@@ -85,31 +85,26 @@ pub fn clip_norm<F: Float>(grads: &mut Grads<F>, max: f64) -> f64 {
 }
 
 /// Element-wise clipping to [−c, c] and the SGD step in one pass, in place:
-/// p ← p − lr·clamp(g, −c, c). Returns the largest |p| after the step (the caller's bound
-/// for the next step; see `train::clip_value_sgd_fused`) and Σ g² of the unclipped
-/// gradients, summed in the same order as
-/// [`sum_of_squares_slice`](crate::params::sum_of_squares_slice) (so the same bits).
+/// p ← p − lr·clamp(g, −c, c) (one fused multiply-add, as in the optimizer). Returns Σ g² of the unclipped gradients, summed in the same
+/// order as [`sum_of_squares_slice`](crate::params::sum_of_squares_slice) (so the same
+/// bits).
 #[inline(always)]
-pub(crate) fn clip_value_sgd<F: Float>(p: &mut [F], g: &[F], c: F, lr: F) -> (F, f64) {
-    let mut max = [F::zero(); 8];
+pub(crate) fn clip_value_sgd<F: Float>(p: &mut [F], g: &[F], c: F, lr: F) -> f64 {
     let mut sq = [0.0f64; 8];
     let n_full = p.len() - p.len() % 8;
     let (p_full, p_tail) = p.split_at_mut(n_full);
     let (g_full, g_tail) = g.split_at(n_full);
     for (p8, g8) in p_full.chunks_exact_mut(8).zip(g_full.chunks_exact(8)) {
-        for (((max, sq), p), &g) in max.iter_mut().zip(&mut sq).zip(p8).zip(g8) {
+        for ((sq, p), &g) in sq.iter_mut().zip(p8).zip(g8) {
             *sq += g.as_f64() * g.as_f64();
-            *p -= lr * g.max(-c).min(c);
-            *max = max.max(p.abs());
+            *p = (-lr).mul_add(g.max(-c).min(c), *p);
         }
     }
     let tail: f64 = g_tail.iter().map(|&v| v.as_f64() * v.as_f64()).sum();
     for (p, &g) in p_tail.iter_mut().zip(g_tail) {
-        *p -= lr * g.max(-c).min(c);
-        max[0] = max[0].max(p.abs());
+        *p = (-lr).mul_add(g.max(-c).min(c), *p);
     }
-    let max = max.into_iter().fold(F::zero(), F::max);
-    (max, sq.iter().sum::<f64>() + tail)
+    sq.iter().sum::<f64>() + tail
 }
 
 /// s ← by · s.

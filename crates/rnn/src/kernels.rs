@@ -383,7 +383,7 @@ simd_fn! {
     pub(crate) fn simd_clamp_with_norm<F: Float>(s: &mut [F], c: F) -> f64
         = crate::clip::clamp_with_norm;
     /// [`clip_value_sgd`](crate::clip::clip_value_sgd), vectorized for this CPU.
-    pub(crate) fn simd_clip_value_sgd<F: Float>(p: &mut [F], g: &[F], c: F, lr: F) -> (F, f64)
+    pub(crate) fn simd_clip_value_sgd<F: Float>(p: &mut [F], g: &[F], c: F, lr: F) -> f64
         = crate::clip::clip_value_sgd;
     /// [`scale`](crate::clip::scale), vectorized for this CPU.
     pub(crate) fn simd_scale<F: Float>(s: &mut [F], by: F) = crate::clip::scale;

@@ -222,10 +222,11 @@ impl<F: Float> Optimizer<F> {
 }
 
 // ANCHOR: update_rules
-/// SGD for one entry: θ ← θ − lr·g. Returns whether θ is still finite.
+/// SGD for one entry: θ ← θ − lr·g, as one fused multiply-add (one rounding). Returns
+/// whether θ is still finite.
 #[inline(always)]
 fn sgd_one<F: Float>(p: &mut F, g: F, lr: F) -> bool {
-    *p -= lr * g;
+    *p = (-lr).mul_add(g, *p);
     p.is_finite()
 }
 

@@ -13,10 +13,14 @@
 //!   in two or four independent chains. The backward pass uses it for W_aaᵀ da_raw<t>
 //!   (W_aa row-major is W_aaᵀ column-major).
 //!
+//! The same register work serves two more batch-1 loops: [`softmax_block`], the softmax of
+//! the logits one column (27 values, four registers) at a time in one pass, and the
+//! aligned copies of [`PaddedRows`].
+//!
 //! Rows and columns that do not fill a register are read with masked loads, which never
-//! touch memory outside the mask. Both functions return `false`, having done nothing,
-//! when the element type is not `f64` or the CPU lacks AVX-512; callers then use the
-//! portable kernels of [`crate::kernels`].
+//! touch memory outside the mask. Every function returns `false` (or `None`), having done
+//! nothing, when the element type is not `f64` or the CPU lacks AVX-512; callers then use
+//! the portable code of [`crate::kernels`] and [`crate::forward`].
 #![allow(unsafe_code)]
 
 use std::any::TypeId;

@@ -85,9 +85,9 @@ pub fn clip_norm<F: Float>(grads: &mut Grads<F>, max: f64) -> f64 {
 }
 
 /// Element-wise clipping to [−c, c] and the SGD step in one pass, in place:
-/// p ← p − lr·clamp(g, −c, c) (one fused multiply-add, as in the optimizer). Returns Σ g² of the unclipped gradients, summed in the same
-/// order as [`sum_of_squares_slice`](crate::params::sum_of_squares_slice) (so the same
-/// bits).
+/// p ← p − lr·clamp(g, −c, c), one fused multiply-add as in the optimizer. Returns Σ g² of
+/// the unclipped gradients, summed in the same order as
+/// [`sum_of_squares_slice`](crate::params::sum_of_squares_slice) (so the same bits).
 #[inline(always)]
 pub(crate) fn clip_value_sgd<F: Float>(p: &mut [F], g: &[F], c: F, lr: F) -> f64 {
     let mut sq = [0.0f64; 8];

@@ -989,6 +989,29 @@ mod tests {
     use super::*;
     use crate::rnn_forward;
 
+    /// One `update_step` from `start` on a fresh optimizer and fresh buffers: the
+    /// parameters after it, the optimizer, the buffers and the result.
+    #[allow(clippy::type_complexity)]
+    fn one_step(
+        start: &Params,
+        clip: Clip,
+        opt: OptimizerConfig,
+        x: ArrayView2<'_, Option<TokenId>>,
+        y: ArrayView2<'_, Option<TokenId>>,
+        a0: ArrayView2<'_, f64>,
+    ) -> (
+        Params,
+        Optimizer<f64>,
+        StepBuffers<f64>,
+        Result<StepReport, StepReport>,
+    ) {
+        let mut params = start.clone();
+        let mut optimizer = Optimizer::new(opt, &params);
+        let mut buf = StepBuffers::new(&params);
+        let result = update_step(&mut params, &mut optimizer, clip, x, y, a0, &mut buf);
+        (params, optimizer, buf, result)
+    }
+
     /// The fused clip-and-SGD passes give the same parameters and report, bit for bit, as
     /// clipping and then updating, and leave the gradients as backpropagation computed them.
     #[test]
@@ -1001,19 +1024,8 @@ mod tests {
         let a0 = Array2::zeros((21, 1).f());
         let (clip, sgd) = (Clip::Value(0.5), OptimizerConfig::sgd(0.1));
 
-        let mut fused = start.clone();
-        let mut opt = Optimizer::new(sgd, &fused);
-        let mut buf = StepBuffers::new(&fused);
-        let report = update_step(
-            &mut fused,
-            &mut opt,
-            clip,
-            x.view(),
-            y.view(),
-            a0.view(),
-            &mut buf,
-        )
-        .expect("a finite step");
+        let (fused, opt, buf, result) = one_step(&start, clip, sgd, x.view(), y.view(), a0.view());
+        let report = result.expect("a finite step");
 
         let mut general = start.clone();
         let mut opt_general = Optimizer::new(sgd, &general);
@@ -1059,18 +1071,7 @@ mod tests {
         let a0 = Array2::zeros((21, 1).f());
         // lr·c is far beyond the largest float: any gradient entry above 2 overflows.
         let (clip, sgd) = (Clip::Value(5.0), OptimizerConfig::sgd(f64::MAX / 2.0));
-        let mut params = start.clone();
-        let mut opt = Optimizer::new(sgd, &params);
-        let mut buf = StepBuffers::new(&params);
-        let result = update_step(
-            &mut params,
-            &mut opt,
-            clip,
-            x.view(),
-            y.view(),
-            a0.view(),
-            &mut buf,
-        );
+        let (params, _, buf, result) = one_step(&start, clip, sgd, x.view(), y.view(), a0.view());
         let report = result.expect_err("the update overflows");
         assert!(report.loss.total.is_finite() && report.grad_norm.is_finite());
         assert_eq!(params, start, "the parameters before the step are kept");
@@ -1089,19 +1090,9 @@ mod tests {
         let (clip, sgd) = (Clip::Value(5.0), OptimizerConfig::sgd(0.01));
         for (a0_value, fused_expected) in [(0.5, true), (1e200, false)] {
             let a0 = Array2::from_elem((21, 1).f(), a0_value);
-            let mut params = start.clone();
-            let mut opt = Optimizer::new(sgd, &params);
-            let mut buf = StepBuffers::new(&params);
-            let report = update_step(
-                &mut params,
-                &mut opt,
-                clip,
-                x.view(),
-                y.view(),
-                a0.view(),
-                &mut buf,
-            )
-            .expect("a finite step");
+            let (params, _, buf, result) =
+                one_step(&start, clip, sgd, x.view(), y.view(), a0.view());
+            let report = result.expect("a finite step");
             let bounded = gradients_are_bounded(&buf.cache, &buf.bptt, params.n_params());
             assert_eq!(bounded, fused_expected, "a0 = {a0_value}");
             // The general path leaves no bound on |θ| behind; the fused one does.

@@ -18,6 +18,7 @@ use crate::kernels::{
     PACK_MIN_COLUMNS, Packed, StepWeights, batch_groups, gemm, simd_add, simd_through_tanh,
     split_point,
 };
+use crate::matvec;
 use crate::{Cache, Float, Grads, Params, TokenId};
 
 // ANCHOR: step_backward
@@ -236,14 +237,31 @@ pub fn rnn_backward_into<F: Float>(
     } else {
         StepWeights::InPlace(w_aa.t())
     };
-    backward_steps(
-        w_aa_t,
-        a_steps,
-        da_steps,
-        da_raw_steps,
-        bptt.da_next.view_mut(),
-        batch_groups(n_a, m),
-    );
+    let mut da_steps = da_steps;
+    let mut da_raw_steps = da_raw_steps;
+    let batch1 = cache
+        .padded_w_aa()
+        .filter(|_| m == 1)
+        .is_some_and(|(w, ld)| {
+            backward_steps_batch1(
+                w,
+                ld,
+                a_steps.view(),
+                da_steps.view_mut(),
+                da_raw_steps.view_mut(),
+                bptt.da_next.view_mut(),
+            )
+        });
+    if !batch1 {
+        backward_steps(
+            w_aa_t,
+            a_steps,
+            da_steps,
+            da_raw_steps,
+            bptt.da_next.view_mut(),
+            batch_groups(n_a, m),
+        );
+    }
 
     // dW_aa = Σ_t da_raw<t> a<t-1>ᵀ, db_a = Σ_t da_raw<t>; as its transpose, like dW_ya.
     gemm(
@@ -323,6 +341,43 @@ fn backward_steps<F: Float>(
         // da_next = W_aaᵀ da_raw                                      (n_a, m)
         w_aa_t.product(da_raw_t.view(), da_next.view_mut());
     }
+}
+
+/// [`backward_steps`] at batch 1 on the aligned copy of W_aa (rows of stride `ld`, which
+/// are the columns of W_aaᵀ): the same kernels in the same order, so the same bits, on
+/// plain slices instead of through views and dispatch at each step. Returns `false`,
+/// having done nothing, when the kernels are not available here or a buffer is not one
+/// column-major block.
+fn backward_steps_batch1<F: Float>(
+    w_aa: &[F],
+    ld: usize,
+    a: ArrayView3<'_, F>,
+    mut da: ArrayViewMut3<'_, F>,
+    mut da_raw: ArrayViewMut3<'_, F>,
+    mut da_next: ArrayViewMut2<'_, F>,
+) -> bool {
+    let n_a = a.len_of(Axis(0));
+    let by_step = |st: &[isize]| st[0] == 1 && st[2] == n_a as isize;
+    let layouts = by_step(a.strides()) && by_step(da.strides()) && by_step(da_raw.strides());
+    if !matvec::available::<F>() || !layouts || a.len_of(Axis(1)) != 1 {
+        return false;
+    }
+    let (Some(a), Some(da), Some(dr), Some(dn)) = (
+        a.to_slice_memory_order(),
+        da.as_slice_memory_order_mut(),
+        da_raw.as_slice_memory_order_mut(),
+        da_next.as_slice_memory_order_mut(),
+    ) else {
+        return false;
+    };
+    for t in (0..a.len() / n_a).rev() {
+        let step = t * n_a..(t + 1) * n_a;
+        let dr_t = &mut dr[step.clone()];
+        simd_through_tanh(&mut da[step.clone()], dr_t, dn, &a[step]);
+        // da_next = W_aaᵀ da_raw<t>
+        matvec::cols(n_a, n_a, w_aa, ld, dr_t, dn);
+    }
+    true
 }
 
 /// da ← da + da_next, then da_raw = (1 − a²) ⊙ da: the gradient through tanh, whose

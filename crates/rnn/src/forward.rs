@@ -110,6 +110,11 @@ impl<F: Float> Cache<F> {
             .then(|| (self.w_aa_rows.view(), self.w_ya_rows.view()))
     }
 
+    /// The aligned copy of W_aa as plain rows and their stride, on the batch-1 path.
+    pub(crate) fn padded_w_aa(&self) -> Option<(&[F], usize)> {
+        self.rows.then(|| self.w_aa_rows.rows_ld())
+    }
+
     /// Resizes the buffers for T steps, batch m, keeping them when the shape is unchanged.
     pub fn resize(&mut self, n_a: usize, n_y: usize, n_steps: usize, batch: usize) {
         if self.a.dim() != (n_a, (n_steps + 1) * batch) {
@@ -512,13 +517,17 @@ pub fn rnn_forward_into<F: Float>(
     };
     cache.a.slice_mut(s![.., 0..m]).assign(&a0); //                   a<0>
     // The same buffer as (n_a, m, T + 1): [.., j, t] is column j of step block t.
-    let a_steps = cache
+    let mut a_steps = cache
         .a
         .view_mut()
         .into_shape_with_order(((params.n_a(), m, n_steps + 1), Order::ColumnMajor))
         .expect("the cache is column-major");
     let groups = batch_groups(params.n_a(), m);
-    hidden_steps(w_aa, params, x, a_steps, groups);
+    let (w_rows, ld) = cache.w_aa_rows.rows_ld();
+    let done = cache.rows && hidden_steps_batch1(w_rows, ld, params, x, a_steps.view_mut());
+    if !done {
+        hidden_steps(w_aa, params, x, a_steps, groups);
+    }
     // ŷ<t> for every step at once: (n_y, n_a) x (n_a, T·m)
     let a_all = cache.a.slice(s![.., m..]);
     output_with(
@@ -530,6 +539,50 @@ pub fn rnn_forward_into<F: Float>(
     )
 }
 // ANCHOR_END: forward
+
+/// [`hidden_steps`] at batch 1 on the aligned copy of W_aa (rows of stride `ld`): the
+/// same kernels in the same order, so the same bits, called on plain slices instead of
+/// through the views and the dispatch of the general path at each step. Returns `false`,
+/// having done nothing, when a buffer or W_ax's columns are not contiguous.
+fn hidden_steps_batch1<F: Float>(
+    w_aa: &[F],
+    ld: usize,
+    params: &Params<F>,
+    x: ArrayView2<'_, Option<TokenId>>,
+    mut a_steps: ArrayViewMut3<'_, F>,
+) -> bool {
+    let n_a = params.n_a();
+    // Step t in elements t·n_a .. (t+1)·n_a of one column-major buffer.
+    let column_major = a_steps.strides()[0] == 1 && a_steps.strides()[2] == n_a as isize;
+    if x.ncols() != 1 || !column_major {
+        return false;
+    }
+    let (Some(a), Some(b_a)) = (
+        a_steps.as_slice_memory_order_mut(),
+        params.b_a.as_slice_memory_order(),
+    ) else {
+        return false;
+    };
+    for (t, x_t) in x.column(0).iter().enumerate() {
+        // The gathered column W_ax[:, id] (contiguous, or the general path runs); no
+        // input adds nothing. Nothing is written before these checks pass at t = 0, and
+        // the general path recomputes every step from a<0> otherwise.
+        let w_x = match x_t {
+            Some(id) => match params.w_ax.column(*id as usize).to_slice() {
+                Some(col) => Some(col),
+                None => return false,
+            },
+            None => None,
+        };
+        let (done, rest) = a.split_at_mut((t + 1) * n_a);
+        let (prev, next) = (&done[t * n_a..], &mut rest[..n_a]);
+        if !matvec::rows(n_a, n_a, w_aa, ld, prev, next) {
+            return false;
+        }
+        simd_input_bias_tanh(next, w_x, b_a);
+    }
+    true
+}
 
 /// The recurrence a<t> = tanh(W_ax x<t> + W_aa a<t-1> + b_a) for t = 1..=T over the
 /// columns of `a_steps` (n_a, columns, T + 1), whose step 0 holds a<0>. With `groups` > 1

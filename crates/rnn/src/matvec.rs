@@ -229,6 +229,12 @@ impl<F: Float> PaddedRows<F> {
         }
     }
 
+    /// The copy's elements from its first row on, and its row stride: row i's k entries
+    /// start at i·ld.
+    pub(crate) fn rows_ld(&self) -> (&[F], usize) {
+        (&self.buf[self.off..self.off + self.n * self.ld], self.ld)
+    }
+
     /// The copy as an (n, k) view with row stride `ld`.
     pub(crate) fn view(&self) -> ArrayView2<'_, F> {
         let data = &self.buf[self.off..self.off + self.n * self.ld];

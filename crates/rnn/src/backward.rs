@@ -221,12 +221,12 @@ pub fn rnn_backward_into<F: Float>(
         .a_all()
         .into_shape_with_order((by_step, Order::ColumnMajor))
         .expect(expect);
-    let da_steps = bptt
+    let mut da_steps = bptt
         .da
         .view_mut()
         .into_shape_with_order((by_step, Order::ColumnMajor))
         .expect(expect);
-    let da_raw_steps = bptt
+    let mut da_raw_steps = bptt
         .da_raw
         .view_mut()
         .into_shape_with_order((by_step, Order::ColumnMajor))
@@ -237,8 +237,6 @@ pub fn rnn_backward_into<F: Float>(
     } else {
         StepWeights::InPlace(w_aa.t())
     };
-    let mut da_steps = da_steps;
-    let mut da_raw_steps = da_raw_steps;
     let batch1 = cache
         .padded_w_aa()
         .filter(|_| m == 1)

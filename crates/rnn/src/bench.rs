@@ -196,6 +196,17 @@ fn run_bench_here<F: Float>(config: &BenchConfig) -> BenchResult {
     }
 }
 
+/// `out = w · a` through the product the training step uses for its all-steps matrices
+/// (development aid for the timing examples).
+#[doc(hidden)]
+pub fn gemm_probe<F: Float>(
+    w: ndarray::ArrayView2<'_, F>,
+    a: ndarray::ArrayView2<'_, F>,
+    out: ndarray::ArrayViewMut2<'_, F>,
+) {
+    crate::kernels::gemm(w, a, out)
+}
+
 /// The GEMM rate, in GFLOP/s, of the product the model uses for large matrices (the same
 /// kernels and thread split as the training step) on square n × n matrices, in a rayon
 /// pool of `threads` threads: the best of five timings of at least 0.2 s each.

@@ -69,6 +69,8 @@ mod matvec;
 mod optim;
 mod params;
 mod sample;
+#[cfg(target_arch = "x86_64")]
+mod tiles512;
 mod train;
 
 pub use backward::{Bptt, rnn_backward, rnn_backward_into, rnn_step_backward};

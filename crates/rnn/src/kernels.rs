@@ -13,9 +13,10 @@
 //! - On x86-64 the kernel is compiled three times, for AVX-512F, for AVX2 + FMA and for
 //!   the baseline (SSE2), and the fastest the CPU supports is chosen at run time
 //!   (`is_x86_feature_detected!`), so that the default build runs on any x86-64 machine;
-//!   `simd_fn!` does the same for the element-wise loops. This is the only `unsafe` in the
-//!   crate: calling a `#[target_feature]` function is unsafe, and each call is guarded by
-//!   the feature check it needs.
+//!   `simd_fn!` does the same for the element-wise loops. Calling a `#[target_feature]`
+//!   function is unsafe, and each call is guarded by the feature check it needs; with the
+//!   intrinsics kernels of `tiles512` and `matvec` (raw pointers, their range checked
+//!   before the call), this is the only `unsafe` in the crate.
 //!
 //! Different paths compute the same sums in different orders (and with or without fused
 //! multiply-add), so they may differ in the last bits; a given machine always takes the
@@ -130,6 +131,8 @@ fn matmul_serial<F: Float>(
 ) {
     let (n, k) = w.dim();
     let m = a.ncols();
+    // The in-place path below sizes a slice over `a` from k and m.
+    assert_eq!((k, (n, m)), (a.nrows(), out.dim()), "product shapes");
     if n == 0 || m == 0 {
         return;
     }
@@ -940,7 +943,9 @@ pub(crate) fn matmul_packed<F: Float>(
 ) {
     let (n, k) = w.dim();
     let m = a.ncols();
-    debug_assert_eq!((k, (n, m)), (a.nrows(), out.dim()));
+    // A real check (once per product): the kernels below read `a` and `out` through
+    // pointers and slices sized from these dimensions.
+    assert_eq!((k, (n, m)), (a.nrows(), out.dim()), "product shapes");
     if n == 0 || m == 0 {
         return;
     }
@@ -970,13 +975,14 @@ pub(crate) fn matmul_packed<F: Float>(
     debug_assert_eq!(mr, panel_rows::<F>(), "packed on this CPU");
     #[cfg(target_arch = "x86_64")]
     if isa() == Isa::Avx512 && mr * std::mem::size_of::<F>() == 3 * 64 {
+        assert!(d.len() == n.div_ceil(mr) * mr * k && o.len() >= (m - 1) * ldo + n);
         let (w_p, a_p, o_p) = (d.as_ptr(), a.data.as_ptr(), o.as_mut_ptr());
         let f32 = TypeId::of::<F>() == TypeId::of::<f32>();
         let f64 = TypeId::of::<F>() == TypeId::of::<f64>();
         // SAFETY: AVX-512F is here (`isa`); F is the kernel's type (same TypeId); `d`
-        // holds the n.div_ceil(mr) panels of mr × k values, `a.data` the offsets
-        // p·rsa + j·csa (p < k, j < m) and `o` the column-major n × m block with column
-        // stride ldo.
+        // holds the n.div_ceil(mr) panels of mr × k values and `o` the column-major
+        // n × m block with column stride ldo (both asserted above), `a.data` the offsets
+        // p·rsa + j·csa (p < k, j < m) by its construction.
         unsafe {
             if f32 {
                 let (w_p, a_p, o_p) = (w_p.cast(), a_p.cast(), o_p.cast());

@@ -418,6 +418,49 @@ fn gemm_cm<F: Float>(
     ldo: usize,
 ) {
     let f32 = std::mem::size_of::<F>() == 4;
+    #[cfg(target_arch = "x86_64")]
+    if isa() == Isa::Avx512 && TypeId::of::<F>() == TypeId::of::<f64>() && (1..=56).contains(&n) {
+        // Short columns in f64: the columns the blocked kernel would give its tiles of 8
+        // and 4 go to the whole-column kernel; its single leftover columns (m mod 4 of
+        // them, summed in two chains) stay with it, so every entry keeps its bits.
+        let singles = m % 8 % 4;
+        let grouped = m - singles;
+        assert!(
+            k == 0 || (w.len() >= (k - 1) * ldw + n && ldw >= n),
+            "w covers n × k"
+        );
+        assert!(grouped == 0 || out.len() >= (grouped - 1) * ldo + n);
+        if grouped > 0 {
+            // SAFETY: AVX-512F is here (`isa`); F is f64 (same TypeId); w and out are
+            // covered (asserted above) and `a.data` holds the offsets p·rs + j·cs for
+            // p < k and j < m by its construction in `matmul_serial`.
+            unsafe {
+                crate::tiles512::short_f64(
+                    n,
+                    k,
+                    grouped,
+                    w.as_ptr().cast(),
+                    ldw,
+                    a.data.as_ptr().cast(),
+                    a.rs,
+                    a.cs,
+                    out.as_mut_ptr().cast(),
+                    ldo,
+                );
+            }
+        }
+        if singles > 0 {
+            let a = Operand {
+                data: &a.data[grouped * a.cs..],
+                rs: a.rs,
+                cs: a.cs,
+            };
+            let out = &mut out[grouped * ldo..];
+            // SAFETY: as below.
+            unsafe { gemm_avx512::<F, 24, 8, 48>(n, k, singles, w, ldw, a, out, ldo) };
+        }
+        return;
+    }
     match isa() {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `isa` found AVX-512F, AVX2 and FMA on this CPU.
@@ -1224,6 +1267,50 @@ mod tests {
         assert_eq!(fast.mapv(f64::to_bits), portable.mapv(f64::to_bits));
         let (fast, portable) = both(&w.mapv(|v| v as f32), &a.mapv(|v| v as f32));
         assert_eq!(fast.mapv(f32::to_bits), portable.mapv(f32::to_bits));
+    }
+
+    #[test]
+    fn short_column_kernel_gives_the_portable_tiles_bits() {
+        // Short f64 columns (n ≤ 56) take the whole-column kernel on AVX-512 for all but
+        // the blocked kernel's single leftover columns: every entry must come out as the
+        // portable tiles compute it, for every register count, partial last register,
+        // column count (groups of 3, 2, 1 and the leftovers) and both layouts of `a`.
+        for n in [1, 5, 8, 9, 27, 50, 56] {
+            for k in [0, 1, 12, 27] {
+                for m in [1, 2, 3, 4, 7, 12, 13, 27, 50] {
+                    let w = Array2::from_shape_fn((n, k).f(), |(i, p)| {
+                        ((i * 37 + p * 11) % 101) as f64 / 7.3 - 6.0
+                    });
+                    let a = Array2::from_shape_fn((k, m).f(), |(p, j)| {
+                        ((p * 5 + j * 13) % 29) as f64 / 3.1 - 4.0
+                    });
+                    let a_rows = a.as_standard_layout().into_owned();
+                    for a in [a.view(), a_rows.view()] {
+                        let (rs, cs) = (a.strides()[0] as usize, a.strides()[1] as usize);
+                        let len = if k == 0 {
+                            0
+                        } else {
+                            (k - 1) * rs + (m - 1) * cs + 1
+                        };
+                        let data = &a.as_slice_memory_order().unwrap()[..len];
+                        let op = Operand { data, rs, cs };
+                        let ws = w.as_slice_memory_order().unwrap();
+                        // The dispatch the in-place products take (after `by_columns`).
+                        let mut fast = Array2::<f64>::from_elem((n, m).f(), 2.0);
+                        let out = fast.as_slice_memory_order_mut().unwrap();
+                        gemm_cm(n, k, m, ws, n, op, out, n);
+                        let mut portable = Array2::<f64>::from_elem((n, m).f(), 1.0);
+                        let out = portable.as_slice_memory_order_mut().unwrap();
+                        gemm_blocked::<f64, true, 24, 8, 48>(n, k, m, ws, n, op, out, n);
+                        assert_eq!(
+                            fast.mapv(f64::to_bits),
+                            portable.mapv(f64::to_bits),
+                            "{n}x{k}x{m}, a strides {rs} {cs}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -150,3 +150,155 @@ packed_kernel!(
     _mm512_storeu_pd,
     _mm512_mask_storeu_pd
 );
+
+/// `out = w · a` in `f64` for a short w (n ≤ 56 rows: at most seven registers a column),
+/// column-major with column stride `ldw`, `a` (k × m) at `a[p·rs + j·cs]` and `out`
+/// column-major with column stride `ldo`: a whole column of `out` in registers (the last
+/// one masked), three columns at a time. The small all-steps products of batch 1 (n_a =
+/// 50, K = 12 or 27) take this path. Each entry is the same chain of fused multiply-adds
+/// from p = 0 as in the portable tiles, so the same bits.
+///
+/// # Safety
+///
+/// The CPU has AVX-512F; 1 ≤ n ≤ 56; `w` holds the indices `p·ldw + i` for i < n, p < k,
+/// `a` the indices `p·rs + j·cs` for p < k, j < m, and `out` the indices `j·ldo + i`.
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn short_f64(
+    n: usize,
+    k: usize,
+    m: usize,
+    w: *const f64,
+    ldw: usize,
+    a: *const f64,
+    rs: usize,
+    cs: usize,
+    out: *mut f64,
+    ldo: usize,
+) {
+    // SAFETY (all calls): the caller's contract.
+    unsafe {
+        match n.div_ceil(8) {
+            1 => short_cols::<1>(n, k, m, w, ldw, a, rs, cs, out, ldo),
+            2 => short_cols::<2>(n, k, m, w, ldw, a, rs, cs, out, ldo),
+            3 => short_cols::<3>(n, k, m, w, ldw, a, rs, cs, out, ldo),
+            4 => short_cols::<4>(n, k, m, w, ldw, a, rs, cs, out, ldo),
+            5 => short_cols::<5>(n, k, m, w, ldw, a, rs, cs, out, ldo),
+            6 => short_cols::<6>(n, k, m, w, ldw, a, rs, cs, out, ldo),
+            _ => short_cols::<7>(n, k, m, w, ldw, a, rs, cs, out, ldo),
+        }
+    }
+}
+
+/// [`short_f64`] with NV registers a column: groups of three columns, then two, then one.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn short_cols<const NV: usize>(
+    n: usize,
+    k: usize,
+    m: usize,
+    w: *const f64,
+    ldw: usize,
+    a: *const f64,
+    rs: usize,
+    cs: usize,
+    out: *mut f64,
+    ldo: usize,
+) {
+    // SAFETY: the caller's contract, for the columns j..j+NB < m.
+    unsafe {
+        let last = ((1u32 << (n - 8 * (NV - 1))) - 1) as __mmask8;
+        let mut j = 0;
+        while j + 3 <= m {
+            short_tile::<NV, 3>(
+                k,
+                w,
+                ldw,
+                a.add(j * cs),
+                rs,
+                cs,
+                out.add(j * ldo),
+                ldo,
+                last,
+            );
+            j += 3;
+        }
+        if j + 2 <= m {
+            short_tile::<NV, 2>(
+                k,
+                w,
+                ldw,
+                a.add(j * cs),
+                rs,
+                cs,
+                out.add(j * ldo),
+                ldo,
+                last,
+            );
+            j += 2;
+        }
+        if j < m {
+            short_tile::<NV, 1>(
+                k,
+                w,
+                ldw,
+                a.add(j * cs),
+                rs,
+                cs,
+                out.add(j * ldo),
+                ldo,
+                last,
+            );
+        }
+    }
+}
+
+/// NB whole columns of `out` (a and out already offset to them): for each p, the NV
+/// registers of W's column p, loaded once, times each of NB broadcast a[p, j].
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn short_tile<const NV: usize, const NB: usize>(
+    k: usize,
+    w: *const f64,
+    ldw: usize,
+    a: *const f64,
+    rs: usize,
+    cs: usize,
+    out: *mut f64,
+    ldo: usize,
+    last: __mmask8,
+) {
+    // SAFETY: the caller's contract; the last register is loaded and stored under its
+    // mask, so no row past n is touched.
+    unsafe {
+        let mut acc = [[_mm512_setzero_pd(); NV]; NB];
+        for p in 0..k {
+            let col = w.add(p * ldw);
+            let mut wv = [_mm512_setzero_pd(); NV];
+            for (v, wv) in wv.iter_mut().enumerate() {
+                *wv = if v + 1 < NV {
+                    _mm512_loadu_pd(col.add(8 * v))
+                } else {
+                    _mm512_maskz_loadu_pd(last, col.add(8 * v))
+                };
+            }
+            let ap = a.add(p * rs);
+            for (jj, acc_j) in acc.iter_mut().enumerate() {
+                let b = _mm512_set1_pd(*ap.add(jj * cs));
+                for (acc_v, &w_v) in acc_j.iter_mut().zip(&wv) {
+                    *acc_v = _mm512_fmadd_pd(w_v, b, *acc_v);
+                }
+            }
+        }
+        for (jj, acc_j) in acc.iter().enumerate() {
+            let o = out.add(jj * ldo);
+            for (v, &sums) in acc_j.iter().enumerate() {
+                if v + 1 < NV {
+                    _mm512_storeu_pd(o.add(8 * v), sums);
+                } else {
+                    _mm512_mask_storeu_pd(o.add(8 * v), last, sums);
+                }
+            }
+        }
+    }
+}

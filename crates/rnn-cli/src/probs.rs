@@ -1,4 +1,4 @@
-//! `charrnn probs` (hidden from help): the next-character probabilities ŷ<t> a model gives
+//! `charrnn probs` (hidden from help): the next-character probabilities `ŷ<t>` a model gives
 //! while reading a text, as JSON, for checking other implementations against this one
 //! (`cargo xtask interop` compares them with a NumPy forward pass over the exported
 //! safetensors).

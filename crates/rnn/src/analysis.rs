@@ -43,8 +43,8 @@ pub fn with_recurrent_radius<F: Float, R: Rng + ?Sized>(
 }
 
 // ANCHOR: last_step_gradient_norms
-/// ‖∂L<T>/∂a<t>‖ for t = 1..=T, where L<T> is the loss of the last step alone: how much of
-/// one prediction's gradient reaches each earlier hidden state. For one sequence (m = 1);
+/// `‖∂L<T>/∂a<t>‖` for t = 1..=T, where `L<T>` is the loss of the last step alone: how
+/// much of one prediction's gradient reaches each earlier hidden state. For one sequence (m = 1);
 /// `x` holds the inputs, `target` the id the last step should predict.
 ///
 /// Only the last step has a target, so every other step's output adds nothing and the

@@ -23,10 +23,10 @@ use crate::{Cache, Float, Grads, Params, TokenId};
 
 // ANCHOR: step_backward
 /// One step of backpropagation, as in the post: accumulates this step's contribution into
-/// `grads` and replaces `da_next` (on entry dL/da<t> from the future, on exit
-/// dL/da<t-1>).
+/// `grads` and replaces `da_next` (on entry `dL/da<t>` from the future, on exit
+/// `dL/da<t-1>`).
 ///
-/// `dy` is ŷ<t> − y<t>, the gradient of the loss with respect to the logits at this step.
+/// `dy` is `ŷ<t>` − `y<t>`, the gradient of the loss with respect to the logits at this step.
 /// This form allocates its temporaries and is kept for teaching and as the reference
 /// [`rnn_backward`] is tested against; `rnn_backward` runs the same formulas batched over
 /// all steps.
@@ -116,13 +116,13 @@ impl<F: Float> Bptt<F> {
         self.da_raw.view()
     }
 
-    /// dL/da<t> for every step, (n_a, T·m): the total gradient reaching each hidden state,
+    /// `dL/da<t>` for every step, (n_a, T·m): the total gradient reaching each hidden state,
     /// from its own output and from all later steps.
     pub fn da_all(&self) -> ArrayView2<'_, F> {
         self.da.view()
     }
 
-    /// The L2 norm of dL/da<t> at each step t = 0..T (over all batch columns), the numbers
+    /// The L2 norm of `dL/da<t>` at each step t = 0..T (over all batch columns), the numbers
     /// behind the vanishing and exploding gradient plot.
     pub fn hidden_grad_norms(&self) -> Vec<f64> {
         let m = self.batch.max(1);

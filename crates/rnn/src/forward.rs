@@ -8,7 +8,7 @@
 //! and the loss, the negative log-likelihood of the targets summed over time steps and
 //! over the batch.
 //!
-//! The one-hot input x<t> is never built: W_ax x<t> is the column of W_ax named by the
+//! The one-hot input `x<t>` is never built: W_ax `x<t>` is the column of W_ax named by the
 //! character id (a gather), and "no input" (the first step of a name) adds nothing.
 
 use std::borrow::Cow;
@@ -28,7 +28,7 @@ use crate::{Float, Params, TokenId};
 /// `-ln ŷ<t>[target]`, as in the post, and how many targets it covers.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Loss {
-    /// Σ_t Σ_j −ln ŷ<t>[y<t>_j], in nats, accumulated in `f64`.
+    /// Σ_t Σ_j −ln `ŷ<t>[y<t>_j]`, in nats, accumulated in `f64`.
     pub total: f64,
     /// Number of (time step, column) pairs with a target (padding excluded).
     pub n_targets: usize,
@@ -62,9 +62,9 @@ impl Loss {
 ///
 /// # Shapes
 ///
-/// - `a`: (n_a, (T + 1)·m), column-major. Columns `t·m .. (t+1)·m` hold a<t-1> for
-///   t = 0..=T, so the first block is a<0> = `a0` and block t + 1 is a<t>.
-/// - `y_hat`: (n_y, T·m), column-major. Columns `t·m .. (t+1)·m` hold ŷ<t>.
+/// - `a`: (n_a, (T + 1)·m), column-major. Columns `t·m .. (t+1)·m` hold `a<t-1>` for
+///   t = 0..=T, so the first block is `a<0>` = `a0` and block t + 1 is `a<t>`.
+/// - `y_hat`: (n_y, T·m), column-major. Columns `t·m .. (t+1)·m` hold `ŷ<t>`.
 ///
 /// Keeping all steps side by side lets the output layer and the weight gradients run as
 /// single large matrix products over all time steps.
@@ -195,10 +195,10 @@ impl<F: Float> Default for Cache<F> {
 
 // ANCHOR: hidden_step
 /// The first equation for one time step, written into `a_next`:
-/// a<t> = tanh(W_ax x<t> + W_aa a<t-1> + b_a).
+/// `a<t>` = tanh(W_ax `x<t>` + W_aa `a<t-1>` + b_a).
 ///
 /// `x[j]` is the character id fed to column j, or `None` for "no input" (the zero vector).
-/// W_ax x<t> is a gather of column `x[j]` of W_ax; nothing is added for `None`.
+/// W_ax `x<t>` is a gather of column `x[j]` of W_ax; nothing is added for `None`.
 ///
 /// # Shapes
 ///
@@ -426,7 +426,7 @@ pub(crate) fn column_slice<'a, F: Float>(col: ArrayView1<'a, F>) -> Cow<'a, [F]>
 }
 
 // ANCHOR: step_forward
-/// One step of the RNN, as in the post: returns (a<t>, ŷ<t>) for the input ids `x` and
+/// One step of the RNN, as in the post: returns (`a<t>`, `ŷ<t>`) for the input ids `x` and
 /// the previous hidden state `a_prev`.
 ///
 /// This allocating form is for teaching and sampling; [`rnn_forward_into`] runs the same

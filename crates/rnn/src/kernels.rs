@@ -1,7 +1,7 @@
 //! Matrix products and element-wise loops for the hot paths, chosen by shape and by the
 //! CPU the program runs on.
 //!
-//! - The per-step products W_aa a<t-1> and W_aaᵀ da_raw ([`StepWeights`]) run a
+//! - The per-step products W_aa `a<t-1>` and W_aaᵀ da_raw ([`StepWeights`]) run a
 //!   register-blocked kernel on the calling thread, allocating nothing: at batch 1 it reads
 //!   a column-major W in place, in independent chains; with several columns it reads W
 //!   from [`Packed`] panels made once per sequence.

@@ -21,9 +21,9 @@
 //!
 //! | symbol  | code     | shape      |
 //! |---------|----------|------------|
-//! | x<t>    | `x[t]`   | (m) ids, one-hot (n_x, m) in the math |
-//! | a<t>    | `a`      | (n_a, m)   |
-//! | ŷ<t>    | `y_hat`  | (n_y, m)   |
+//! | `x<t>`    | `x[t]`   | (m) ids, one-hot (n_x, m) in the math |
+//! | `a<t>`    | `a`      | (n_a, m)   |
+//! | `ŷ<t>`    | `y_hat`  | (n_y, m)   |
 //! | W_ax    | `w_ax`   | (n_a, n_x) |
 //! | W_aa    | `w_aa`   | (n_a, n_a) |
 //! | W_ya    | `w_ya`   | (n_y, n_a) |
@@ -31,7 +31,7 @@
 //! | b_y     | `b_y`    | (n_y, 1)   |
 //!
 //! Inputs are character ids, `Option<TokenId>`: `None` is "no input", the zero vector fed
-//! at the first step of a name. A one-hot x<t> is never built; W_ax x<t> is a column
+//! at the first step of a name. A one-hot `x<t>` is never built; W_ax `x<t>` is a column
 //! gather. Targets are `Option<TokenId>` too: `None` marks padding, which adds neither loss
 //! nor gradient.
 //!

@@ -8,9 +8,9 @@
 //! - [`rows`]: w row-major, each output is a dot product of a row with x. Eight rows are
 //!   accumulated at once in eight registers, then reduced together by a transposing tree
 //!   of shuffles; each sum is a chain of only ⌈k/8⌉ multiply-adds. The forward pass uses it
-//!   for W_aa a<t-1> and the logits W_ya a<t>, with the parameters as they are stored.
+//!   for W_aa `a<t-1>` and the logits W_ya `a<t>`, with the parameters as they are stored.
 //! - [`cols`]: w column-major, the output is a sum of columns scaled by the entries of x,
-//!   in two or four independent chains. The backward pass uses it for W_aaᵀ da_raw<t>
+//!   in two or four independent chains. The backward pass uses it for W_aaᵀ `da_raw<t>`
 //!   (W_aa row-major is W_aaᵀ column-major).
 //!
 //! The same register work serves two more batch-1 loops: [`softmax_block`], the softmax of

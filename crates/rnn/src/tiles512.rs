@@ -1,5 +1,7 @@
-//! The per-step products with a packed W (see [`Packed`](crate::kernels::Packed)) written
-//! with AVX-512 intrinsics, for `f32` and `f64`.
+//! Two matrix-product kernels written with AVX-512 intrinsics: the per-step products with
+//! a packed W (see [`Packed`](crate::kernels::Packed)), for `f32` and `f64`, and
+//! [`short_f64`], the products of `f64` matrices with at most 56 rows (batch 1's all-steps
+//! products in the backward pass).
 //!
 //! The portable tile in `kernels` leaves the vectorization to the compiler. For the
 //! packed panels it does well only while each read of `a` is bounds-checked: the checks
@@ -19,7 +21,7 @@ use std::arch::x86_64::*;
 /// Generates the product and its tile for one element type.
 macro_rules! packed_kernel {
     (
-        $product:ident, $tiles:ident, $t:ty, $v:ty, $mask:ty, $lanes:expr,
+        $product:ident, $tiles:ident, $t:ty, $mask:ty, $lanes:expr,
         $zero:ident, $set1:ident, $load:ident, $fmadd:ident, $store:ident, $mstore:ident
     ) => {
         /// `out = w · a` for `w` (n × k) packed in panels of 3 registers' worth of rows
@@ -125,7 +127,6 @@ packed_kernel!(
     packed_f32,
     tiles_f32,
     f32,
-    __m512,
     __mmask16,
     16,
     _mm512_setzero_ps,
@@ -140,7 +141,6 @@ packed_kernel!(
     packed_f64,
     tiles_f64,
     f64,
-    __m512d,
     __mmask8,
     8,
     _mm512_setzero_pd,

@@ -160,8 +160,12 @@ packed_kernel!(
 ///
 /// # Safety
 ///
-/// The CPU has AVX-512F; 1 ≤ n ≤ 56; `w` holds the indices `p·ldw + i` for i < n, p < k,
-/// `a` the indices `p·rs + j·cs` for p < k, j < m, and `out` the indices `j·ldo + i`.
+/// The CPU has AVX-512F; `w` holds the indices `p·ldw + i` for i < n, p < k, `a` the
+/// indices `p·rs + j·cs` for p < k, j < m, and `out` the indices `j·ldo + i`.
+///
+/// # Panics
+///
+/// If n is not in 1..=56.
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn short_f64(
@@ -176,88 +180,35 @@ pub(crate) unsafe fn short_f64(
     out: *mut f64,
     ldo: usize,
 ) {
-    // SAFETY (all calls): the caller's contract.
+    assert!((1..=56).contains(&n), "short columns have 1 to 56 rows");
+    let s = Short {
+        k,
+        w,
+        ldw,
+        a,
+        rs,
+        cs,
+        out,
+        ldo,
+        last: ((1u32 << (n - 8 * (n.div_ceil(8) - 1))) - 1) as __mmask8,
+    };
+    // SAFETY (all calls): the caller's contract, and NV registers cover the n rows.
     unsafe {
         match n.div_ceil(8) {
-            1 => short_cols::<1>(n, k, m, w, ldw, a, rs, cs, out, ldo),
-            2 => short_cols::<2>(n, k, m, w, ldw, a, rs, cs, out, ldo),
-            3 => short_cols::<3>(n, k, m, w, ldw, a, rs, cs, out, ldo),
-            4 => short_cols::<4>(n, k, m, w, ldw, a, rs, cs, out, ldo),
-            5 => short_cols::<5>(n, k, m, w, ldw, a, rs, cs, out, ldo),
-            6 => short_cols::<6>(n, k, m, w, ldw, a, rs, cs, out, ldo),
-            _ => short_cols::<7>(n, k, m, w, ldw, a, rs, cs, out, ldo),
+            1 => short_cols::<1>(s, m),
+            2 => short_cols::<2>(s, m),
+            3 => short_cols::<3>(s, m),
+            4 => short_cols::<4>(s, m),
+            5 => short_cols::<5>(s, m),
+            6 => short_cols::<6>(s, m),
+            _ => short_cols::<7>(s, m),
         }
     }
 }
 
-/// [`short_f64`] with NV registers a column: groups of three columns, then two, then one.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-unsafe fn short_cols<const NV: usize>(
-    n: usize,
-    k: usize,
-    m: usize,
-    w: *const f64,
-    ldw: usize,
-    a: *const f64,
-    rs: usize,
-    cs: usize,
-    out: *mut f64,
-    ldo: usize,
-) {
-    // SAFETY: the caller's contract, for the columns j..j+NB < m.
-    unsafe {
-        let last = ((1u32 << (n - 8 * (NV - 1))) - 1) as __mmask8;
-        let mut j = 0;
-        while j + 3 <= m {
-            short_tile::<NV, 3>(
-                k,
-                w,
-                ldw,
-                a.add(j * cs),
-                rs,
-                cs,
-                out.add(j * ldo),
-                ldo,
-                last,
-            );
-            j += 3;
-        }
-        if j + 2 <= m {
-            short_tile::<NV, 2>(
-                k,
-                w,
-                ldw,
-                a.add(j * cs),
-                rs,
-                cs,
-                out.add(j * ldo),
-                ldo,
-                last,
-            );
-            j += 2;
-        }
-        if j < m {
-            short_tile::<NV, 1>(
-                k,
-                w,
-                ldw,
-                a.add(j * cs),
-                rs,
-                cs,
-                out.add(j * ldo),
-                ldo,
-                last,
-            );
-        }
-    }
-}
-
-/// NB whole columns of `out` (a and out already offset to them): for each p, the NV
-/// registers of W's column p, loaded once, times each of NB broadcast a[p, j].
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-unsafe fn short_tile<const NV: usize, const NB: usize>(
+/// The operands of [`short_f64`], and the mask of the rows in a column's last register.
+#[derive(Clone, Copy)]
+struct Short {
     k: usize,
     w: *const f64,
     ldw: usize,
@@ -267,36 +218,62 @@ unsafe fn short_tile<const NV: usize, const NB: usize>(
     out: *mut f64,
     ldo: usize,
     last: __mmask8,
-) {
+}
+
+/// [`short_f64`] with NV registers a column: groups of three columns, then two, then one.
+#[inline(always)]
+unsafe fn short_cols<const NV: usize>(s: Short, m: usize) {
+    // SAFETY: the caller's contract, for the columns j..j+NB ≤ m.
+    unsafe {
+        let mut j = 0;
+        while j + 3 <= m {
+            short_tile::<NV, 3>(s, j);
+            j += 3;
+        }
+        if j + 2 <= m {
+            short_tile::<NV, 2>(s, j);
+            j += 2;
+        }
+        if j < m {
+            short_tile::<NV, 1>(s, j);
+        }
+    }
+}
+
+/// Columns j..j+NB of `out`: for each p, the NV registers of W's column p, loaded once,
+/// times each of NB broadcast a[p, j + jj].
+#[inline(always)]
+unsafe fn short_tile<const NV: usize, const NB: usize>(s: Short, j: usize) {
     // SAFETY: the caller's contract; the last register is loaded and stored under its
     // mask, so no row past n is touched.
     unsafe {
+        let (a, out) = (s.a.add(j * s.cs), s.out.add(j * s.ldo));
         let mut acc = [[_mm512_setzero_pd(); NV]; NB];
-        for p in 0..k {
-            let col = w.add(p * ldw);
+        for p in 0..s.k {
+            let col = s.w.add(p * s.ldw);
             let mut wv = [_mm512_setzero_pd(); NV];
             for (v, wv) in wv.iter_mut().enumerate() {
                 *wv = if v + 1 < NV {
                     _mm512_loadu_pd(col.add(8 * v))
                 } else {
-                    _mm512_maskz_loadu_pd(last, col.add(8 * v))
+                    _mm512_maskz_loadu_pd(s.last, col.add(8 * v))
                 };
             }
-            let ap = a.add(p * rs);
+            let ap = a.add(p * s.rs);
             for (jj, acc_j) in acc.iter_mut().enumerate() {
-                let b = _mm512_set1_pd(*ap.add(jj * cs));
+                let b = _mm512_set1_pd(*ap.add(jj * s.cs));
                 for (acc_v, &w_v) in acc_j.iter_mut().zip(&wv) {
                     *acc_v = _mm512_fmadd_pd(w_v, b, *acc_v);
                 }
             }
         }
         for (jj, acc_j) in acc.iter().enumerate() {
-            let o = out.add(jj * ldo);
+            let o = out.add(jj * s.ldo);
             for (v, &sums) in acc_j.iter().enumerate() {
                 if v + 1 < NV {
                     _mm512_storeu_pd(o.add(8 * v), sums);
                 } else {
-                    _mm512_mask_storeu_pd(o.add(8 * v), last, sums);
+                    _mm512_mask_storeu_pd(o.add(8 * v), s.last, sums);
                 }
             }
         }

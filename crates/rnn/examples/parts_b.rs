@@ -34,7 +34,6 @@ fn run() {
     let mut cache = Cache::new();
     let mut bptt = Bptt::new();
     let mut grads = Grads::zeros(v, n_a, v);
-    let w = Array2::<f32>::from_elem((n_a, n_a), 0.01);
     let a = Array2::<f32>::from_elem((n_a, t * m).f(), 0.5);
     let mut out = Array2::<f32>::zeros((n_a, n_a).f());
     let mut out_y = Array2::<f32>::zeros((v, t * m).f());
@@ -69,7 +68,6 @@ fn run() {
         let da = time(n, || {
             rnn::bench::gemm_probe(wy.t(), out_y.view(), a2.view_mut());
         });
-        let _ = &w;
         let gf = |flops: f64, ms: f64| flops / ms / 1e6;
         let fl = 2.0 * (n_a * n_a * t * m) as f64;
         let fy = 2.0 * (v * n_a * t * m) as f64;

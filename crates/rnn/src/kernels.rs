@@ -1040,6 +1040,8 @@ pub(crate) fn matmul_packed<F: Float>(
         }
     }
     match (isa(), mr) {
+        // On AVX-512, `f32` and `f64` returned above; these two arms serve any other
+        // element type a caller implements `Float` for.
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `isa` found AVX-512F, AVX2 and FMA on this CPU.
         (Isa::Avx512, 48) => unsafe { packed_avx512::<F, 48, 8>(n, k, m, d, a, o, ldo) },

@@ -21,9 +21,9 @@
 //!
 //! | symbol  | code     | shape      |
 //! |---------|----------|------------|
-//! | `x<t>`    | `x[t]`   | (m) ids, one-hot (n_x, m) in the math |
-//! | `a<t>`    | `a`      | (n_a, m)   |
-//! | `ŷ<t>`    | `y_hat`  | (n_y, m)   |
+//! | `x<t>`  | `x[t]`   | (m) ids, one-hot (n_x, m) in the math |
+//! | `a<t>`  | `a`      | (n_a, m)   |
+//! | `ŷ<t>`  | `y_hat`  | (n_y, m)   |
 //! | W_ax    | `w_ax`   | (n_a, n_x) |
 //! | W_aa    | `w_aa`   | (n_a, n_a) |
 //! | W_ya    | `w_ya`   | (n_y, n_a) |

@@ -105,6 +105,11 @@ impl<F: Float> Bptt<F> {
         self.batch = batch;
     }
 
+    /// dy<t> = ŷ<t> − y<t> for every step, (n_y, T·m).
+    pub(crate) fn dy_all(&self) -> ArrayView2<'_, F> {
+        self.dy.view()
+    }
+
     /// dL/da<0>, the gradient with respect to the initial hidden state, (n_a, m).
     pub fn da0(&self) -> ArrayView2<'_, F> {
         self.da_next.view()
@@ -184,6 +189,44 @@ pub fn rnn_backward_into<F: Float>(
     grads: &mut Grads<F>,
     bptt: &mut Bptt<F>,
 ) {
+    deltas_into(params, x, y, cache, bptt);
+    // dW_ya = Σ_t dy<t> a<t>ᵀ, db_y = Σ_t dy<t>: one product over all steps, computed
+    // as its transpose dW_yaᵀ = A Dyᵀ so that the kernels read and write columns.
+    gemm(
+        cache.a_all(),
+        bptt.dy.t(),
+        grads.w_ya.view_mut().reversed_axes(),
+    );
+    sum_columns_into(bptt.dy.view(), &mut grads.b_y);
+    // dW_aa = Σ_t da_raw<t> a<t-1>ᵀ, db_a = Σ_t da_raw<t>; as its transpose, like dW_ya.
+    gemm(
+        cache.a_prev_all(),
+        bptt.da_raw.t(),
+        grads.w_aa.view_mut().reversed_axes(),
+    );
+    sum_columns_into(bptt.da_raw.view(), &mut grads.b_a);
+    // dW_ax = Σ_t da_raw<t> x<t>ᵀ: a scatter-add of columns, the transpose of the gather.
+    grads.w_ax.fill(F::zero());
+    for (da_raw_col, x_tj) in bptt.da_raw.columns().into_iter().zip(x.iter()) {
+        if let Some(id) = x_tj {
+            add_into(grads.w_ax.column_mut(*id as usize), da_raw_col);
+        }
+    }
+}
+// ANCHOR_END: backward
+
+/// The deltas of [`rnn_backward_into`], everything but the parameter gradients, into
+/// `bptt`: dy<t> = ŷ<t> − y<t>, then da<t> and da_raw<t> from the last step to the first,
+/// and dL/da<0>. The parameter gradients are sums over the steps of these deltas (times
+/// the activations); [`crate::batch1`] forms them one register at a time instead of
+/// storing them.
+pub(crate) fn deltas_into<F: Float>(
+    params: &Params<F>,
+    x: ArrayView2<'_, Option<TokenId>>,
+    y: ArrayView2<'_, Option<TokenId>>,
+    cache: &Cache<F>,
+    bptt: &mut Bptt<F>,
+) {
     let (n_steps, m) = x.dim();
     debug_assert_eq!((cache.n_steps(), cache.batch()), (n_steps, m));
     debug_assert_eq!(y.dim(), (n_steps, m));
@@ -197,18 +240,8 @@ pub fn rnn_backward_into<F: Float>(
             None => dy_col.fill(F::zero()),
         }
     }
-    // dW_ya = Σ_t dy<t> a<t>ᵀ, db_y = Σ_t dy<t>: one product over all steps, computed
-    // as its transpose dW_yaᵀ = A Dyᵀ so that the kernels read and write columns.
-    gemm(
-        cache.a_all(),
-        bptt.dy.t(),
-        grads.w_ya.view_mut().reversed_axes(),
-    );
-    sum_columns_into(bptt.dy.view(), &mut grads.b_y);
     // The output part of da at every step, W_yaᵀ dy<t>.               (n_a, T·m)
-    // At batch 1 W_aa and W_ya are read from the forward pass's aligned copies.
-    let padded = cache.padded_weights();
-    let (w_aa, w_ya) = padded.unwrap_or((params.w_aa.view(), params.w_ya.view()));
+    let (w_aa, w_ya) = (params.w_aa.view(), params.w_ya.view());
     gemm(w_ya.t(), bptt.dy.view(), bptt.da.view_mut());
 
     // The recurrence, from the last step to the first, on the buffers seen as
@@ -237,13 +270,15 @@ pub fn rnn_backward_into<F: Float>(
     } else {
         StepWeights::InPlace(w_aa.t())
     };
-    let batch1 = cache
-        .padded_w_aa()
-        .filter(|_| m == 1)
-        .is_some_and(|(w, ld)| {
+    // At batch 1 with the kernels of `matvec`, on W_aa's rows as they are stored.
+    let batch1 = params
+        .w_aa
+        .as_slice()
+        .filter(|_| m == 1 && cache.batch1_kernels())
+        .is_some_and(|w| {
             backward_steps_batch1(
                 w,
-                ld,
+                n_a,
                 a_steps.view(),
                 da_steps.view_mut(),
                 da_raw_steps.view_mut(),
@@ -260,23 +295,7 @@ pub fn rnn_backward_into<F: Float>(
             batch_groups(n_a, m),
         );
     }
-
-    // dW_aa = Σ_t da_raw<t> a<t-1>ᵀ, db_a = Σ_t da_raw<t>; as its transpose, like dW_ya.
-    gemm(
-        cache.a_prev_all(),
-        bptt.da_raw.t(),
-        grads.w_aa.view_mut().reversed_axes(),
-    );
-    sum_columns_into(bptt.da_raw.view(), &mut grads.b_a);
-    // dW_ax = Σ_t da_raw<t> x<t>ᵀ: a scatter-add of columns, the transpose of the gather.
-    grads.w_ax.fill(F::zero());
-    for (da_raw_col, x_tj) in bptt.da_raw.columns().into_iter().zip(x.iter()) {
-        if let Some(id) = x_tj {
-            add_into(grads.w_ax.column_mut(*id as usize), da_raw_col);
-        }
-    }
 }
-// ANCHOR_END: backward
 
 /// dst ← dst + src, over slices (vectorized for this CPU) when both are contiguous.
 fn add_into<F: Float>(mut dst: ArrayViewMut1<'_, F>, src: ArrayView1<'_, F>) {

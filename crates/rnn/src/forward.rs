@@ -21,7 +21,7 @@ use crate::kernels::{
     PACK_MIN_COLUMNS, Packed, StepWeights, assign_col_major, batch_groups, gemm, simd_exp_in_place,
     simd_input_bias_tanh, simd_normalize, simd_shift_logits, split_point,
 };
-use crate::matvec::{self, PaddedRows};
+use crate::matvec;
 use crate::{Float, Params, TokenId};
 
 /// The loss of a forward pass: the sum over time steps and batch columns of
@@ -79,11 +79,9 @@ pub struct Cache<F: Float = f64> {
     w_ya: Array2<F>,
     /// W_aa packed into panels, for batches of several columns.
     w_aa_packed: Packed<F>,
-    /// At batch 1 with the kernels of [`matvec`]: W_aa and W_ya copied into aligned,
-    /// padded rows (read as they are by the forward pass, transposed by the backward).
-    rows: bool,
-    w_aa_rows: PaddedRows<F>,
-    w_ya_rows: PaddedRows<F>,
+    /// Whether the last forward pass ran at batch 1 with the kernels of [`matvec`], which
+    /// read W_aa and W_ya's rows as they are stored (the backward pass then does too).
+    batch1: bool,
 }
 
 impl<F: Float> Cache<F> {
@@ -97,22 +95,13 @@ impl<F: Float> Cache<F> {
             w_aa: Array2::zeros((0, 0).f()),
             w_ya: Array2::zeros((0, 0).f()),
             w_aa_packed: Packed::default(),
-            rows: false,
-            w_aa_rows: PaddedRows::default(),
-            w_ya_rows: PaddedRows::default(),
+            batch1: false,
         }
     }
 
-    /// W_aa and W_ya as the forward pass read them, in aligned rows, when it took the
-    /// batch-1 path of [`matvec`].
-    pub(crate) fn padded_weights(&self) -> Option<(ArrayView2<'_, F>, ArrayView2<'_, F>)> {
-        self.rows
-            .then(|| (self.w_aa_rows.view(), self.w_ya_rows.view()))
-    }
-
-    /// The aligned copy of W_aa as plain rows and their stride, on the batch-1 path.
-    pub(crate) fn padded_w_aa(&self) -> Option<(&[F], usize)> {
-        self.rows.then(|| self.w_aa_rows.rows_ld())
+    /// Whether the last forward pass took the batch-1 kernels of [`matvec`].
+    pub(crate) fn batch1_kernels(&self) -> bool {
+        self.batch1
     }
 
     /// Resizes the buffers for T steps, batch m, keeping them when the shape is unchanged.
@@ -164,6 +153,11 @@ impl<F: Float> Cache<F> {
     pub fn y_hat(&self, t: usize) -> ArrayView2<'_, F> {
         let m = self.batch;
         self.y_hat.slice(s![.., t * m..(t + 1) * m])
+    }
+
+    /// a<0> .. a<T> side by side, (n_a, (T + 1)·m).
+    pub(crate) fn a_full(&self) -> ArrayView2<'_, F> {
+        self.a.view()
     }
 
     /// All hidden states a<1..T> side by side, (n_a, T·m).
@@ -495,22 +489,19 @@ pub fn rnn_forward_into<F: Float>(
     cache.resize(params.n_a(), params.n_y(), n_steps, m);
     // W_aa and W_ya in the layouts the kernels read fastest (the same matrices). At batch
     // 1 with the dot-product kernels (f64, AVX-512) that is the row-major storage itself.
-    cache.rows = m == 1 && matvec::available::<F>();
-    if cache.rows {
-        cache.w_aa_rows.copy_from(params.w_aa.view());
-        cache.w_ya_rows.copy_from(params.w_ya.view());
-    }
+    let w_rows = params.w_aa.as_slice().filter(|_| m == 1);
+    cache.batch1 = w_rows.is_some() && matvec::available::<F>();
     let w_aa = if m >= PACK_MIN_COLUMNS {
         cache.w_aa_packed.pack(params.w_aa.view());
         StepWeights::Packed(&cache.w_aa_packed)
-    } else if cache.rows {
-        StepWeights::InPlace(cache.w_aa_rows.view())
+    } else if cache.batch1 {
+        StepWeights::InPlace(params.w_aa.view())
     } else {
         assign_col_major(cache.w_aa.view_mut(), params.w_aa.view());
         StepWeights::InPlace(cache.w_aa.view())
     };
-    let w_ya = if cache.rows {
-        cache.w_ya_rows.view()
+    let w_ya = if cache.batch1 {
+        params.w_ya.view()
     } else {
         assign_col_major(cache.w_ya.view_mut(), params.w_ya.view());
         cache.w_ya.view()
@@ -523,8 +514,10 @@ pub fn rnn_forward_into<F: Float>(
         .into_shape_with_order(((params.n_a(), m, n_steps + 1), Order::ColumnMajor))
         .expect("the cache is column-major");
     let groups = batch_groups(params.n_a(), m);
-    let (w_rows, ld) = cache.w_aa_rows.rows_ld();
-    let done = cache.rows && hidden_steps_batch1(w_rows, ld, params, x, a_steps.view_mut());
+    let done = match w_rows.filter(|_| cache.batch1) {
+        Some(w) => hidden_steps_batch1(w, params.n_a(), params, x, a_steps.view_mut()),
+        None => false,
+    };
     if !done {
         hidden_steps(w_aa, params, x, a_steps, groups);
     }
@@ -540,7 +533,7 @@ pub fn rnn_forward_into<F: Float>(
 }
 // ANCHOR_END: forward
 
-/// [`hidden_steps`] at batch 1 on the aligned copy of W_aa (rows of stride `ld`): the
+/// [`hidden_steps`] at batch 1 on W_aa's rows (of stride `ld`): the
 /// same kernels in the same order, so the same bits, called on plain slices instead of
 /// through the views and the dispatch of the general path at each step. Returns `false`,
 /// having done nothing, when a buffer or W_ax's columns are not contiguous.

@@ -420,17 +420,15 @@ fn gemm_cm<F: Float>(
     let f32 = std::mem::size_of::<F>() == 4;
     #[cfg(target_arch = "x86_64")]
     if isa() == Isa::Avx512 && TypeId::of::<F>() == TypeId::of::<f64>() && (1..=56).contains(&n) {
-        // Short columns in f64: the columns the blocked kernel would give its tiles of 8
-        // and 4 go to the whole-column kernel; its single leftover columns (m mod 4 of
-        // them, summed in two chains) stay with it, so every entry keeps its bits.
-        let singles = m % 8 % 4;
-        let grouped = m - singles;
+        // Short columns in f64: every column goes to the whole-column kernel, each entry
+        // one chain of multiply-adds over p in order (the order the fused update of
+        // `crate::batch1` repeats, so that both give the same bits).
         assert!(
             k == 0 || (w.len() >= (k - 1) * ldw + n && ldw >= n),
             "w covers n × k"
         );
-        assert!(grouped == 0 || out.len() >= (grouped - 1) * ldo + n);
-        if grouped > 0 {
+        assert!(m == 0 || out.len() >= (m - 1) * ldo + n);
+        if m > 0 {
             // SAFETY: AVX-512F is here (`isa`); F is f64 (same TypeId); w and out are
             // covered (asserted above) and `a.data` holds the offsets p·rs + j·cs for
             // p < k and j < m by its construction in `matmul_serial`.
@@ -438,7 +436,7 @@ fn gemm_cm<F: Float>(
                 crate::tiles512::short_f64(
                     n,
                     k,
-                    grouped,
+                    m,
                     w.as_ptr().cast(),
                     ldw,
                     a.data.as_ptr().cast(),
@@ -448,16 +446,6 @@ fn gemm_cm<F: Float>(
                     ldo,
                 );
             }
-        }
-        if singles > 0 {
-            let a = Operand {
-                data: &a.data[grouped * a.cs..],
-                rs: a.rs,
-                cs: a.cs,
-            };
-            let out = &mut out[grouped * ldo..];
-            // SAFETY: as below.
-            unsafe { gemm_avx512::<F, 24, 8, 48>(n, k, singles, w, ldw, a, out, ldo) };
         }
         return;
     }
@@ -1273,10 +1261,10 @@ mod tests {
 
     #[test]
     fn short_column_kernel_gives_the_portable_tiles_bits() {
-        // Short f64 columns (n ≤ 56) take the whole-column kernel on AVX-512 for all but
-        // the blocked kernel's single leftover columns: every entry must come out as the
-        // portable tiles compute it, for every register count, partial last register,
-        // column count (groups of 3, 2, 1 and the leftovers) and both layouts of `a`.
+        // Short f64 columns (n ≤ 56) take the whole-column kernel on AVX-512: every entry
+        // must come out as one chain of multiply-adds over p in order (the portable tiles
+        // of 8 and 4 columns give the same), for every register count, partial last
+        // register, column count (groups of 3, 2 and 1) and both layouts of `a`.
         for n in [1, 5, 8, 9, 27, 50, 56] {
             for k in [0, 1, 12, 27] {
                 for m in [1, 2, 3, 4, 7, 12, 13, 27, 50] {
@@ -1301,14 +1289,20 @@ mod tests {
                         let mut fast = Array2::<f64>::from_elem((n, m).f(), 2.0);
                         let out = fast.as_slice_memory_order_mut().unwrap();
                         gemm_cm(n, k, m, ws, n, op, out, n);
-                        let mut portable = Array2::<f64>::from_elem((n, m).f(), 1.0);
-                        let out = portable.as_slice_memory_order_mut().unwrap();
-                        gemm_blocked::<f64, true, 24, 8, 48>(n, k, m, ws, n, op, out, n);
+                        let chain = Array2::from_shape_fn((n, m), |(i, j)| {
+                            (0..k).fold(0.0f64, |acc, p| w[[i, p]].mul_add(a[[p, j]], acc))
+                        });
                         assert_eq!(
                             fast.mapv(f64::to_bits),
-                            portable.mapv(f64::to_bits),
+                            chain.mapv(f64::to_bits),
                             "{n}x{k}x{m}, a strides {rs} {cs}"
                         );
+                        if m % 4 == 0 {
+                            let mut portable = Array2::<f64>::from_elem((n, m).f(), 1.0);
+                            let out = portable.as_slice_memory_order_mut().unwrap();
+                            gemm_blocked::<f64, true, 24, 8, 48>(n, k, m, ws, n, op, out, n);
+                            assert_eq!(fast, portable, "{n}x{k}x{m}, a strides {rs} {cs}");
+                        }
                     }
                 }
             }

@@ -57,6 +57,7 @@
 
 pub mod analysis;
 mod backward;
+mod batch1;
 pub mod bench;
 mod checkpoint;
 mod clip;

@@ -227,10 +227,37 @@ pub(crate) fn deltas_into<F: Float>(
     cache: &Cache<F>,
     bptt: &mut Bptt<F>,
 ) {
+    let weights = Weights {
+        rows: params.w_aa.as_slice().map(|w| (w, params.n_a())),
+        w_aa: params.w_aa.view(),
+        w_ya: params.w_ya.view(),
+    };
+    deltas_with(weights, x, y, cache, bptt);
+}
+
+/// W_aa and W_ya for [`deltas_with`]: the parameters' own arrays, or copies in another
+/// memory layout.
+pub(crate) struct Weights<'a, F> {
+    /// W_aa's rows for the batch-1 kernels, when they are contiguous: row i at `i·ld`.
+    pub(crate) rows: Option<(&'a [F], usize)>,
+    pub(crate) w_aa: ArrayView2<'a, F>,
+    pub(crate) w_ya: ArrayView2<'a, F>,
+}
+
+/// [`deltas_into`] with W_aa and W_ya passed separately.
+pub(crate) fn deltas_with<F: Float>(
+    Weights { rows, w_aa, w_ya }: Weights<'_, F>,
+    x: ArrayView2<'_, Option<TokenId>>,
+    y: ArrayView2<'_, Option<TokenId>>,
+    cache: &Cache<F>,
+    bptt: &mut Bptt<F>,
+) {
     let (n_steps, m) = x.dim();
+    let (n_y, n_a) = w_ya.dim();
     debug_assert_eq!((cache.n_steps(), cache.batch()), (n_steps, m));
     debug_assert_eq!(y.dim(), (n_steps, m));
-    bptt.resize(params.n_a(), params.n_y(), n_steps, m);
+    debug_assert_eq!(w_aa.dim(), (n_a, n_a));
+    bptt.resize(n_a, n_y, n_steps, m);
 
     // dy = ŷ − y for every step; a padded position (no target) gets no gradient.
     bptt.dy.assign(&cache.y_hat_all()); //                             (n_y, T·m)
@@ -241,13 +268,11 @@ pub(crate) fn deltas_into<F: Float>(
         }
     }
     // The output part of da at every step, W_yaᵀ dy<t>.               (n_a, T·m)
-    let (w_aa, w_ya) = (params.w_aa.view(), params.w_ya.view());
     gemm(w_ya.t(), bptt.dy.view(), bptt.da.view_mut());
 
     // The recurrence, from the last step to the first, on the buffers seen as
     // (n_a, m, T): [.., j, t] is column j of step t.
     bptt.da_next.fill(F::zero());
-    let n_a = params.n_a();
     let by_step = (n_a, m, n_steps);
     let expect = "the cache and BPTT buffers are column-major";
     let a_steps = cache
@@ -265,20 +290,18 @@ pub(crate) fn deltas_into<F: Float>(
         .into_shape_with_order((by_step, Order::ColumnMajor))
         .expect(expect);
     let w_aa_t = if m >= PACK_MIN_COLUMNS {
-        bptt.w_aa_t_packed.pack(params.w_aa.t());
+        bptt.w_aa_t_packed.pack(w_aa.t());
         StepWeights::Packed(&bptt.w_aa_t_packed)
     } else {
         StepWeights::InPlace(w_aa.t())
     };
-    // At batch 1 with the kernels of `matvec`, on W_aa's rows as they are stored.
-    let batch1 = params
-        .w_aa
-        .as_slice()
+    // At batch 1 with the kernels of `matvec`, on W_aa's rows.
+    let batch1 = rows
         .filter(|_| m == 1 && cache.batch1_kernels())
-        .is_some_and(|w| {
+        .is_some_and(|(w, ld)| {
             backward_steps_batch1(
                 w,
-                n_a,
+                ld,
                 a_steps.view(),
                 da_steps.view_mut(),
                 da_raw_steps.view_mut(),

@@ -1,12 +1,9 @@
 //! The classic recipe's whole training step (batch 1, `f64`, element-wise clipping, SGD)
-//! with the parameter gradients never stored.
+//! with the parameter gradients never stored, on aligned copies of W_aa and W_ya.
 //!
 //! The general step computes five gradient arrays, then reads them back to clip them and
-//! update the parameters. At n_a = 50 and a vocabulary of 27 the parameters are 42 KB and
-//! their gradients 42 KB more: together with the activations they overflow the 48 KB
-//! first-level data cache, and each name's step streams them through the second level.
-//! Here each gradient entry goes from the multiply-add that finishes it to the update
-//! that uses it without leaving the registers:
+//! update the parameters. Here each gradient entry goes from the multiply-add that
+//! finishes it to the update that uses it without leaving the registers:
 //!
 //! 1. the forward pass and the deltas (dy<t>, da<t>, da_raw<t>, dL/da<0>) as in the
 //!    general step, with the same kernels;
@@ -15,6 +12,13 @@
 //!    ([`matvec::outer_rows_sgd`]); for b_y, b_a and the columns of W_ax that an input
 //!    selected, the sum of their deltas likewise ([`matvec::column_sum_sgd`]). A column of
 //!    W_ax that no input selected has a zero gradient, which leaves it unchanged.
+//!
+//! W_aa and W_ya, which every product reads, are kept in a [`Mirror`]: rows that start on
+//! 64-byte boundaries and are padded to a multiple of 8 entries, so that no register load
+//! straddles two cache lines (a row of 50 `f64` is 400 bytes: in place, three loads in
+//! four would). The mirror is the master copy of the two matrices from one fused step to
+//! the next; [`crate::train::StepBuffers::sync`] writes it back to the parameters, and the
+//! callers of the step do so before anything else reads them.
 //!
 //! Every sum is added in the order of the general path's kernels, so the parameters come
 //! out with the same bits (tested); only the reported gradient norm is summed in another
@@ -25,19 +29,20 @@
 
 use std::any::TypeId;
 
-use ndarray::ArrayView2;
+use ndarray::{ArrayView2, ShapeBuilder};
 
-use crate::backward::deltas_into;
+use crate::backward::{Weights, deltas_with};
+use crate::forward::forward_batch1;
 use crate::matvec::{self, ClipSgd, as_f64, as_f64_mut};
 use crate::optim::Optimizer;
 use crate::train::{StepBuffers, StepReport, gradients_are_bounded, parameter_bound};
-use crate::{Float, Params, TokenId, rnn_forward_into};
+use crate::{Float, Params, TokenId};
 
 /// Whether [`sgd_step`] runs for these parameters and this batch: `f64` with the AVX-512
 /// kernels of [`matvec`], one sequence, at most 64 hidden units and outputs (a row of
 /// either fits in eight registers), and the arrays in the layouts the kernels read:
 /// W_aa and W_ya row-major, W_ax column-major, all contiguous.
-fn applies<F: Float>(params: &Params<F>, x: ArrayView2<'_, Option<TokenId>>) -> bool {
+pub(crate) fn applies<F: Float>(params: &Params<F>, x: ArrayView2<'_, Option<TokenId>>) -> bool {
     let (n_a, n_y) = (params.n_a(), params.n_y());
     TypeId::of::<F>() == TypeId::of::<f64>()
         && matvec::available::<F>()
@@ -51,11 +56,102 @@ fn applies<F: Float>(params: &Params<F>, x: ArrayView2<'_, Option<TokenId>>) -> 
         && params.b_y.as_slice_memory_order().is_some()
 }
 
+/// Whether a [`Mirror`] holds W_aa and W_ya, and which copy is newer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Holds {
+    /// Nothing to rely on: copy the parameters in before use.
+    #[default]
+    Nothing,
+    /// The same values as the parameters.
+    Same,
+    /// Newer values than the parameters, which [`Mirror::store`] writes back.
+    Newer,
+}
+
+/// W_aa and W_ya in rows that start on 64-byte boundaries, padded to a multiple of 8
+/// entries: W_aa's n_a rows, then W_ya's n_y rows, all at the same stride `ld`.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Mirror<F> {
+    buf: Vec<F>,
+    /// Index of the first row, the first element on a 64-byte boundary.
+    off: usize,
+    n_a: usize,
+    n_y: usize,
+    ld: usize,
+    holds: Holds,
+}
+
+impl<F: Float> Mirror<F> {
+    /// Copies W_aa and W_ya in (row-major and contiguous: [`applies`] checked it),
+    /// allocating only when their shape changed.
+    fn load(&mut self, params: &Params<F>) {
+        let (n_a, n_y) = (params.n_a(), params.n_y());
+        let lanes = 64 / std::mem::size_of::<F>();
+        if (n_a, n_y) != (self.n_a, self.n_y) || self.buf.is_empty() {
+            let ld = n_a.div_ceil(lanes) * lanes;
+            self.buf = vec![F::zero(); (n_a + n_y) * ld + lanes];
+            let misalign = self.buf.as_ptr() as usize % 64;
+            self.off = (64 - misalign) % 64 / std::mem::size_of::<F>();
+            (self.n_a, self.n_y, self.ld) = (n_a, n_y, ld);
+        }
+        let sources = [&params.w_aa, &params.w_ya];
+        let rows = sources.into_iter().flat_map(|w| w.rows());
+        let dst = &mut self.buf[self.off..self.off + (n_a + n_y) * self.ld];
+        for (d, row) in dst.chunks_exact_mut(self.ld).zip(rows) {
+            let row = row.to_slice().expect("row-major, checked by `applies`");
+            d[..n_a].copy_from_slice(row);
+        }
+        self.holds = Holds::Same;
+    }
+
+    /// Writes the mirror back to W_aa and W_ya if it is newer than they are.
+    pub(crate) fn store(&mut self, params: &mut Params<F>) {
+        if self.holds != Holds::Newer {
+            return;
+        }
+        let (n_a, ld) = (self.n_a, self.ld);
+        let src = &self.buf[self.off..self.off + (self.n_a + self.n_y) * ld];
+        let targets = [&mut params.w_aa, &mut params.w_ya];
+        let rows = targets.into_iter().flat_map(|w| w.rows_mut());
+        for (s, row) in src.chunks_exact(ld).zip(rows) {
+            let row = row.into_slice().expect("row-major, checked by `applies`");
+            row.copy_from_slice(&s[..n_a]);
+        }
+        self.holds = Holds::Same;
+    }
+
+    /// Forgets the copy: the parameters are about to change elsewhere. Call after
+    /// [`Mirror::store`].
+    pub(crate) fn forget(&mut self) {
+        debug_assert_ne!(self.holds, Holds::Newer, "store before forgetting");
+        self.holds = Holds::Nothing;
+    }
+
+    /// W_aa as rows of stride `ld` and W_ya as a strided view.
+    fn weights(&self) -> ((&[F], usize), ArrayView2<'_, F>) {
+        let (n_a, ld) = (self.n_a, self.ld);
+        let w_aa = &self.buf[self.off..self.off + n_a * ld];
+        let w_ya = &self.buf[self.off + n_a * ld..self.off + (n_a + self.n_y) * ld];
+        let view = ArrayView2::from_shape((self.n_y, n_a).strides((ld, 1)), w_ya)
+            .expect("n_y rows of ld ≥ n_a entries");
+        ((w_aa, ld), view)
+    }
+
+    /// W_aa and W_ya's rows, mutably, each of stride `ld`.
+    fn weights_mut(&mut self) -> (&mut [F], &mut [F]) {
+        let (n_a, ld) = (self.n_a, self.ld);
+        let all = &mut self.buf[self.off..self.off + (n_a + self.n_y) * ld];
+        all.split_at_mut(n_a * ld)
+    }
+}
+
 // ANCHOR: sgd_step
 /// One step of the classic recipe, fused as described in the [module docs](self):
 /// forward, deltas, then each parameter's gradient formed, clipped to [−c, c] and applied
-/// (θ ← θ − lr·clamp(g)) in registers. Returns `None`, having changed no parameter, when
-/// the step does not apply here or a guard fails; the caller then takes the general path.
+/// (θ ← θ − lr·clamp(g)) in registers. W_aa and W_ya are read from and written to
+/// `buf`'s mirror, which is then newer than `params` until `buf.sync(params)`. Returns
+/// `None`, having changed no parameter, when the step does not apply here or a guard
+/// fails; the caller then syncs and takes the general path.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn sgd_step<F: Float>(
     params: &mut Params<F>,
@@ -71,15 +167,28 @@ pub(crate) fn sgd_step<F: Float>(
         return None;
     }
     let bound = parameter_bound(params, buf, c, lr)?;
-    let loss = rnn_forward_into(params, x, y, a0, &mut buf.cache);
-    if !loss.total.is_finite() || !buf.cache.batch1_kernels() {
+    if buf.mirror.holds == Holds::Nothing {
+        buf.mirror.load(params);
+    }
+    let (w_aa, w_ya) = buf.mirror.weights();
+    let loss = forward_batch1(w_aa, w_ya, params, x, y, a0, &mut buf.cache)?;
+    if !loss.total.is_finite() {
         return None;
     }
-    deltas_into(params, x, y, &buf.cache, &mut buf.bptt);
+    let n_a = params.n_a();
+    let w_aa_view = ArrayView2::from_shape((n_a, n_a).strides((w_aa.1, 1)), w_aa.0)
+        .expect("n_a rows of ld ≥ n_a entries");
+    let weights = Weights {
+        rows: Some(w_aa),
+        w_aa: w_aa_view,
+        w_ya,
+    };
+    deltas_with(weights, x, y, &buf.cache, &mut buf.bptt);
     if !gradients_are_bounded(&buf.cache, &buf.bptt, params.n_params()) {
         return None;
     }
     let sum_sq = update(params, x, buf, ClipSgd { c, lr })?;
+    buf.mirror.holds = Holds::Newer;
     optimizer.t += 1;
     buf.max_abs = Some(bound);
     let grad_norm = sum_sq.sqrt();
@@ -87,38 +196,34 @@ pub(crate) fn sgd_step<F: Float>(
 }
 // ANCHOR_END: sgd_step
 
-/// Step 2 of the [module docs](self): every parameter's gradient, clipped and applied.
-/// Returns Σ g² over all gradient entries, or `None` before changing anything when a
-/// buffer is not in the layout [`applies`] and the cache promise.
+/// Step 2 of the [module docs](self): every parameter's gradient, clipped and applied,
+/// W_aa and W_ya in the mirror. Returns Σ g² over all gradient entries, or `None` before
+/// changing anything when a buffer is not in the layout [`applies`] and the cache promise.
 fn update<F: Float>(
     params: &mut Params<F>,
     x: ArrayView2<'_, Option<TokenId>>,
-    buf: &StepBuffers<F>,
+    buf: &mut StepBuffers<F>,
     step: ClipSgd,
 ) -> Option<f64> {
-    let (n_a, n_y) = (params.n_a(), params.n_y());
+    let (n_a, n_y, ld) = (params.n_a(), params.n_y(), buf.mirror.ld);
     let n_steps = x.nrows();
     // The activations a<0> .. a<T> and the deltas, one column a step.
     let a = as_f64(buf.cache.a_full().to_slice_memory_order()?)?;
     let (a_prev, a_all) = (&a[..n_steps * n_a], &a[n_a..]);
     let dy = as_f64(buf.bptt.dy_all().to_slice_memory_order()?)?;
     let da_raw = as_f64(buf.bptt.da_raw_all().to_slice_memory_order()?)?;
-    let Params {
-        w_ax,
-        w_aa,
-        w_ya,
-        b_a,
-        b_y,
-    } = params;
-    let w_ya = as_f64_mut(w_ya.as_slice_mut()?)?;
-    let w_aa = as_f64_mut(w_aa.as_slice_mut()?)?;
+    let Params { w_ax, b_a, b_y, .. } = params;
+    let (w_aa, w_ya) = buf.mirror.weights_mut();
+    let (w_aa, w_ya) = (as_f64_mut(w_aa)?, as_f64_mut(w_ya)?);
     let w_ax = as_f64_mut(w_ax.as_slice_memory_order_mut()?)?;
     let b_a = as_f64_mut(b_a.as_slice_memory_order_mut()?)?;
     let b_y = as_f64_mut(b_y.as_slice_memory_order_mut()?)?;
     let expect = "`applies` checked the kernels and the sizes";
     // W_ya: row j is Σ_t dy<t>[j] a<t>; W_aa: row j is Σ_t da_raw<t>[j] a<t-1>.
+    let w_ya = (w_ya, n_y, ld);
     let mut sum_sq =
         matvec::outer_rows_sgd(w_ya, n_a, a_all, dy, n_y, n_steps, step).expect(expect);
+    let w_aa = (w_aa, n_a, ld);
     sum_sq += matvec::outer_rows_sgd(w_aa, n_a, a_prev, da_raw, n_a, n_steps, step).expect(expect);
     // The biases: the sums of their deltas over all steps.
     let all = |_: usize| true;
@@ -191,11 +296,26 @@ mod tests {
                 let report = sgd_step(&mut fused, &mut opt, 0.5, 0.1, x, y, a0.view(), &mut buf)
                     .expect("the fused step applies")
                     .expect("a finite step");
+                // W_aa and W_ya are newer in the mirror until the sync.
+                if round < 2 {
+                    assert_eq!(buf.mirror.holds, Holds::Newer);
+                }
+                buf.sync(&mut fused);
                 let (loss, cache) = rnn_forward(&general, x, y, a0.view());
                 let (mut grads, bptt) = rnn_backward(&general, x, y, &cache);
                 let norm = clip.apply(&mut grads);
                 assert!(opt_general.step_checked(&mut general, &grads));
                 let at = format!("n_a {n_a} n_y {n_y} round {round}");
+                if n_a == 1 {
+                    // A 1 × n_y W_yaᵀ is both row- and column-major in place but only
+                    // column-major in the mirror, and the general path's dispatch then
+                    // sums W_yaᵀ dy in another order: the same values up to rounding.
+                    let close = |a: f64, b: f64| (a - b).abs() <= 1e-14 * a.abs().max(1.0);
+                    let pairs = fused.arrays().into_iter().zip(general.arrays());
+                    let mut entries = pairs.flat_map(|((_, f), (_, g))| f.iter().zip(g.iter()));
+                    assert!(entries.all(|(&a, &b)| close(a, b)), "{at}");
+                    continue;
+                }
                 assert_eq!(fused, general, "{at}");
                 assert_eq!(report.loss, loss, "{at}");
                 assert_eq!(buf.bptt.da0(), bptt.view(), "{at}");

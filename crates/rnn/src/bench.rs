@@ -180,6 +180,10 @@ fn run_bench_here<F: Float>(config: &BenchConfig) -> BenchResult {
         step(i);
     }
     let seconds = start.elapsed().as_secs_f64();
+    // The trained parameters, complete (after fused batch-1 steps, W_aa and W_ya are in
+    // the buffers' aligned copy); nothing reads them, but a real run would.
+    buffers.sync(&mut params);
+    std::hint::black_box(&params);
     let chars = config.steps * t * m;
     let chars_per_s = chars as f64 / seconds;
     let flops_per_char = config.flops_per_char();
@@ -251,6 +255,162 @@ pub fn with_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R 
         .build()
         .expect("start the benchmark's threads")
         .install(f)
+}
+
+/// Time per name (12 steps) of each batch-1 `f64` kernel of config A, each run alone in a
+/// loop on data that stays in the first-level cache (development aid for the timing
+/// examples: their sum against the step's time shows what the cache and the joins cost).
+/// Empty where the kernels are not available.
+#[doc(hidden)]
+pub fn kernel_probe_a() -> Vec<(&'static str, f64)> {
+    use crate::matvec;
+    if !matvec::available::<f64>() {
+        return Vec::new();
+    }
+    let (n_a, n_y, t) = (50usize, 27usize, 12usize);
+    let val = |i: usize| ((i * 37) % 101) as f64 / 101.0 - 0.5;
+    let w_aa: Vec<f64> = (0..n_a * n_a).map(val).collect();
+    let w_ya: Vec<f64> = (0..n_y * n_a).map(|i| val(i + 7)).collect();
+    let a: Vec<f64> = (0..n_a * (t + 1)).map(|i| val(i + 3)).collect();
+    let dy: Vec<f64> = (0..n_y * t).map(|i| val(i + 5) * 0.1).collect();
+    let mut out = vec![0.0; n_a * (t + 1)];
+    let mut z = vec![0.0; n_y * t];
+    let b_y = vec![0.1; n_y];
+    let b_a = vec![0.1; n_a];
+    let mut w_aa_m = w_aa.clone();
+    let mut w_ya_m = w_ya.clone();
+    let step = matvec::ClipSgd { c: 5.0, lr: 0.0 };
+    let time = |f: &mut dyn FnMut()| {
+        let n = 20_000;
+        let mut best = f64::INFINITY;
+        for _ in 0..5 {
+            let start = Instant::now();
+            for _ in 0..n {
+                f();
+            }
+            best = best.min(start.elapsed().as_secs_f64() / n as f64 * 1e9);
+        }
+        best
+    };
+    let mut rows = vec![];
+    rows.push((
+        "rows W_aa a (12 steps)",
+        time(&mut || {
+            for s in 0..t {
+                let (x, o) = (&a[s * n_a..], &mut out[s * n_a..]);
+                matvec::rows(n_a, n_a, &w_aa, n_a, x, o);
+            }
+            std::hint::black_box(&out);
+        }),
+    ));
+    // W_aa in rows of 56 starting on 64-byte boundaries, for comparison.
+    let mut padded = vec![0.0f64; n_a * 56 + 8];
+    let off = (64 - padded.as_ptr() as usize % 64) % 64 / 8;
+    for i in 0..n_a {
+        let row = &mut padded[off + i * 56..off + i * 56 + n_a];
+        row.copy_from_slice(&w_aa[i * n_a..(i + 1) * n_a]);
+    }
+    let padded = &padded[off..];
+    rows.push((
+        "rows W_aa a, aligned rows",
+        time(&mut || {
+            for s in 0..t {
+                let (x, o) = (&a[s * n_a..], &mut out[s * n_a..]);
+                matvec::rows(n_a, n_a, padded, 56, x, o);
+            }
+            std::hint::black_box(&out);
+        }),
+    ));
+    rows.push((
+        "cols W_aa^T da, aligned rows",
+        time(&mut || {
+            for s in 0..t {
+                let (x, o) = (&a[s * n_a..], &mut out[s * n_a..]);
+                matvec::cols(n_a, n_a, padded, 56, x, o);
+            }
+            std::hint::black_box(&out);
+        }),
+    ));
+    rows.push((
+        "rows logits (12 columns)",
+        time(&mut || {
+            for s in 0..t {
+                let (x, o) = (&a[s * n_a..], &mut z[s * n_y..]);
+                matvec::rows(n_y, n_a, &w_ya, n_a, x, o);
+            }
+            std::hint::black_box(&z);
+        }),
+    ));
+    rows.push((
+        "tanh (12 x 50)",
+        time(&mut || {
+            for s in 0..t {
+                let o = &mut out[s * n_a..(s + 1) * n_a];
+                crate::kernels::simd_input_bias_tanh(o, Some(&b_a), &b_a);
+                o.copy_from_slice(&a[s * n_a..(s + 1) * n_a]);
+            }
+            std::hint::black_box(&out);
+        }),
+    ));
+    rows.push((
+        "softmax (12 columns)",
+        time(&mut || {
+            z.iter_mut().zip(&dy).for_each(|(z, &d)| *z = d);
+            let targets = (0..t).map(|s| Some((s % n_y) as crate::TokenId));
+            std::hint::black_box(matvec::softmax_block(&mut z, n_y, &b_y, targets));
+        }),
+    ));
+    rows.push((
+        "cols W_aa^T da (12 steps)",
+        time(&mut || {
+            for s in 0..t {
+                let (x, o) = (&a[s * n_a..], &mut out[s * n_a..]);
+                matvec::cols(n_a, n_a, &w_aa, n_a, x, o);
+            }
+            std::hint::black_box(&out);
+        }),
+    ));
+    rows.push((
+        "W_ya^T dy (all steps)",
+        time(&mut || {
+            let w = ndarray::ArrayView2::from_shape((n_y, n_a), &w_ya[..]).expect("shape");
+            let d = ndarray::ArrayView2::from_shape((n_y, t).f(), &dy[..]).expect("shape");
+            let o = ndarray::ArrayViewMut2::from_shape((n_a, t).f(), &mut out[..n_a * t]);
+            crate::kernels::gemm(w.t(), d, o.expect("shape"));
+        }),
+    ));
+    rows.push((
+        "outer + update W_ya",
+        time(&mut || {
+            let v = &a[n_a..];
+            std::hint::black_box(matvec::outer_rows_sgd(
+                (&mut w_ya_m, n_y, n_a),
+                n_a,
+                v,
+                &dy,
+                n_y,
+                t,
+                step,
+            ));
+        }),
+    ));
+    rows.push((
+        "outer + update W_aa",
+        time(&mut || {
+            let v = &a[..n_a * t];
+            let s = &a[n_a..];
+            std::hint::black_box(matvec::outer_rows_sgd(
+                (&mut w_aa_m, n_a, n_a),
+                n_a,
+                v,
+                s,
+                n_a,
+                t,
+                step,
+            ));
+        }),
+    ));
+    rows
 }
 
 #[cfg(test)]

@@ -486,45 +486,44 @@ pub fn rnn_forward_into<F: Float>(
     let (n_steps, m) = x.dim();
     debug_assert_eq!(y.dim(), (n_steps, m));
     debug_assert_eq!(a0.dim(), (params.n_a(), m));
+    // At batch 1 in f64 on AVX-512: the kernels of `matvec` on the rows as stored.
+    if m == 1
+        && let Some(w_rows) = params.w_aa.as_slice()
+        && let Some(loss) = forward_batch1(
+            (w_rows, params.n_a()),
+            params.w_ya.view(),
+            params,
+            x,
+            y,
+            a0,
+            cache,
+        )
+    {
+        return loss;
+    }
     cache.resize(params.n_a(), params.n_y(), n_steps, m);
-    // W_aa and W_ya in the layouts the kernels read fastest (the same matrices). At batch
-    // 1 with the dot-product kernels (f64, AVX-512) that is the row-major storage itself.
-    let w_rows = params.w_aa.as_slice().filter(|_| m == 1);
-    cache.batch1 = w_rows.is_some() && matvec::available::<F>();
+    cache.batch1 = false;
+    // W_aa and W_ya in the layouts the kernels read fastest (the same matrices).
     let w_aa = if m >= PACK_MIN_COLUMNS {
         cache.w_aa_packed.pack(params.w_aa.view());
         StepWeights::Packed(&cache.w_aa_packed)
-    } else if cache.batch1 {
-        StepWeights::InPlace(params.w_aa.view())
     } else {
         assign_col_major(cache.w_aa.view_mut(), params.w_aa.view());
         StepWeights::InPlace(cache.w_aa.view())
     };
-    let w_ya = if cache.batch1 {
-        params.w_ya.view()
-    } else {
-        assign_col_major(cache.w_ya.view_mut(), params.w_ya.view());
-        cache.w_ya.view()
-    };
+    assign_col_major(cache.w_ya.view_mut(), params.w_ya.view());
     cache.a.slice_mut(s![.., 0..m]).assign(&a0); //                   a<0>
     // The same buffer as (n_a, m, T + 1): [.., j, t] is column j of step block t.
-    let mut a_steps = cache
+    let a_steps = cache
         .a
         .view_mut()
         .into_shape_with_order(((params.n_a(), m, n_steps + 1), Order::ColumnMajor))
         .expect("the cache is column-major");
-    let groups = batch_groups(params.n_a(), m);
-    let done = match w_rows.filter(|_| cache.batch1) {
-        Some(w) => hidden_steps_batch1(w, params.n_a(), params, x, a_steps.view_mut()),
-        None => false,
-    };
-    if !done {
-        hidden_steps(w_aa, params, x, a_steps, groups);
-    }
+    hidden_steps(w_aa, params, x, a_steps, batch_groups(params.n_a(), m));
     // ŷ<t> for every step at once: (n_y, n_a) x (n_a, T·m)
     let a_all = cache.a.slice(s![.., m..]);
     output_with(
-        w_ya,
+        cache.w_ya.view(),
         params,
         a_all,
         y.iter().copied(),
@@ -532,6 +531,47 @@ pub fn rnn_forward_into<F: Float>(
     )
 }
 // ANCHOR_END: forward
+
+/// [`rnn_forward_into`] at batch 1 with the kernels of [`matvec`] (`f64`, AVX-512), with
+/// W_aa given as rows of stride `ld` (`w_aa.0` holds row i at `i·ld`) and W_ya as a view
+/// of any strides: the parameters' own arrays, or the aligned copies of `crate::batch1`.
+/// Returns `None` when these kernels do not apply; the cache must then be refilled.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn forward_batch1<F: Float>(
+    w_aa: (&[F], usize),
+    w_ya: ArrayView2<'_, F>,
+    params: &Params<F>,
+    x: ArrayView2<'_, Option<TokenId>>,
+    y: ArrayView2<'_, Option<TokenId>>,
+    a0: ArrayView2<'_, F>,
+    cache: &mut Cache<F>,
+) -> Option<Loss> {
+    let (n_steps, m) = x.dim();
+    if m != 1 || !matvec::available::<F>() {
+        return None;
+    }
+    debug_assert_eq!(y.dim(), (n_steps, m));
+    debug_assert_eq!(a0.dim(), (params.n_a(), m));
+    cache.resize(params.n_a(), params.n_y(), n_steps, m);
+    cache.a.slice_mut(s![.., 0..m]).assign(&a0); //                   a<0>
+    let a_steps = cache
+        .a
+        .view_mut()
+        .into_shape_with_order(((params.n_a(), m, n_steps + 1), Order::ColumnMajor))
+        .expect("the cache is column-major");
+    cache.batch1 = hidden_steps_batch1(w_aa.0, w_aa.1, params, x, a_steps);
+    if !cache.batch1 {
+        return None;
+    }
+    let a_all = cache.a.slice(s![.., m..]);
+    Some(output_with(
+        w_ya,
+        params,
+        a_all,
+        y.iter().copied(),
+        cache.y_hat.view_mut(),
+    ))
+}
 
 /// [`hidden_steps`] at batch 1 on W_aa's rows (of stride `ld`): the
 /// same kernels in the same order, so the same bits, called on plain slices instead of

@@ -177,7 +177,8 @@ pub(crate) struct ClipSgd {
 }
 
 /// The gradient of a weight matrix that is a sum of outer products over the steps, and its
-/// clipped SGD step, in one pass over the rows of `w` (row-major, rows of `n`):
+/// clipped SGD step, in one pass over the `rows` rows of `w` (row j's n entries at
+/// `j·ldw`):
 ///
 /// ```text
 /// g_j = Σ_p s[j + p·lds] · v[p·n .. p·n + n]      (p < k; one multiply-add chain, in order)
@@ -190,8 +191,9 @@ pub(crate) struct ClipSgd {
 /// goes to memory: a row lives in registers from its last multiply-add to its update.
 /// Returns Σ g² over the entries, or `None`, doing nothing, when [`available`] is false or
 /// n is 0 or above 64.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn outer_rows_sgd(
-    w: &mut [f64],
+    (w, rows, ldw): (&mut [f64], usize, usize),
     n: usize,
     v: &[f64],
     s: &[f64],
@@ -202,10 +204,9 @@ pub(crate) fn outer_rows_sgd(
     if !available::<f64>() || n == 0 || n > 64 {
         return None;
     }
-    let rows = w.len() / n;
     assert!(
-        w.len() == rows * n && v.len() >= k * n,
-        "w is rows × n, v is n × k"
+        ldw >= n && (rows == 0 || w.len() >= (rows - 1) * ldw + n) && v.len() >= k * n,
+        "w holds rows × n at stride ldw, v is n × k"
     );
     assert!(rows == 0 || k == 0 || (lds >= rows && s.len() >= (k - 1) * lds + rows));
     #[cfg(target_arch = "x86_64")]
@@ -213,7 +214,7 @@ pub(crate) fn outer_rows_sgd(
     // of v and every s[j + p·lds] read, and the kernel touches nothing else.
     let sq = unsafe {
         avx512::outer_rows_sgd(
-            rows,
+            (rows, ldw),
             n,
             k,
             v.as_ptr(),
@@ -486,7 +487,7 @@ mod avx512 {
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn outer_rows_sgd(
-        rows: usize,
+        (rows, ldw): (usize, usize),
         n: usize,
         k: usize,
         v: *const f64,
@@ -495,7 +496,15 @@ mod avx512 {
         w: *mut f64,
         step: super::ClipSgd,
     ) -> f64 {
-        let o = Outer { k, n, v, s, lds, w };
+        let o = Outer {
+            k,
+            n,
+            v,
+            s,
+            lds,
+            w,
+            ldw,
+        };
         let k = Consts::new(step);
         // SAFETY (all): the caller's contract; NV registers cover a row of n.
         unsafe {
@@ -521,6 +530,7 @@ mod avx512 {
         s: *const f64,
         lds: usize,
         w: *mut f64,
+        ldw: usize,
     }
 
     /// Rows in groups of NB (then fewer), NV registers a row.
@@ -572,7 +582,7 @@ mod avx512 {
                 }
             }
             for (jj, acc_j) in acc.iter().enumerate() {
-                let row = o.w.add((j + jj) * o.n);
+                let row = o.w.add((j + jj) * o.ldw);
                 for (q, &g) in acc_j.iter().enumerate() {
                     clip_sgd(g, row.add(8 * q), m[q], k, sq);
                 }

@@ -402,6 +402,9 @@ pub(crate) struct StepBuffers<F: Float> {
     /// A bound on |θ| over the parameters, as left by the last fused clip-and-SGD step,
     /// or `None` when not known (before the first step, after a step of the general path).
     pub(crate) max_abs: Option<F>,
+    /// The aligned copies of W_aa and W_ya that the fused batch-1 step works on; newer
+    /// than the parameters after such a step, until [`StepBuffers::sync`].
+    pub(crate) mirror: crate::batch1::Mirror<F>,
 }
 
 impl<F: Float> StepBuffers<F> {
@@ -412,7 +415,14 @@ impl<F: Float> StepBuffers<F> {
             grads: Grads::zeros(params.n_x(), params.n_a(), params.n_y()),
             last_good: params.clone(),
             max_abs: None,
+            mirror: Default::default(),
         }
+    }
+
+    /// Brings `params` up to date after fused batch-1 steps (see [`crate::batch1`]): call
+    /// before anything but [`update_step`] reads them.
+    pub(crate) fn sync(&mut self, params: &mut Params<F>) {
+        self.mirror.store(params);
     }
 }
 
@@ -444,6 +454,9 @@ pub(crate) fn update_step<F: Float>(
     {
         return result;
     }
+    // The paths below read and write `params` themselves.
+    buf.sync(params);
+    buf.mirror.forget();
     let loss = rnn_forward_into(params, x, y, a0, &mut buf.cache);
     rnn_backward_into(params, x, y, &buf.cache, &mut buf.grads, &mut buf.bptt);
     if let (Clip::Value(c), OptimizerConfig::Sgd { lr }) = (clip, optimizer.config)
@@ -691,10 +704,12 @@ impl<F: Float> Trainer<F> {
         observer: &mut dyn FnMut(&Event<'_>),
     ) -> Result<(), TrainError> {
         let end = (self.state.step + n_steps).min(self.state.config.steps);
-        while self.state.step < end {
-            self.train_step(observer)?;
+        let mut result = Ok(());
+        while self.state.step < end && result.is_ok() {
+            result = self.train_step(observer);
         }
-        Ok(())
+        self.buffers.sync(&mut self.state.params);
+        result
     }
 
     /// Runs to `config.steps`.
@@ -750,6 +765,9 @@ impl<F: Float> Trainer<F> {
         let at_end = step == st.config.steps;
         let validate =
             st.config.eval_every > 0 && (step.is_multiple_of(st.config.eval_every) || at_end);
+        if validate || self.sample_due(step) {
+            self.buffers.sync(&mut self.state.params);
+        }
         let evaluation = if validate { self.validate(step) } else { None };
         if let Some(e) = &evaluation {
             observer(&Event::Validation(e));
@@ -759,8 +777,7 @@ impl<F: Float> Trainer<F> {
             observer(&Event::Log(&row));
             self.state.history.push(row);
         }
-        let cfg = &self.state.config;
-        if cfg.sample_every > 0 && step.is_multiple_of(cfg.sample_every) && cfg.n_samples > 0 {
+        if self.sample_due(step) {
             let samples = self.sample_texts();
             observer(&Event::Samples {
                 step,
@@ -768,6 +785,12 @@ impl<F: Float> Trainer<F> {
             });
         }
         Ok(())
+    }
+
+    /// Whether samples are drawn after `step`.
+    fn sample_due(&self, step: u64) -> bool {
+        let cfg = &self.state.config;
+        cfg.sample_every > 0 && step.is_multiple_of(cfg.sample_every) && cfg.n_samples > 0
     }
 
     fn close_interval(&mut self, step: u64, val_loss: Option<f64>) -> HistoryRow {
@@ -853,6 +876,7 @@ impl<F: Float> Trainer<F> {
 
     /// Draws `n_samples` texts with the run's sampling generator.
     pub fn sample_texts(&mut self) -> Vec<String> {
+        self.buffers.sync(&mut self.state.params);
         let st = &mut self.state;
         let newline = st.vocab.newline_id();
         let config = SampleConfig {
@@ -1027,6 +1051,7 @@ mod tests {
         let mut optimizer = Optimizer::new(opt, &params);
         let mut buf = StepBuffers::new(&params);
         let result = update_step(&mut params, &mut optimizer, clip, x, y, a0, &mut buf);
+        buf.sync(&mut params);
         (params, optimizer, buf, result)
     }
 

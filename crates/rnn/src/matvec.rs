@@ -137,33 +137,58 @@ pub(crate) fn softmax_block<F: Float>(
     let (z, b_y) = (as_f64_mut(z)?, as_f64(b_y)?);
     // −ln softmax(z)[k] = ln Σ_i exp(z_i − max) − (z_k − max), as in the portable code.
     let (mut log_sums, mut shifted_targets, mut n_targets) = (0.0, 0.0, 0);
-    for (col, target) in z.chunks_exact_mut(n_y).zip(targets) {
-        let t = target.map_or(usize::MAX, |id| id as usize);
-        assert!(target.is_none() || t < n_y, "target {t} outside 0..{n_y}");
+    let mut targets = targets;
+    let n_cols = z.len() / n_y;
+    let mut c = 0;
+    while c < n_cols {
+        // Two columns at a time (their chains overlap), then the last one alone.
+        let pair = c + 2 <= n_cols;
+        let mut t = [usize::MAX; 2];
+        let mut has = [false; 2];
+        for j in 0..if pair { 2 } else { 1 } {
+            let target = targets.next().flatten();
+            t[j] = target.map_or(usize::MAX, |id| id as usize);
+            has[j] = target.is_some();
+            assert!(!has[j] || t[j] < n_y, "target {} outside 0..{n_y}", t[j]);
+        }
+        let cols = &mut z[c * n_y..(c + if pair { 2 } else { 1 }) * n_y];
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `available` found AVX-512F; col and b_y hold n_y ≤ 64 values, and the
-        // kernel touches only those (masked loads and stores for a partial register) and
-        // col[t] for t < n_y.
-        let (sum, shifted) = unsafe {
-            let (z, b) = (col.as_mut_ptr(), b_y.as_ptr());
+        // SAFETY: `available` found AVX-512F; `cols` holds one or two columns of n_y ≤ 64
+        // values and b_y n_y, and the kernel touches only those (masked loads and stores
+        // for a partial register) and each column's entry t < n_y.
+        let results: [(f64, f64); 2] = unsafe {
+            let (z, b) = (cols.as_mut_ptr(), b_y.as_ptr());
+            macro_rules! run {
+                ($nv:literal) => {
+                    if pair {
+                        avx512::softmax_cols::<$nv, 2>(n_y, z, b, t)
+                    } else {
+                        let [one] = avx512::softmax_cols::<$nv, 1>(n_y, z, b, [t[0]]);
+                        [one, (0.0, 0.0)]
+                    }
+                };
+            }
             match n_y.div_ceil(8) {
-                1 => avx512::softmax_col::<1>(n_y, z, b, t),
-                2 => avx512::softmax_col::<2>(n_y, z, b, t),
-                3 => avx512::softmax_col::<3>(n_y, z, b, t),
-                4 => avx512::softmax_col::<4>(n_y, z, b, t),
-                5 => avx512::softmax_col::<5>(n_y, z, b, t),
-                6 => avx512::softmax_col::<6>(n_y, z, b, t),
-                7 => avx512::softmax_col::<7>(n_y, z, b, t),
-                _ => avx512::softmax_col::<8>(n_y, z, b, t),
+                1 => run!(1),
+                2 => run!(2),
+                3 => run!(3),
+                4 => run!(4),
+                5 => run!(5),
+                6 => run!(6),
+                7 => run!(7),
+                _ => run!(8),
             }
         };
         #[cfg(not(target_arch = "x86_64"))]
-        let (sum, shifted): (f64, f64) = unreachable!("`available` is false here");
-        if target.is_some() {
-            log_sums += sum.ln();
-            shifted_targets += shifted;
-            n_targets += 1;
+        let results: [(f64, f64); 2] = unreachable!("`available` is false here");
+        for ((sum, shifted), has) in results.into_iter().zip(has) {
+            if has {
+                log_sums += sum.ln();
+                shifted_targets += shifted;
+                n_targets += 1;
+            }
         }
+        c += if pair { 2 } else { 1 };
     }
     Some((log_sums - shifted_targets, n_targets))
 }
@@ -324,117 +349,147 @@ mod avx512 {
         x: *const f64,
         out: *mut f64,
     ) {
+        // SAFETY (all): the caller's contract, for rows i..i + R ≤ n.
         unsafe {
             let mut i = 0;
-            while i < n {
-                // A block of eight rows; the last block overlaps the one before (every row
-                // it recomputes gets the same bits), or repeats the last row when n < 8.
-                let first = if i + 8 <= n { i } else { n.saturating_sub(8) };
-                let row = |r: usize| w.add((first + r).min(n - 1) * ldw);
-                let r = [
-                    row(0),
-                    row(1),
-                    row(2),
-                    row(3),
-                    row(4),
-                    row(5),
-                    row(6),
-                    row(7),
-                ];
-                let mut acc = [_mm512_setzero_pd(); 8];
-                let mut j = 0;
-                while j + 8 <= k {
-                    let xv = _mm512_loadu_pd(x.add(j));
-                    for (a, &rp) in acc.iter_mut().zip(&r) {
-                        *a = _mm512_fmadd_pd(_mm512_loadu_pd(rp.add(j)), xv, *a);
-                    }
-                    j += 8;
-                }
-                if j < k {
-                    let m = mask(k - j);
-                    let xv = _mm512_maskz_loadu_pd(m, x.add(j));
-                    for (a, &rp) in acc.iter_mut().zip(&r) {
-                        *a = _mm512_fmadd_pd(_mm512_maskz_loadu_pd(m, rp.add(j)), xv, *a);
-                    }
-                }
-                let sums = reduce8(acc);
-                _mm512_mask_storeu_pd(out.add(first), mask(n - first), sums);
-                i = first + 8;
+            while i + 8 <= n {
+                row_block::<8>(i, k, w, ldw, x, out);
+                i += 8;
             }
+            // The last rows: only their own multiply-adds, the other registers left 0.
+            match n - i {
+                1 => row_block::<1>(i, k, w, ldw, x, out),
+                2 => row_block::<2>(i, k, w, ldw, x, out),
+                3 => row_block::<3>(i, k, w, ldw, x, out),
+                4 => row_block::<4>(i, k, w, ldw, x, out),
+                5 => row_block::<5>(i, k, w, ldw, x, out),
+                6 => row_block::<6>(i, k, w, ldw, x, out),
+                7 => row_block::<7>(i, k, w, ldw, x, out),
+                _ => {}
+            }
+        }
+    }
+
+    /// Rows first..first + R (R ≤ 8) of [`rows`]: R dot products in R registers, each a
+    /// chain of ⌈k/8⌉ multiply-adds, reduced together (the same tree for every row, so a
+    /// row's sum does not depend on the block it is in).
+    #[inline(always)]
+    unsafe fn row_block<const R: usize>(
+        first: usize,
+        k: usize,
+        w: *const f64,
+        ldw: usize,
+        x: *const f64,
+        out: *mut f64,
+    ) {
+        // SAFETY: the caller's contract; a partial chunk is read under its mask.
+        unsafe {
+            let r: [*const f64; R] = std::array::from_fn(|r| w.add((first + r) * ldw));
+            let mut acc = [_mm512_setzero_pd(); 8];
+            let mut j = 0;
+            while j + 8 <= k {
+                let xv = _mm512_loadu_pd(x.add(j));
+                for (a, &rp) in acc.iter_mut().zip(&r) {
+                    *a = _mm512_fmadd_pd(_mm512_loadu_pd(rp.add(j)), xv, *a);
+                }
+                j += 8;
+            }
+            if j < k {
+                let m = mask(k - j);
+                let xv = _mm512_maskz_loadu_pd(m, x.add(j));
+                for (a, &rp) in acc.iter_mut().zip(&r) {
+                    *a = _mm512_fmadd_pd(_mm512_maskz_loadu_pd(m, rp.add(j)), xv, *a);
+                }
+            }
+            let sums = reduce8(acc);
+            _mm512_mask_storeu_pd(out.add(first), mask(R), sums);
         }
     }
     // ANCHOR_END: dot_rows
 
     // ANCHOR: softmax_simd
-    /// One column of [`super::softmax_block`]: returns (Σ e^(z − max), z[t] − max), the
-    /// second 0 when t ≥ n (no target).
+    /// NC columns (side by side, n values each) of [`super::softmax_block`], each phase
+    /// done for all NC before the next so that their chains overlap: returns, per column,
+    /// (Σ e^(z − max), z[t] − max), the second 0 when t ≥ n (no target).
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn softmax_col<const NV: usize>(
+    pub(super) unsafe fn softmax_cols<const NV: usize, const NC: usize>(
         n: usize,
         z: *mut f64,
         b: *const f64,
-        t: usize,
-    ) -> (f64, f64) {
+        t: [usize; NC],
+    ) -> [(f64, f64); NC] {
         use crate::float::{EXPM1_COEFFS as C, LN2_HI, LN2_LO, ROUNDER};
         unsafe {
-            let mut masks = [0xFF; NV];
-            for (v, m) in masks.iter_mut().enumerate() {
-                *m = mask(n - 8 * v);
-            }
+            let masks: [__mmask8; NV] = std::array::from_fn(|v| mask(n - 8 * v));
+            let col = |c: usize| z.add(c * n);
             // z + b, with −∞ in the lanes past n (they do not move the maximum).
             let neg_inf = _mm512_set1_pd(f64::NEG_INFINITY);
-            let mut x = [neg_inf; NV];
-            for v in 0..NV {
-                let zv = _mm512_mask_loadu_pd(neg_inf, masks[v], z.add(8 * v));
-                x[v] = _mm512_add_pd(zv, _mm512_maskz_loadu_pd(masks[v], b.add(8 * v)));
+            let mut x = [[neg_inf; NV]; NC];
+            for (c, xc) in x.iter_mut().enumerate() {
+                for v in 0..NV {
+                    let zv = _mm512_mask_loadu_pd(neg_inf, masks[v], col(c).add(8 * v));
+                    xc[v] = _mm512_add_pd(zv, _mm512_maskz_loadu_pd(masks[v], b.add(8 * v)));
+                }
             }
-            let mut mx = x[0];
-            for xv in &x[1..] {
-                mx = _mm512_max_pd(mx, *xv);
-            }
-            let mx = _mm512_reduce_max_pd(mx);
-            let shifted = if t < n {
-                (*z.add(t) + *b.add(t)) - mx
-            } else {
-                0.0
-            };
+            let mx: [f64; NC] = std::array::from_fn(|c| {
+                let mut m = x[c][0];
+                for xv in &x[c][1..] {
+                    m = _mm512_max_pd(m, *xv);
+                }
+                _mm512_reduce_max_pd(m)
+            });
+            // z[t] − max for the loss, read before the probabilities overwrite z.
+            let shifted: [f64; NC] = std::array::from_fn(|c| {
+                if t[c] < n {
+                    (*col(c).add(t[c]) + *b.add(t[c])) - mx[c]
+                } else {
+                    0.0
+                }
+            });
             // e^(z − max), as `exp_f64`: clamp, reduce by ln 2, Horner, scale by 2ⁿ.
             let rounder = _mm512_set1_pd(ROUNDER);
-            let mut e = [_mm512_setzero_pd(); NV];
+            let bias = _mm512_set1_epi64(1023);
+            let pow2 = |q: __m512i| {
+                _mm512_castsi512_pd(_mm512_slli_epi64::<52>(_mm512_add_epi64(q, bias)))
+            };
+            let mut e = [[_mm512_setzero_pd(); NV]; NC];
             for v in 0..NV {
-                let d = _mm512_sub_pd(x[v], _mm512_set1_pd(mx));
-                let d = _mm512_max_pd(_mm512_set1_pd(-746.0), d);
-                let d = _mm512_min_pd(_mm512_set1_pd(710.0), d);
-                let scaled = _mm512_mul_pd(d, _mm512_set1_pd(std::f64::consts::LOG2_E));
-                let sh = _mm512_add_pd(scaled, rounder);
-                let n_f = _mm512_sub_pd(sh, rounder);
-                let r = _mm512_fnmadd_pd(n_f, _mm512_set1_pd(LN2_HI), d);
-                let r = _mm512_fnmadd_pd(n_f, _mm512_set1_pd(LN2_LO), r);
-                let mut p = _mm512_set1_pd(C[12]);
-                for &c in C[..12].iter().rev() {
-                    p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(c));
+                for c in 0..NC {
+                    let d = _mm512_sub_pd(x[c][v], _mm512_set1_pd(mx[c]));
+                    let d = _mm512_max_pd(_mm512_set1_pd(-746.0), d);
+                    let d = _mm512_min_pd(_mm512_set1_pd(710.0), d);
+                    let scaled = _mm512_mul_pd(d, _mm512_set1_pd(std::f64::consts::LOG2_E));
+                    let sh = _mm512_add_pd(scaled, rounder);
+                    let n_f = _mm512_sub_pd(sh, rounder);
+                    let r = _mm512_fnmadd_pd(n_f, _mm512_set1_pd(LN2_HI), d);
+                    let r = _mm512_fnmadd_pd(n_f, _mm512_set1_pd(LN2_LO), r);
+                    let mut p = _mm512_set1_pd(C[12]);
+                    for &coef in C[..12].iter().rev() {
+                        p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(coef));
+                    }
+                    let e_r = _mm512_add_pd(_mm512_set1_pd(1.0), _mm512_mul_pd(p, r));
+                    let k = _mm512_sub_epi64(_mm512_castpd_si512(sh), _mm512_castpd_si512(rounder));
+                    let half = _mm512_srai_epi64::<1>(k);
+                    let scaled = _mm512_mul_pd(e_r, pow2(half));
+                    let ev = _mm512_mul_pd(scaled, pow2(_mm512_sub_epi64(k, half)));
+                    e[c][v] = _mm512_maskz_mov_pd(masks[v], ev);
                 }
-                let e_r = _mm512_add_pd(_mm512_set1_pd(1.0), _mm512_mul_pd(p, r));
-                let k = _mm512_sub_epi64(_mm512_castpd_si512(sh), _mm512_castpd_si512(rounder));
-                let half = _mm512_srai_epi64::<1>(k);
-                let bias = _mm512_set1_epi64(1023);
-                let pow2 = |q: __m512i| {
-                    _mm512_castsi512_pd(_mm512_slli_epi64::<52>(_mm512_add_epi64(q, bias)))
-                };
-                let scaled = _mm512_mul_pd(e_r, pow2(half));
-                let ev = _mm512_mul_pd(scaled, pow2(_mm512_sub_epi64(k, half)));
-                e[v] = _mm512_maskz_mov_pd(masks[v], ev);
             }
-            let mut s = e[0];
-            for ev in &e[1..] {
-                s = _mm512_add_pd(s, *ev);
+            let sums: [f64; NC] = std::array::from_fn(|c| {
+                let mut s = e[c][0];
+                for ev in &e[c][1..] {
+                    s = _mm512_add_pd(s, *ev);
+                }
+                _mm512_reduce_add_pd(s)
+            });
+            for c in 0..NC {
+                let inv = _mm512_set1_pd(1.0 / sums[c]);
+                for v in 0..NV {
+                    let out = col(c).add(8 * v);
+                    _mm512_mask_storeu_pd(out, masks[v], _mm512_mul_pd(e[c][v], inv));
+                }
             }
-            let sum = _mm512_reduce_add_pd(s);
-            let inv = _mm512_set1_pd(1.0 / sum);
-            for v in 0..NV {
-                _mm512_mask_storeu_pd(z.add(8 * v), masks[v], _mm512_mul_pd(e[v], inv));
-            }
-            (sum, shifted)
+            std::array::from_fn(|c| (sums[c], shifted[c]))
         }
     }
     // ANCHOR_END: softmax_simd

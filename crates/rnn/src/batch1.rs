@@ -207,7 +207,8 @@ fn update<F: Float>(
 ) -> Option<f64> {
     let (n_a, n_y, ld) = (params.n_a(), params.n_y(), buf.mirror.ld);
     let n_steps = x.nrows();
-    // The activations a<0> .. a<T> and the deltas, one column a step.
+    // The inputs, the activations a<0> .. a<T> and the deltas, one column a step.
+    let inputs = x.column(0).to_slice()?;
     let a = as_f64(buf.cache.a_full().to_slice_memory_order()?)?;
     let (a_prev, a_all) = (&a[..n_steps * n_a], &a[n_a..]);
     let dy = as_f64(buf.bptt.dy_all().to_slice_memory_order()?)?;
@@ -231,10 +232,9 @@ fn update<F: Float>(
     sum_sq += matvec::column_sum_sgd(b_a, da_raw, n_a, n_steps, all, step).expect(expect);
     // W_ax: column i is the sum of da_raw<t> over the steps whose input is i; each column
     // is updated once, at the first step that selects it.
-    let inputs = x.column(0);
     for (t, &input) in inputs.iter().enumerate() {
         let Some(id) = input else { continue };
-        if inputs.iter().take(t).any(|&earlier| earlier == input) {
+        if inputs[..t].contains(&input) {
             continue;
         }
         let col = &mut w_ax[id as usize * n_a..(id as usize + 1) * n_a];

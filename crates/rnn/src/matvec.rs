@@ -40,6 +40,13 @@ pub(crate) fn available<F: Float>() -> bool {
     }
 }
 
+/// Whether this CPU has AVX-512DQ (asked once).
+#[cfg(target_arch = "x86_64")]
+fn has_dq() -> bool {
+    static DQ: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *DQ.get_or_init(|| is_x86_feature_detected!("avx512dq"))
+}
+
 /// Reinterprets a slice of `F` as `f64` when `F` is `f64`.
 #[inline(always)]
 pub(crate) fn as_f64<F: Float>(s: &[F]) -> Option<&[f64]> {
@@ -521,11 +528,24 @@ mod avx512 {
     /// p − lr·clamp(g, −c, c) over the lanes of `m` of p: the bits of
     /// [`crate::clip::clip_value_sgd`], which computes `(−lr).mul_add(g.max(−c).min(c), p)`.
     #[inline(always)]
-    unsafe fn clip_sgd(g: __m512d, p: *mut f64, m: __mmask8, k: Consts, sq: &mut __m512d) {
-        // SAFETY (caller): the lanes of `m` from p are readable and writable.
+    unsafe fn clip_sgd<const DQ: bool>(
+        g: __m512d,
+        p: *mut f64,
+        m: __mmask8,
+        k: Consts,
+        sq: &mut __m512d,
+    ) {
+        // SAFETY (caller): the lanes of `m` from p are readable and writable, and with DQ
+        // the CPU has AVX-512DQ.
         unsafe {
             *sq = _mm512_fmadd_pd(g, g, *sq);
-            let clamped = _mm512_min_pd(_mm512_max_pd(g, k.neg_c), k.c);
+            // With AVX-512DQ in one instruction: of g and c the one of smaller magnitude,
+            // with g's sign; for c > 0 and finite g the bits of max(g, −c).min(c).
+            let clamped = if DQ {
+                _mm512_range_pd::<0b0010>(g, k.c)
+            } else {
+                _mm512_min_pd(_mm512_max_pd(g, k.neg_c), k.c)
+            };
             let updated = _mm512_fmadd_pd(k.neg_lr, clamped, load(p, m));
             _mm512_mask_storeu_pd(p, m, updated);
         }
@@ -538,10 +558,50 @@ mod avx512 {
         std::array::from_fn(|v| mask(n - 8 * v))
     }
 
-    /// See [`super::outer_rows_sgd`].
+    /// See [`super::outer_rows_sgd`]: the clamp in one instruction when the CPU has
+    /// AVX-512DQ.
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn outer_rows_sgd(
+        shape: (usize, usize),
+        n: usize,
+        k: usize,
+        v: *const f64,
+        s: *const f64,
+        lds: usize,
+        w: *mut f64,
+        step: super::ClipSgd,
+    ) -> f64 {
+        // SAFETY (both): the caller's contract, and `has_dq` checked the CPU.
+        unsafe {
+            if super::has_dq() && step.c > 0.0 {
+                outer_rows_sgd_dq(shape, n, k, v, s, lds, w, step)
+            } else {
+                outer_rows_sgd_with::<false>(shape, n, k, v, s, lds, w, step)
+            }
+        }
+    }
+
+    /// [`outer_rows_sgd`] compiled for AVX-512DQ.
+    #[target_feature(enable = "avx512f,avx512dq")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn outer_rows_sgd_dq(
+        shape: (usize, usize),
+        n: usize,
+        k: usize,
+        v: *const f64,
+        s: *const f64,
+        lds: usize,
+        w: *mut f64,
+        step: super::ClipSgd,
+    ) -> f64 {
+        // SAFETY: the caller's contract.
+        unsafe { outer_rows_sgd_with::<true>(shape, n, k, v, s, lds, w, step) }
+    }
+
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn outer_rows_sgd_with<const DQ: bool>(
         (rows, ldw): (usize, usize),
         n: usize,
         k: usize,
@@ -564,14 +624,14 @@ mod avx512 {
         // SAFETY (all): the caller's contract; NV registers cover a row of n.
         unsafe {
             match n.div_ceil(8) {
-                1 => outer_rows::<1, 3>(o, rows, k),
-                2 => outer_rows::<2, 3>(o, rows, k),
-                3 => outer_rows::<3, 3>(o, rows, k),
-                4 => outer_rows::<4, 3>(o, rows, k),
-                5 => outer_rows::<5, 3>(o, rows, k),
-                6 => outer_rows::<6, 3>(o, rows, k),
-                7 => outer_rows::<7, 3>(o, rows, k),
-                _ => outer_rows::<8, 2>(o, rows, k),
+                1 => outer_rows::<1, 3, DQ>(o, rows, k),
+                2 => outer_rows::<2, 3, DQ>(o, rows, k),
+                3 => outer_rows::<3, 3, DQ>(o, rows, k),
+                4 => outer_rows::<4, 3, DQ>(o, rows, k),
+                5 => outer_rows::<5, 3, DQ>(o, rows, k),
+                6 => outer_rows::<6, 3, DQ>(o, rows, k),
+                7 => outer_rows::<7, 3, DQ>(o, rows, k),
+                _ => outer_rows::<8, 2, DQ>(o, rows, k),
             }
         }
     }
@@ -590,7 +650,7 @@ mod avx512 {
 
     /// Rows in groups of NB (then fewer), NV registers a row.
     #[inline(always)]
-    unsafe fn outer_rows<const NV: usize, const NB: usize>(
+    unsafe fn outer_rows<const NV: usize, const NB: usize, const DQ: bool>(
         o: Outer,
         rows: usize,
         k: Consts,
@@ -600,11 +660,11 @@ mod avx512 {
             let mut sq = _mm512_setzero_pd();
             let mut j = 0;
             while j + NB <= rows {
-                outer_tile::<NV, NB>(o, j, k, &mut sq);
+                outer_tile::<NV, NB, DQ>(o, j, k, &mut sq);
                 j += NB;
             }
             while j < rows {
-                outer_tile::<NV, 1>(o, j, k, &mut sq);
+                outer_tile::<NV, 1, DQ>(o, j, k, &mut sq);
                 j += 1;
             }
             _mm512_reduce_add_pd(sq)
@@ -615,7 +675,7 @@ mod avx512 {
     /// Rows j..j+NB: for each step p, the NV registers of v's column p, loaded once, times
     /// each row's broadcast s[j + jj + p·lds]; then each finished row's clip and step.
     #[inline(always)]
-    unsafe fn outer_tile<const NV: usize, const NB: usize>(
+    unsafe fn outer_tile<const NV: usize, const NB: usize, const DQ: bool>(
         o: Outer,
         j: usize,
         k: Consts,
@@ -639,16 +699,52 @@ mod avx512 {
             for (jj, acc_j) in acc.iter().enumerate() {
                 let row = o.w.add((j + jj) * o.ldw);
                 for (q, &g) in acc_j.iter().enumerate() {
-                    clip_sgd(g, row.add(8 * q), m[q], k, sq);
+                    clip_sgd::<DQ>(g, row.add(8 * q), m[q], k, sq);
                 }
             }
         }
     }
     // ANCHOR_END: outer_tile
 
-    /// See [`super::column_sum_sgd`].
+    /// See [`super::column_sum_sgd`]: the clamp in one instruction when the CPU has
+    /// AVX-512DQ.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn column_sum_sgd(
+        n: usize,
+        k: usize,
+        s: *const f64,
+        lds: usize,
+        keep: impl Fn(usize) -> bool,
+        p: *mut f64,
+        step: super::ClipSgd,
+    ) -> f64 {
+        // SAFETY (both): the caller's contract, and `has_dq` checked the CPU.
+        unsafe {
+            if super::has_dq() && step.c > 0.0 {
+                column_sum_sgd_dq(n, k, s, lds, keep, p, step)
+            } else {
+                column_sum_sgd_with::<false>(n, k, s, lds, keep, p, step)
+            }
+        }
+    }
+
+    /// [`column_sum_sgd`] compiled for AVX-512DQ.
+    #[target_feature(enable = "avx512f,avx512dq")]
+    unsafe fn column_sum_sgd_dq(
+        n: usize,
+        k: usize,
+        s: *const f64,
+        lds: usize,
+        keep: impl Fn(usize) -> bool,
+        p: *mut f64,
+        step: super::ClipSgd,
+    ) -> f64 {
+        // SAFETY: the caller's contract.
+        unsafe { column_sum_sgd_with::<true>(n, k, s, lds, keep, p, step) }
+    }
+
+    #[inline(always)]
+    unsafe fn column_sum_sgd_with<const DQ: bool>(
         n: usize,
         k: usize,
         s: *const f64,
@@ -661,20 +757,20 @@ mod avx512 {
         // SAFETY (all): the caller's contract; NV registers cover n.
         unsafe {
             match n.div_ceil(8) {
-                1 => column_sum::<1>(n, k, s, lds, keep, p, c),
-                2 => column_sum::<2>(n, k, s, lds, keep, p, c),
-                3 => column_sum::<3>(n, k, s, lds, keep, p, c),
-                4 => column_sum::<4>(n, k, s, lds, keep, p, c),
-                5 => column_sum::<5>(n, k, s, lds, keep, p, c),
-                6 => column_sum::<6>(n, k, s, lds, keep, p, c),
-                7 => column_sum::<7>(n, k, s, lds, keep, p, c),
-                _ => column_sum::<8>(n, k, s, lds, keep, p, c),
+                1 => column_sum::<1, DQ>(n, k, s, lds, keep, p, c),
+                2 => column_sum::<2, DQ>(n, k, s, lds, keep, p, c),
+                3 => column_sum::<3, DQ>(n, k, s, lds, keep, p, c),
+                4 => column_sum::<4, DQ>(n, k, s, lds, keep, p, c),
+                5 => column_sum::<5, DQ>(n, k, s, lds, keep, p, c),
+                6 => column_sum::<6, DQ>(n, k, s, lds, keep, p, c),
+                7 => column_sum::<7, DQ>(n, k, s, lds, keep, p, c),
+                _ => column_sum::<8, DQ>(n, k, s, lds, keep, p, c),
             }
         }
     }
 
     #[inline(always)]
-    unsafe fn column_sum<const NV: usize>(
+    unsafe fn column_sum<const NV: usize, const DQ: bool>(
         n: usize,
         k: usize,
         s: *const f64,
@@ -695,7 +791,7 @@ mod avx512 {
             }
             let mut sq = _mm512_setzero_pd();
             for (q, &g) in acc.iter().enumerate() {
-                clip_sgd(g, p.add(8 * q), m[q], c, &mut sq);
+                clip_sgd::<DQ>(g, p.add(8 * q), m[q], c, &mut sq);
             }
             _mm512_reduce_add_pd(sq)
         }

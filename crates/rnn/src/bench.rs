@@ -140,14 +140,48 @@ pub fn run_bench<F: Float>(config: &BenchConfig) -> BenchResult {
     with_threads(config.threads, || run_bench_here::<F>(config))
 }
 
-fn run_bench_here<F: Float>(config: &BenchConfig) -> BenchResult {
+/// The bench's training step on its synthetic batches, as a closure that runs one step per
+/// call (cycling through the batches), for the allocation test: everything is allocated
+/// when the closure is made or at its first call, nothing after.
+#[doc(hidden)]
+pub fn step_probe<F: Float>(config: &BenchConfig) -> impl FnMut() + use<F> {
     let (v, n_a, m, t) = (config.vocab, config.hidden, config.batch, config.seq_len);
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let mut params: Params<F> = Params::init(v, n_a, v, &mut rng);
     let mut optimizer = Optimizer::new(config.optimizer, &params);
     let mut buffers = StepBuffers::new(&params);
-    // A few different batches, cycled, so that branch predictors do not learn one.
-    let batches: Vec<_> = (0..4)
+    let batches = synthetic_batches(v, m, t, &mut rng);
+    let mut hidden = Array2::<F>::zeros((n_a, m).f());
+    let clip = config.clip;
+    let mut i = 0;
+    move || {
+        let (x, y) = &batches[i % batches.len()];
+        i += 1;
+        let a0 = hidden.view();
+        update_step(
+            &mut params,
+            &mut optimizer,
+            clip,
+            x.view(),
+            y.view(),
+            a0,
+            &mut buffers,
+        )
+        .expect("benchmark training diverged");
+        hidden.assign(&buffers.cache.a_last());
+    }
+}
+
+/// A few different batches of ids for the bench, cycled, so that branch predictors do not
+/// learn one.
+#[allow(clippy::type_complexity)]
+fn synthetic_batches(
+    v: usize,
+    m: usize,
+    t: usize,
+    rng: &mut ChaCha8Rng,
+) -> Vec<(Array2<Option<TokenId>>, Array2<Option<TokenId>>)> {
+    (0..4)
         .map(|_| {
             let x: Array2<Option<TokenId>> = Array2::from_shape_fn((t, m), |(i, _)| {
                 (i > 0 || m > 1).then(|| rng.random_range(0..v as TokenId))
@@ -156,7 +190,16 @@ fn run_bench_here<F: Float>(config: &BenchConfig) -> BenchResult {
                 Array2::from_shape_fn((t, m), |_| Some(rng.random_range(0..v as TokenId)));
             (x, y)
         })
-        .collect();
+        .collect()
+}
+
+fn run_bench_here<F: Float>(config: &BenchConfig) -> BenchResult {
+    let (v, n_a, m, t) = (config.vocab, config.hidden, config.batch, config.seq_len);
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let mut params: Params<F> = Params::init(v, n_a, v, &mut rng);
+    let mut optimizer = Optimizer::new(config.optimizer, &params);
+    let mut buffers = StepBuffers::new(&params);
+    let batches = synthetic_batches(v, m, t, &mut rng);
     let mut hidden = Array2::<F>::zeros((n_a, m).f());
     let mut step = |i: usize| {
         let (x, y) = &batches[i % batches.len()];

@@ -93,6 +93,23 @@ fn the_per_step_loop_does_not_allocate() {
         0,
         "m = 32"
     );
+    // The whole training step of config A (at batch 1 in f64 on AVX-512, the fused step
+    // with its aligned copy of W_aa and W_ya) and of config A with a batch of 4 names
+    // (the general path), after two steps that size every buffer.
+    for batch in [1, 4] {
+        let config = rnn::bench::BenchConfig {
+            batch,
+            ..rnn::bench::BenchConfig::a()
+        };
+        let mut step = rnn::bench::step_probe::<f64>(&config);
+        step();
+        step();
+        let before = allocations();
+        for _ in 0..8 {
+            step();
+        }
+        assert_eq!(allocations() - before, 0, "config A, batch {batch}");
+    }
     // At config B's size (n_a = 512, m = 32) the all-steps products (logits, dW_aa, dW_ya)
     // go to the general GEMM, which allocates packing buffers once per call. The per-step
     // loop must add nothing: 40 steps allocate exactly as often as 36. (One thread, as in

@@ -124,6 +124,37 @@ fn dinosaurs_recipe_learns() {
     assert_eq!(trainer.history().last().unwrap().step, 3000);
 }
 
+/// The validation pass inside a run sees the parameters of the step it follows, also when
+/// the fused batch-1 step keeps W_aa and W_ya in its own aligned copy between steps: the
+/// loss it reports at the last step is the loss of the parameters the run ends with, and
+/// those are the ones a fresh run of the same length ends with.
+#[test]
+fn validation_inside_a_run_sees_the_current_parameters() {
+    let corpus = dinosaurs();
+    let config = TrainConfig {
+        eval_every: 40,
+        ..short(TrainConfig::dinosaurs(), 120)
+    };
+    let mut trainer = Trainer::<f64>::new(config.clone(), &corpus).unwrap();
+    let mut evals = Vec::new();
+    trainer
+        .run_to_end(&mut |e| {
+            if let rnn::Event::Validation(v) = e {
+                evals.push((v.step, v.loss));
+            }
+        })
+        .unwrap();
+    assert_eq!(evals.iter().map(|e| e.0).collect::<Vec<_>>(), [40, 80, 120]);
+    let after = trainer.validate(120).unwrap();
+    assert_eq!(evals[2].1, after.loss);
+    // Stopping at 80 (in two runs of 40) gives the parameters the validation at 80 saw.
+    let mut shorter = Trainer::<f64>::new(config, &corpus).unwrap();
+    shorter.run(40, &mut quiet()).unwrap();
+    shorter.run(40, &mut quiet()).unwrap();
+    assert_eq!(shorter.validate(80).unwrap().loss, evals[1].1);
+    assert_ne!(evals[1].1, evals[2].1);
+}
+
 /// Same seed, same samples; another seed, other samples.
 #[test]
 fn sampling_during_training_is_deterministic() {

@@ -335,18 +335,7 @@ pub fn kernel_probe_a() -> Vec<(&'static str, f64)> {
         }
         best
     };
-    let mut rows = vec![];
-    rows.push((
-        "rows W_aa a (12 steps)",
-        time(&mut || {
-            for s in 0..t {
-                let (x, o) = (&a[s * n_a..], &mut out[s * n_a..]);
-                matvec::rows(n_a, n_a, &w_aa, n_a, x, o);
-            }
-            std::hint::black_box(&out);
-        }),
-    ));
-    // W_aa in rows of 56 starting on 64-byte boundaries, for comparison.
+    // W_aa in rows of 56 starting on 64-byte boundaries, as the fused step keeps it.
     let mut padded = vec![0.0f64; n_a * 56 + 8];
     let off = (64 - padded.as_ptr() as usize % 64) % 64 / 8;
     for i in 0..n_a {
@@ -354,36 +343,45 @@ pub fn kernel_probe_a() -> Vec<(&'static str, f64)> {
         row.copy_from_slice(&w_aa[i * n_a..(i + 1) * n_a]);
     }
     let padded = &padded[off..];
-    rows.push((
-        "rows W_aa a, aligned rows",
-        time(&mut || {
-            for s in 0..t {
-                let (x, o) = (&a[s * n_a..], &mut out[s * n_a..]);
-                matvec::rows(n_a, n_a, padded, 56, x, o);
-            }
-            std::hint::black_box(&out);
-        }),
-    ));
-    rows.push((
-        "cols W_aa^T da, aligned rows",
-        time(&mut || {
-            for s in 0..t {
-                let (x, o) = (&a[s * n_a..], &mut out[s * n_a..]);
-                matvec::cols(n_a, n_a, padded, 56, x, o);
-            }
-            std::hint::black_box(&out);
-        }),
-    ));
-    rows.push((
-        "rows logits (12 columns)",
-        time(&mut || {
-            for s in 0..t {
-                let (x, o) = (&a[s * n_a..], &mut z[s * n_y..]);
-                matvec::rows(n_y, n_a, &w_ya, n_a, x, o);
-            }
-            std::hint::black_box(&z);
-        }),
-    ));
+    // A product per step: `f(a<t>, out<t>)` for the 12 steps, outputs `n_out` apart.
+    let per_step = |f: &dyn Fn(&[f64], &mut [f64]) -> bool, n_out: usize, out: &mut [f64]| {
+        for s in 0..t {
+            f(&a[s * n_a..], &mut out[s * n_out..]);
+        }
+        std::hint::black_box(out);
+    };
+    let mut rows = vec![];
+    type Product<'a> = &'a dyn Fn(&[f64], &mut [f64]) -> bool;
+    let products: [(&'static str, Product<'_>, usize); 5] = [
+        (
+            "rows W_aa a (12 steps)",
+            &|x, o| matvec::rows(n_a, n_a, &w_aa, n_a, x, o),
+            n_a,
+        ),
+        (
+            "rows W_aa a, aligned rows",
+            &|x, o| matvec::rows(n_a, n_a, padded, 56, x, o),
+            n_a,
+        ),
+        (
+            "cols W_aa^T da (12 steps)",
+            &|x, o| matvec::cols(n_a, n_a, &w_aa, n_a, x, o),
+            n_a,
+        ),
+        (
+            "cols W_aa^T da, aligned rows",
+            &|x, o| matvec::cols(n_a, n_a, padded, 56, x, o),
+            n_a,
+        ),
+        (
+            "rows logits (12 columns)",
+            &|x, o| matvec::rows(n_y, n_a, &w_ya, n_a, x, o),
+            n_y,
+        ),
+    ];
+    for (name, f, n_out) in products {
+        rows.push((name, time(&mut || per_step(f, n_out, &mut out))));
+    }
     rows.push((
         "tanh (12 x 50)",
         time(&mut || {
@@ -401,16 +399,6 @@ pub fn kernel_probe_a() -> Vec<(&'static str, f64)> {
             z.iter_mut().zip(&dy).for_each(|(z, &d)| *z = d);
             let targets = (0..t).map(|s| Some((s % n_y) as crate::TokenId));
             std::hint::black_box(matvec::softmax_block(&mut z, n_y, &b_y, targets));
-        }),
-    ));
-    rows.push((
-        "cols W_aa^T da (12 steps)",
-        time(&mut || {
-            for s in 0..t {
-                let (x, o) = (&a[s * n_a..], &mut out[s * n_a..]);
-                matvec::cols(n_a, n_a, &w_aa, n_a, x, o);
-            }
-            std::hint::black_box(&out);
         }),
     ));
     rows.push((

@@ -166,6 +166,9 @@ pub(crate) fn sgd_step<F: Float>(
     if !applies(params, x) {
         return None;
     }
+    // The bound is measured on `params` only when unknown, which happens only while they
+    // are current (before the first fused step, or after the general path synced them).
+    debug_assert!(buf.max_abs.is_some() || buf.mirror.holds != Holds::Newer);
     let bound = parameter_bound(params, buf, c, lr)?;
     if buf.mirror.holds == Holds::Nothing {
         buf.mirror.load(params);

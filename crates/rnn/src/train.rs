@@ -765,7 +765,8 @@ impl<F: Float> Trainer<F> {
         let at_end = step == st.config.steps;
         let validate =
             st.config.eval_every > 0 && (step.is_multiple_of(st.config.eval_every) || at_end);
-        if validate || self.sample_due(step) {
+        if validate {
+            // The validation pass reads the parameters (`sample_texts` syncs itself).
             self.buffers.sync(&mut self.state.params);
         }
         let evaluation = if validate { self.validate(step) } else { None };
@@ -777,7 +778,8 @@ impl<F: Float> Trainer<F> {
             observer(&Event::Log(&row));
             self.state.history.push(row);
         }
-        if self.sample_due(step) {
+        let cfg = &self.state.config;
+        if cfg.sample_every > 0 && step.is_multiple_of(cfg.sample_every) && cfg.n_samples > 0 {
             let samples = self.sample_texts();
             observer(&Event::Samples {
                 step,
@@ -785,12 +787,6 @@ impl<F: Float> Trainer<F> {
             });
         }
         Ok(())
-    }
-
-    /// Whether samples are drawn after `step`.
-    fn sample_due(&self, step: u64) -> bool {
-        let cfg = &self.state.config;
-        cfg.sample_every > 0 && step.is_multiple_of(cfg.sample_every) && cfg.n_samples > 0
     }
 
     fn close_interval(&mut self, step: u64, val_loss: Option<f64>) -> HistoryRow {

@@ -105,7 +105,7 @@ impl<F: Float> Bptt<F> {
         self.batch = batch;
     }
 
-    /// dy<t> = ŷ<t> − y<t> for every step, (n_y, T·m).
+    /// `dy<t> = ŷ<t> − y<t>` for every step, (n_y, T·m).
     pub(crate) fn dy_all(&self) -> ArrayView2<'_, F> {
         self.dy.view()
     }
@@ -216,8 +216,8 @@ pub fn rnn_backward_into<F: Float>(
 // ANCHOR_END: backward
 
 /// The deltas of [`rnn_backward_into`], everything but the parameter gradients, into
-/// `bptt`: dy<t> = ŷ<t> − y<t>, then da<t> and da_raw<t> from the last step to the first,
-/// and dL/da<0>. The parameter gradients are sums over the steps of these deltas (times
+/// `bptt`: `dy<t> = ŷ<t> − y<t>`, then `da<t>` and `da_raw<t>` from the last step to the
+/// first, and `dL/da<0>`. The parameter gradients are sums over the steps of these deltas (times
 /// the activations); [`crate::batch1`] forms them one register at a time instead of
 /// storing them.
 pub(crate) fn deltas_into<F: Float>(
@@ -244,6 +244,7 @@ pub(crate) struct Weights<'a, F> {
     pub(crate) w_ya: ArrayView2<'a, F>,
 }
 
+// ANCHOR: deltas
 /// [`deltas_into`] with W_aa and W_ya passed separately.
 pub(crate) fn deltas_with<F: Float>(
     Weights { rows, w_aa, w_ya }: Weights<'_, F>,
@@ -319,6 +320,7 @@ pub(crate) fn deltas_with<F: Float>(
         );
     }
 }
+// ANCHOR_END: deltas
 
 /// dst ← dst + src, over slices (vectorized for this CPU) when both are contiguous.
 fn add_into<F: Float>(mut dst: ArrayViewMut1<'_, F>, src: ArrayView1<'_, F>) {
@@ -383,8 +385,8 @@ fn backward_steps<F: Float>(
     }
 }
 
-/// [`backward_steps`] at batch 1 on the aligned copy of W_aa (rows of stride `ld`, which
-/// are the columns of W_aaᵀ): the same kernels in the same order, so the same bits, on
+/// [`backward_steps`] at batch 1 on W_aa's rows (of stride `ld`, which are the columns of
+/// W_aaᵀ: the parameters' own, or the fused step's aligned mirror): the same kernels in the same order, so the same bits, on
 /// plain slices instead of through views and dispatch at each step. Returns `false`,
 /// having done nothing, when the kernels are not available here or a buffer is not one
 /// column-major block.

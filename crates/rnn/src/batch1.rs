@@ -5,7 +5,7 @@
 //! update the parameters. Here each gradient entry goes from the multiply-add that
 //! finishes it to the update that uses it without leaving the registers:
 //!
-//! 1. the forward pass and the deltas (dy<t>, da<t>, da_raw<t>, dL/da<0>) as in the
+//! 1. the forward pass and the deltas (`dy<t>`, `da<t>`, `da_raw<t>`, `dL/da<0>`) as in the
 //!    general step, with the same kernels;
 //! 2. for each row of W_ya and W_aa, its gradient (a sum over the steps of deltas times
 //!    activations) in registers, clipped and applied at once
@@ -259,7 +259,7 @@ mod tests {
     /// 1 to 64 (one to eight registers, partial last registers), with large weights (so
     /// that many entries are clipped), an input that repeats (a column of W_ax summed over
     /// several steps), steps without an input or a target, and several steps in a row:
-    /// the same parameters, loss and dL/da<0>, bit for bit; the same gradient norm up to
+    /// the same parameters, loss and `dL/da<0>`, bit for bit; the same gradient norm up to
     /// the order of its sum.
     #[test]
     fn fused_step_gives_the_general_paths_bits() {

@@ -155,7 +155,7 @@ impl<F: Float> Cache<F> {
         self.y_hat.slice(s![.., t * m..(t + 1) * m])
     }
 
-    /// a<0> .. a<T> side by side, (n_a, (T + 1)·m).
+    /// `a<0>` .. `a<T>` side by side, (n_a, (T + 1)·m).
     pub(crate) fn a_full(&self) -> ArrayView2<'_, F> {
         self.a.view()
     }

@@ -8,14 +8,16 @@
 //! - [`rows`]: w row-major, each output is a dot product of a row with x. Eight rows are
 //!   accumulated at once in eight registers, then reduced together by a transposing tree
 //!   of shuffles; each sum is a chain of only ⌈k/8⌉ multiply-adds. The forward pass uses it
-//!   for W_aa `a<t-1>` and the logits W_ya `a<t>`, with the parameters as they are stored.
+//!   for W_aa `a<t-1>` and the logits W_ya `a<t>`, on the matrices' rows (the parameters'
+//!   own, or the aligned mirror of `crate::batch1`).
 //! - [`cols`]: w column-major, the output is a sum of columns scaled by the entries of x,
 //!   in two or four independent chains. The backward pass uses it for W_aaᵀ `da_raw<t>`
 //!   (W_aa row-major is W_aaᵀ column-major).
 //!
-//! The same register work serves two more batch-1 loops: [`softmax_block`], the softmax of
-//! the logits one column (27 values, four registers) at a time in one pass, and the
-//! aligned copies of [`PaddedRows`].
+//! The same register work serves the other batch-1 loops: [`softmax_block`], the softmax of
+//! the logits two columns (27 values, four registers each) at a time in one pass, and the
+//! fused gradient-and-update kernels of `crate::batch1` ([`outer_rows_sgd`],
+//! [`column_sum_sgd`]).
 //!
 //! Rows and columns that do not fill a register are read with masked loads, which never
 //! touch memory outside the mask. Every function returns `false` (or `None`), having done
@@ -218,7 +220,7 @@ pub(crate) struct ClipSgd {
 /// ```
 ///
 /// With v the activations and s the output or hidden deltas (both column-major, a step per
-/// column), g_j is row j of dW_ya = Σ_t dy<t> a<t>ᵀ or of dW_aa = Σ_t da_raw<t> a<t-1>ᵀ,
+/// column), g_j is row j of `dW_ya = Σ_t dy<t> a<t>ᵀ` or of `dW_aa = Σ_t da_raw<t> a<t-1>ᵀ`,
 /// summed exactly as [`crate::kernels`]' whole-column kernel sums it. The gradient never
 /// goes to memory: a row lives in registers from its last multiply-add to its update.
 /// Returns Σ g² over the entries, or `None`, doing nothing, when [`available`] is false or
@@ -263,8 +265,8 @@ pub(crate) fn outer_rows_sgd(
 
 /// The gradient that is a sum of columns of s (n values each, column stride `lds`), the
 /// columns t < k for which `keep(t)` holds, added in order from zero, and its clipped SGD
-/// step on `p` (n = p.len()). That is db_y = Σ_t dy<t>, db_a = Σ_t da_raw<t>, and column i
-/// of dW_ax, the sum of da_raw<t> over the steps whose input is i, each summed as
+/// step on `p` (n = p.len()). That is `db_y = Σ_t dy<t>`, `db_a = Σ_t da_raw<t>`, and column
+/// i of dW_ax, the sum of `da_raw<t>` over the steps whose input is i, each summed as
 /// [`crate::backward`] sums it. Returns Σ g², or `None`, doing nothing, when [`available`]
 /// is false or n is 0 or above 64.
 pub(crate) fn column_sum_sgd(

@@ -231,6 +231,7 @@ pub(crate) fn deltas_into<F: Float>(
         rows: params.w_aa.as_slice().map(|w| (w, params.n_a())),
         w_aa: params.w_aa.view(),
         w_ya: params.w_ya.view(),
+        da0: true,
     };
     deltas_with(weights, x, y, cache, bptt);
 }
@@ -242,12 +243,20 @@ pub(crate) struct Weights<'a, F> {
     pub(crate) rows: Option<(&'a [F], usize)>,
     pub(crate) w_aa: ArrayView2<'a, F>,
     pub(crate) w_ya: ArrayView2<'a, F>,
+    /// Whether to form dL/da<0> = W_aaᵀ da_raw<1>. Without it, at batch 1 on the kernels of
+    /// `matvec`, the recurrence stops at da_raw<1> and `da_next` is left as it was.
+    pub(crate) da0: bool,
 }
 
 // ANCHOR: deltas
 /// [`deltas_into`] with W_aa and W_ya passed separately.
 pub(crate) fn deltas_with<F: Float>(
-    Weights { rows, w_aa, w_ya }: Weights<'_, F>,
+    Weights {
+        rows,
+        w_aa,
+        w_ya,
+        da0,
+    }: Weights<'_, F>,
     x: ArrayView2<'_, Option<TokenId>>,
     y: ArrayView2<'_, Option<TokenId>>,
     cache: &Cache<F>,
@@ -259,10 +268,12 @@ pub(crate) fn deltas_with<F: Float>(
     debug_assert_eq!(y.dim(), (n_steps, m));
     debug_assert_eq!(w_aa.dim(), (n_a, n_a));
     bptt.resize(n_a, n_y, n_steps, m);
+    let expect = "the cache and BPTT buffers are column-major";
 
     // dy = ŷ − y for every step; a padded position (no target) gets no gradient.
     bptt.dy.assign(&cache.y_hat_all()); //                             (n_y, T·m)
-    for (mut dy_col, target) in bptt.dy.columns_mut().into_iter().zip(y.iter()) {
+    let dy = bptt.dy.as_slice_memory_order_mut().expect(expect);
+    for (dy_col, target) in dy.chunks_exact_mut(n_y).zip(y.iter()) {
         match target {
             Some(k) => dy_col[*k as usize] -= F::one(),
             None => dy_col.fill(F::zero()),
@@ -275,7 +286,6 @@ pub(crate) fn deltas_with<F: Float>(
     // (n_a, m, T): [.., j, t] is column j of step t.
     bptt.da_next.fill(F::zero());
     let by_step = (n_a, m, n_steps);
-    let expect = "the cache and BPTT buffers are column-major";
     let a_steps = cache
         .a_all()
         .into_shape_with_order((by_step, Order::ColumnMajor))
@@ -301,8 +311,7 @@ pub(crate) fn deltas_with<F: Float>(
         .filter(|_| m == 1 && cache.batch1_kernels())
         .is_some_and(|(w, ld)| {
             backward_steps_batch1(
-                w,
-                ld,
+                (w, ld, da0),
                 a_steps.view(),
                 da_steps.view_mut(),
                 da_raw_steps.view_mut(),
@@ -391,8 +400,7 @@ fn backward_steps<F: Float>(
 /// having done nothing, when the kernels are not available here or a buffer is not one
 /// column-major block.
 fn backward_steps_batch1<F: Float>(
-    w_aa: &[F],
-    ld: usize,
+    (w_aa, ld, da0): (&[F], usize, bool),
     a: ArrayView3<'_, F>,
     mut da: ArrayViewMut3<'_, F>,
     mut da_raw: ArrayViewMut3<'_, F>,
@@ -416,8 +424,10 @@ fn backward_steps_batch1<F: Float>(
         let step = t * n_a..(t + 1) * n_a;
         let dr_t = &mut dr[step.clone()];
         simd_through_tanh(&mut da[step.clone()], dr_t, dn, &a[step]);
-        // da_next = W_aaᵀ da_raw<t>
-        matvec::cols(n_a, n_a, w_aa, ld, dr_t, dn);
+        // da_next = W_aaᵀ da_raw<t>; after the first step, dL/da<0>, if wanted.
+        if t > 0 || da0 {
+            matvec::cols(n_a, n_a, w_aa, ld, dr_t, dn);
+        }
     }
     true
 }

@@ -5,8 +5,8 @@
 //! update the parameters. Here each gradient entry goes from the multiply-add that
 //! finishes it to the update that uses it without leaving the registers:
 //!
-//! 1. the forward pass and the deltas (`dy<t>`, `da<t>`, `da_raw<t>`, `dL/da<0>`) as in the
-//!    general step, with the same kernels;
+//! 1. the forward pass and the deltas (`dy<t>`, `da<t>`, `da_raw<t>`) as in the general
+//!    step, with the same kernels (`dL/da<0>`, which training never uses, is left out);
 //! 2. for each row of W_ya and W_aa, its gradient (a sum over the steps of deltas times
 //!    activations) in registers, clipped and applied at once
 //!    ([`matvec::outer_rows_sgd`]); for b_y, b_a and the columns of W_ax that an input
@@ -185,6 +185,9 @@ pub(crate) fn sgd_step<F: Float>(
         rows: Some(w_aa),
         w_aa: w_aa_view,
         w_ya,
+        // dL/da<0> is left out: training carries hidden states forward, never their
+        // gradients.
+        da0: false,
     };
     deltas_with(weights, x, y, &buf.cache, &mut buf.bptt);
     if !gradients_are_bounded(&buf.cache, &buf.bptt, params.n_params()) {
@@ -233,17 +236,8 @@ fn update<F: Float>(
     let all = |_: usize| true;
     sum_sq += matvec::column_sum_sgd(b_y, dy, n_y, n_steps, all, step).expect(expect);
     sum_sq += matvec::column_sum_sgd(b_a, da_raw, n_a, n_steps, all, step).expect(expect);
-    // W_ax: column i is the sum of da_raw<t> over the steps whose input is i; each column
-    // is updated once, at the first step that selects it.
-    for (t, &input) in inputs.iter().enumerate() {
-        let Some(id) = input else { continue };
-        if inputs[..t].contains(&input) {
-            continue;
-        }
-        let col = &mut w_ax[id as usize * n_a..(id as usize + 1) * n_a];
-        let selects = |s: usize| inputs[s] == input;
-        sum_sq += matvec::column_sum_sgd(col, da_raw, n_a, n_steps, selects, step).expect(expect);
-    }
+    // W_ax: column i is the sum of da_raw<t> over the steps whose input is i.
+    sum_sq += matvec::input_columns_sgd(w_ax, n_a, da_raw, inputs, step).expect(expect);
     Some(sum_sq)
 }
 
@@ -259,7 +253,7 @@ mod tests {
     /// 1 to 64 (one to eight registers, partial last registers), with large weights (so
     /// that many entries are clipped), an input that repeats (a column of W_ax summed over
     /// several steps), steps without an input or a target, and several steps in a row:
-    /// the same parameters, loss and `dL/da<0>`, bit for bit; the same gradient norm up to
+    /// the same parameters and loss, bit for bit; the same gradient norm up to
     /// the order of its sum.
     #[test]
     fn fused_step_gives_the_general_paths_bits() {
@@ -305,7 +299,7 @@ mod tests {
                 }
                 buf.sync(&mut fused);
                 let (loss, cache) = rnn_forward(&general, x, y, a0.view());
-                let (mut grads, bptt) = rnn_backward(&general, x, y, &cache);
+                let (mut grads, _) = rnn_backward(&general, x, y, &cache);
                 let norm = clip.apply(&mut grads);
                 assert!(opt_general.step_checked(&mut general, &grads));
                 let at = format!("n_a {n_a} n_y {n_y} round {round}");
@@ -321,7 +315,6 @@ mod tests {
                 }
                 assert_eq!(fused, general, "{at}");
                 assert_eq!(report.loss, loss, "{at}");
-                assert_eq!(buf.bptt.da0(), bptt.view(), "{at}");
                 assert!((report.grad_norm - norm).abs() <= 1e-13 * norm, "{at}");
                 assert_eq!(opt.t, opt_general.t);
                 let clipped = grads

@@ -291,6 +291,40 @@ pub(crate) fn column_sum_sgd(
     Some(sq)
 }
 
+/// [`column_sum_sgd`] for every column of `w` (column i's n values at `i·n`) that an input
+/// selects: for each id in `inputs`, at its first step, the sum of s's columns over the
+/// steps whose input is that id, in order, then the clipped SGD step on column id. That is
+/// W_ax's update, the transpose of the forward pass's gather, in one call. Returns Σ g², or
+/// `None`, doing nothing, when [`available`] is false or n is 0 or above 64.
+pub(crate) fn input_columns_sgd(
+    w: &mut [f64],
+    n: usize,
+    s: &[f64],
+    inputs: &[Option<crate::TokenId>],
+    step: ClipSgd,
+) -> Option<f64> {
+    if !available::<f64>() || n == 0 || n > 64 {
+        return None;
+    }
+    let k = inputs.len();
+    assert!(
+        k == 0 || s.len() >= k * n,
+        "s holds a column of n per input"
+    );
+    let columns = w.len() / n;
+    assert!(
+        inputs.iter().flatten().all(|&id| (id as usize) < columns),
+        "an input selects a column of w"
+    );
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `available` found AVX-512F; the asserts bound every column of s read and
+    // every column of w written.
+    let sq = unsafe { avx512::input_columns_sgd(n, s.as_ptr(), inputs, w.as_mut_ptr(), step) };
+    #[cfg(not(target_arch = "x86_64"))]
+    let sq: f64 = unreachable!("`available` is false here");
+    Some(sq)
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use std::arch::x86_64::*;
@@ -769,6 +803,86 @@ mod avx512 {
                 _ => column_sum::<8, DQ>(n, k, s, lds, keep, p, c),
             }
         }
+    }
+
+    /// See [`super::input_columns_sgd`].
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn input_columns_sgd(
+        n: usize,
+        s: *const f64,
+        inputs: &[Option<crate::TokenId>],
+        w: *mut f64,
+        step: super::ClipSgd,
+    ) -> f64 {
+        // SAFETY (both): the caller's contract, and `has_dq` checked the CPU.
+        unsafe {
+            if super::has_dq() && step.c > 0.0 {
+                input_columns_dq(n, s, inputs, w, step)
+            } else {
+                input_columns_with::<false>(n, s, inputs, w, step)
+            }
+        }
+    }
+
+    /// [`input_columns_sgd`] compiled for AVX-512DQ.
+    #[target_feature(enable = "avx512f,avx512dq")]
+    unsafe fn input_columns_dq(
+        n: usize,
+        s: *const f64,
+        inputs: &[Option<crate::TokenId>],
+        w: *mut f64,
+        step: super::ClipSgd,
+    ) -> f64 {
+        // SAFETY: the caller's contract.
+        unsafe { input_columns_with::<true>(n, s, inputs, w, step) }
+    }
+
+    #[inline(always)]
+    unsafe fn input_columns_with<const DQ: bool>(
+        n: usize,
+        s: *const f64,
+        inputs: &[Option<crate::TokenId>],
+        w: *mut f64,
+        step: super::ClipSgd,
+    ) -> f64 {
+        let c = Consts::new(step);
+        // SAFETY (all): the caller's contract; NV registers cover n.
+        unsafe {
+            match n.div_ceil(8) {
+                1 => input_columns::<1, DQ>(n, s, inputs, w, c),
+                2 => input_columns::<2, DQ>(n, s, inputs, w, c),
+                3 => input_columns::<3, DQ>(n, s, inputs, w, c),
+                4 => input_columns::<4, DQ>(n, s, inputs, w, c),
+                5 => input_columns::<5, DQ>(n, s, inputs, w, c),
+                6 => input_columns::<6, DQ>(n, s, inputs, w, c),
+                7 => input_columns::<7, DQ>(n, s, inputs, w, c),
+                _ => input_columns::<8, DQ>(n, s, inputs, w, c),
+            }
+        }
+    }
+
+    /// Each selected column once, at the first step that selects it.
+    #[inline(always)]
+    unsafe fn input_columns<const NV: usize, const DQ: bool>(
+        n: usize,
+        s: *const f64,
+        inputs: &[Option<crate::TokenId>],
+        w: *mut f64,
+        c: Consts,
+    ) -> f64 {
+        let k = inputs.len();
+        let mut sq = 0.0;
+        for (t, &input) in inputs.iter().enumerate() {
+            let Some(id) = input else { continue };
+            if inputs[..t].contains(&input) {
+                continue;
+            }
+            let col = w.wrapping_add(id as usize * n);
+            let selects = |t2: usize| inputs[t2] == input;
+            // SAFETY: the caller's contract covers column id of w and the k columns of s.
+            sq += unsafe { column_sum::<NV, DQ>(n, k, s, n, selects, col, c) };
+        }
+        sq
     }
 
     #[inline(always)]

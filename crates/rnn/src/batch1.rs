@@ -39,15 +39,18 @@ use crate::train::{StepBuffers, StepReport, gradients_are_bounded, parameter_bou
 use crate::{Float, Params, TokenId};
 
 /// Whether [`sgd_step`] runs for these parameters and this batch: `f64` with the AVX-512
-/// kernels of [`matvec`], one sequence, at most 64 hidden units and outputs (a row of
-/// either fits in eight registers), and the arrays in the layouts the kernels read:
-/// W_aa and W_ya row-major, W_ax column-major, all contiguous.
+/// kernels of [`matvec`], one sequence, at most 56 hidden units (the rows the general
+/// path's whole-column kernel takes, so that both sum every gradient entry in one chain
+/// and give the same bits; above that it switches to the blocked kernel, which sums
+/// single columns in two chains) and at most 64 outputs (a column of logits in eight
+/// registers), and the arrays in the layouts the kernels read: W_aa and W_ya row-major,
+/// W_ax column-major, all contiguous.
 pub(crate) fn applies<F: Float>(params: &Params<F>, x: ArrayView2<'_, Option<TokenId>>) -> bool {
     let (n_a, n_y) = (params.n_a(), params.n_y());
     TypeId::of::<F>() == TypeId::of::<f64>()
         && matvec::available::<F>()
         && x.ncols() == 1
-        && (1..=64).contains(&n_a)
+        && (1..=56).contains(&n_a)
         && (1..=64).contains(&n_y)
         && params.w_aa.is_standard_layout()
         && params.w_ya.is_standard_layout()
@@ -250,7 +253,7 @@ mod tests {
     use rand_chacha::ChaCha8Rng;
 
     /// Against the general path (forward, backward, clip, SGD step) for hidden sizes from
-    /// 1 to 64 (one to eight registers, partial last registers), with large weights (so
+    /// 1 to 56 (one to seven registers, partial last registers), with large weights (so
     /// that many entries are clipped), an input that repeats (a column of W_ax summed over
     /// several steps), steps without an input or a target, and several steps in a row:
     /// the same parameters and loss, bit for bit; the same gradient norm up to
@@ -280,7 +283,7 @@ mod tests {
             [Some(1)]
         ];
         let (clip, sgd) = (Clip::Value(0.5), OptimizerConfig::sgd(0.1));
-        for (n_x, n_a, n_y) in [(3, 1, 3), (4, 8, 3), (5, 9, 27), (27, 50, 27), (3, 64, 64)] {
+        for (n_x, n_a, n_y) in [(3, 1, 3), (4, 8, 3), (5, 9, 27), (27, 50, 27), (3, 56, 64)] {
             let mut rng = ChaCha8Rng::seed_from_u64(n_a as u64);
             let mut fused: Params = Params::init_with_std(n_x, n_a, n_y, 2.0, &mut rng);
             let mut general = fused.clone();
@@ -326,8 +329,54 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        /// The same bits as the general path for random sizes (2 to 56 hidden units, 2 to
+        /// 40 symbols), sequence lengths (0 to 30), inputs and targets (some missing),
+        /// weight scales, clip values, learning rates and initial states.
+        #[test]
+        fn fused_step_matches_the_general_path_everywhere(
+            n_x in 2usize..=40,
+            n_a in 2usize..=56,
+            t in 0usize..=30,
+            seed in proptest::prelude::any::<u64>(),
+            std in 0.05f64..3.0,
+            c in 0.05f64..5.0,
+            lr in 0.001f64..0.5,
+        ) {
+            let probe = Params::<f64>::zeros(2, 2, 2);
+            if !applies(&probe, Array2::from_elem((1, 1), None).view()) {
+                return Ok(());
+            }
+            use rand::Rng;
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let mut fused: Params = Params::init_with_std(n_x, n_a, n_x, std, &mut rng);
+            let mut general = fused.clone();
+            let mut id = |rng: &mut ChaCha8Rng| {
+                (rng.random_range(0..5) > 0).then(|| rng.random_range(0..n_x as TokenId))
+            };
+            let x = Array2::from_shape_fn((t, 1), |_| id(&mut rng));
+            let y = Array2::from_shape_fn((t, 1), |_| id(&mut rng));
+            let a0 = Array2::from_shape_fn((n_a, 1).f(), |_| rng.random_range(-1.0..1.0));
+            let (clip, sgd) = (Clip::Value(c), OptimizerConfig::sgd(lr));
+            let mut opt = Optimizer::new(sgd, &fused);
+            let mut buf = StepBuffers::new(&fused);
+            let report = sgd_step(&mut fused, &mut opt, c, lr, x.view(), y.view(), a0.view(), &mut buf)
+                .expect("the fused step applies")
+                .expect("a finite step");
+            buf.sync(&mut fused);
+            let (loss, cache) = rnn_forward(&general, x.view(), y.view(), a0.view());
+            let (mut grads, _) = rnn_backward(&general, x.view(), y.view(), &cache);
+            let norm = clip.apply(&mut grads);
+            proptest::prop_assert!(Optimizer::new(sgd, &general).step_checked(&mut general, &grads));
+            proptest::prop_assert_eq!(&fused, &general);
+            proptest::prop_assert_eq!(report.loss, loss);
+            proptest::prop_assert!((report.grad_norm - norm).abs() <= 1e-12 * norm.max(1e-300));
+        }
+    }
+
     /// A step the general path must take instead, having changed nothing: batches of two,
-    /// a W_aa stored column-major, more than 64 hidden units.
+    /// a W_aa stored column-major, more than 56 hidden units.
     #[test]
     fn other_shapes_and_layouts_are_declined() {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
@@ -339,12 +388,12 @@ mod tests {
         column_major.w_aa.assign(&params.w_aa);
         let one = Array2::from_elem((3, 1), Some(1));
         assert!(!applies(&column_major, one.view()));
-        let wide: Params = Params::init(5, 65, 5, &mut rng);
+        let wide: Params = Params::init(5, 57, 5, &mut rng);
         assert!(!applies(&wide, one.view()));
         let mut buf = StepBuffers::new(&wide);
         let mut opt = Optimizer::new(OptimizerConfig::sgd(0.1), &wide);
         let mut same = wide.clone();
-        let a0 = Array2::zeros((65, 1).f());
+        let a0 = Array2::zeros((57, 1).f());
         let (x, y) = (one.view(), one.view());
         assert!(sgd_step(&mut same, &mut opt, 5.0, 0.1, x, y, a0.view(), &mut buf).is_none());
         assert_eq!(same, wide);

@@ -352,7 +352,7 @@ mod tests {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
             let mut fused: Params = Params::init_with_std(n_x, n_a, n_x, std, &mut rng);
             let mut general = fused.clone();
-            let mut id = |rng: &mut ChaCha8Rng| {
+            let id = |rng: &mut ChaCha8Rng| {
                 (rng.random_range(0..5) > 0).then(|| rng.random_range(0..n_x as TokenId))
             };
             let x = Array2::from_shape_fn((t, 1), |_| id(&mut rng));

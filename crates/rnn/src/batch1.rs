@@ -236,9 +236,8 @@ fn update<F: Float>(
     let w_aa = (w_aa, n_a, ld);
     sum_sq += matvec::outer_rows_sgd(w_aa, n_a, a_prev, da_raw, n_a, n_steps, step).expect(expect);
     // The biases: the sums of their deltas over all steps.
-    let all = |_: usize| true;
-    sum_sq += matvec::column_sum_sgd(b_y, dy, n_y, n_steps, all, step).expect(expect);
-    sum_sq += matvec::column_sum_sgd(b_a, da_raw, n_a, n_steps, all, step).expect(expect);
+    sum_sq += matvec::column_sum_sgd(b_y, dy, n_y, n_steps, step).expect(expect);
+    sum_sq += matvec::column_sum_sgd(b_a, da_raw, n_a, n_steps, step).expect(expect);
     // W_ax: column i is the sum of da_raw<t> over the steps whose input is i.
     sum_sq += matvec::input_columns_sgd(w_ax, n_a, da_raw, inputs, step).expect(expect);
     Some(sum_sq)

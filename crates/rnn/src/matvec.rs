@@ -263,18 +263,16 @@ pub(crate) fn outer_rows_sgd(
     Some(sq)
 }
 
-/// The gradient that is a sum of columns of s (n values each, column stride `lds`), the
-/// columns t < k for which `keep(t)` holds, added in order from zero, and its clipped SGD
-/// step on `p` (n = p.len()). That is `db_y = Σ_t dy<t>`, `db_a = Σ_t da_raw<t>`, and column
-/// i of dW_ax, the sum of `da_raw<t>` over the steps whose input is i, each summed as
-/// [`crate::backward`] sums it. Returns Σ g², or `None`, doing nothing, when [`available`]
-/// is false or n is 0 or above 64.
+/// The gradient that is the sum of the k columns of s (n values each, column stride
+/// `lds`), added in order from zero, and its clipped SGD step on `p` (n = p.len()): db_y =
+/// `Σ_t dy<t>` and db_a = `Σ_t da_raw<t>`, each summed as [`crate::backward`] sums it.
+/// Returns Σ g², or `None`, doing nothing, when [`available`] is false or n is 0 or above
+/// 64.
 pub(crate) fn column_sum_sgd(
     p: &mut [f64],
     s: &[f64],
     lds: usize,
     k: usize,
-    keep: impl Fn(usize) -> bool,
     step: ClipSgd,
 ) -> Option<f64> {
     let n = p.len();
@@ -285,7 +283,7 @@ pub(crate) fn column_sum_sgd(
     #[cfg(target_arch = "x86_64")]
     // SAFETY: `available` found AVX-512F; the assert bounds every column read, and the
     // kernel writes only p's n entries.
-    let sq = unsafe { avx512::column_sum_sgd(n, k, s.as_ptr(), lds, keep, p.as_mut_ptr(), step) };
+    let sq = unsafe { avx512::column_sum_sgd(n, k, s.as_ptr(), lds, p.as_mut_ptr(), step) };
     #[cfg(not(target_arch = "x86_64"))]
     let sq: f64 = unreachable!("`available` is false here");
     Some(sq)
@@ -594,45 +592,68 @@ mod avx512 {
         std::array::from_fn(|v| mask(n - 8 * v))
     }
 
-    /// See [`super::outer_rows_sgd`]: the clamp in one instruction when the CPU has
-    /// AVX-512DQ.
-    #[target_feature(enable = "avx512f")]
-    #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn outer_rows_sgd(
-        shape: (usize, usize),
-        n: usize,
-        k: usize,
-        v: *const f64,
-        s: *const f64,
-        lds: usize,
-        w: *mut f64,
-        step: super::ClipSgd,
-    ) -> f64 {
-        // SAFETY (both): the caller's contract, and `has_dq` checked the CPU.
-        unsafe {
-            if super::has_dq() && step.c > 0.0 {
-                outer_rows_sgd_dq(shape, n, k, v, s, lds, w, step)
-            } else {
-                outer_rows_sgd_with::<false>(shape, n, k, v, s, lds, w, step)
+    /// Defines the kernel entry `$name`: `$with::<true>`, compiled for AVX-512DQ, where the
+    /// CPU has it and c > 0 (there its one-instruction clamp gives the bits of max/min),
+    /// else `$with::<false>`.
+    macro_rules! dq_entry {
+        ($(#[$doc:meta])* $name:ident = $with:ident($($arg:ident: $ty:ty),*; $step:ident)) => {
+            $(#[$doc])*
+            #[target_feature(enable = "avx512f")]
+            #[allow(clippy::too_many_arguments)]
+            pub(super) unsafe fn $name($($arg: $ty,)* $step: super::ClipSgd) -> f64 {
+                #[target_feature(enable = "avx512f,avx512dq")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn with_dq($($arg: $ty,)* $step: super::ClipSgd) -> f64 {
+                    // SAFETY: the caller's contract.
+                    unsafe { $with::<true>($($arg,)* $step) }
+                }
+                // SAFETY (both): the caller's contract, and `has_dq` checked the CPU.
+                unsafe {
+                    if super::has_dq() && $step.c > 0.0 {
+                        with_dq($($arg,)* $step)
+                    } else {
+                        $with::<false>($($arg,)* $step)
+                    }
+                }
             }
-        }
+        };
     }
 
-    /// [`outer_rows_sgd`] compiled for AVX-512DQ.
-    #[target_feature(enable = "avx512f,avx512dq")]
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn outer_rows_sgd_dq(
-        shape: (usize, usize),
-        n: usize,
-        k: usize,
-        v: *const f64,
-        s: *const f64,
-        lds: usize,
-        w: *mut f64,
-        step: super::ClipSgd,
-    ) -> f64 {
-        // SAFETY: the caller's contract.
-        unsafe { outer_rows_sgd_with::<true>(shape, n, k, v, s, lds, w, step) }
+    dq_entry! {
+        /// See [`super::outer_rows_sgd`].
+        outer_rows_sgd = outer_rows_sgd_with(
+            shape: (usize, usize),
+            n: usize,
+            k: usize,
+            v: *const f64,
+            s: *const f64,
+            lds: usize,
+            w: *mut f64;
+            step
+        )
+    }
+
+    dq_entry! {
+        /// See [`super::column_sum_sgd`].
+        column_sum_sgd = column_sum_sgd_with(
+            n: usize,
+            k: usize,
+            s: *const f64,
+            lds: usize,
+            p: *mut f64;
+            step
+        )
+    }
+
+    dq_entry! {
+        /// See [`super::input_columns_sgd`].
+        input_columns_sgd = input_columns_with(
+            n: usize,
+            s: *const f64,
+            inputs: &[Option<crate::TokenId>],
+            w: *mut f64;
+            step
+        )
     }
 
     #[inline(always)]
@@ -742,53 +763,16 @@ mod avx512 {
     }
     // ANCHOR_END: outer_tile
 
-    /// See [`super::column_sum_sgd`]: the clamp in one instruction when the CPU has
-    /// AVX-512DQ.
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn column_sum_sgd(
-        n: usize,
-        k: usize,
-        s: *const f64,
-        lds: usize,
-        keep: impl Fn(usize) -> bool,
-        p: *mut f64,
-        step: super::ClipSgd,
-    ) -> f64 {
-        // SAFETY (both): the caller's contract, and `has_dq` checked the CPU.
-        unsafe {
-            if super::has_dq() && step.c > 0.0 {
-                column_sum_sgd_dq(n, k, s, lds, keep, p, step)
-            } else {
-                column_sum_sgd_with::<false>(n, k, s, lds, keep, p, step)
-            }
-        }
-    }
-
-    /// [`column_sum_sgd`] compiled for AVX-512DQ.
-    #[target_feature(enable = "avx512f,avx512dq")]
-    unsafe fn column_sum_sgd_dq(
-        n: usize,
-        k: usize,
-        s: *const f64,
-        lds: usize,
-        keep: impl Fn(usize) -> bool,
-        p: *mut f64,
-        step: super::ClipSgd,
-    ) -> f64 {
-        // SAFETY: the caller's contract.
-        unsafe { column_sum_sgd_with::<true>(n, k, s, lds, keep, p, step) }
-    }
-
     #[inline(always)]
     unsafe fn column_sum_sgd_with<const DQ: bool>(
         n: usize,
         k: usize,
         s: *const f64,
         lds: usize,
-        keep: impl Fn(usize) -> bool,
         p: *mut f64,
         step: super::ClipSgd,
     ) -> f64 {
+        let keep = |_| true;
         let c = Consts::new(step);
         // SAFETY (all): the caller's contract; NV registers cover n.
         unsafe {
@@ -803,38 +787,6 @@ mod avx512 {
                 _ => column_sum::<8, DQ>(n, k, s, lds, keep, p, c),
             }
         }
-    }
-
-    /// See [`super::input_columns_sgd`].
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn input_columns_sgd(
-        n: usize,
-        s: *const f64,
-        inputs: &[Option<crate::TokenId>],
-        w: *mut f64,
-        step: super::ClipSgd,
-    ) -> f64 {
-        // SAFETY (both): the caller's contract, and `has_dq` checked the CPU.
-        unsafe {
-            if super::has_dq() && step.c > 0.0 {
-                input_columns_dq(n, s, inputs, w, step)
-            } else {
-                input_columns_with::<false>(n, s, inputs, w, step)
-            }
-        }
-    }
-
-    /// [`input_columns_sgd`] compiled for AVX-512DQ.
-    #[target_feature(enable = "avx512f,avx512dq")]
-    unsafe fn input_columns_dq(
-        n: usize,
-        s: *const f64,
-        inputs: &[Option<crate::TokenId>],
-        w: *mut f64,
-        step: super::ClipSgd,
-    ) -> f64 {
-        // SAFETY: the caller's contract.
-        unsafe { input_columns_with::<true>(n, s, inputs, w, step) }
     }
 
     #[inline(always)]

@@ -10,8 +10,9 @@
 //! 2. for each row of W_ya and W_aa, its gradient (a sum over the steps of deltas times
 //!    activations) in registers, clipped and applied at once
 //!    ([`matvec::outer_rows_sgd`]); for b_y, b_a and the columns of W_ax that an input
-//!    selected, the sum of their deltas likewise ([`matvec::column_sum_sgd`]). A column of
-//!    W_ax that no input selected has a zero gradient, which leaves it unchanged.
+//!    selected, the sum of their deltas likewise ([`matvec::column_sum_sgd`],
+//!    [`matvec::input_columns_sgd`]). A column of W_ax that no input selected has a zero
+//!    gradient, which leaves it unchanged.
 //!
 //! W_aa and W_ya, which every product reads, are kept in a [`Mirror`]: rows that start on
 //! 64-byte boundaries and are padded to a multiple of 8 entries, so that no register load

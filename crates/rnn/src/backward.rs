@@ -105,11 +105,6 @@ impl<F: Float> Bptt<F> {
         self.batch = batch;
     }
 
-    /// `dy<t> = ŷ<t> − y<t>` for every step, (n_y, T·m).
-    pub(crate) fn dy_all(&self) -> ArrayView2<'_, F> {
-        self.dy.view()
-    }
-
     /// dL/da<0>, the gradient with respect to the initial hidden state, (n_a, m).
     pub fn da0(&self) -> ArrayView2<'_, F> {
         self.da_next.view()

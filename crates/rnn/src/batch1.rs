@@ -30,22 +30,22 @@
 
 use std::any::TypeId;
 
-use ndarray::{ArrayView2, ShapeBuilder};
+use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
 
-use crate::backward::{Weights, deltas_with};
-use crate::forward::forward_batch1;
+use crate::forward::logits_softmax;
+use crate::kernels::{gemm, simd_input_bias_tanh, simd_sum_of_squares, simd_through_tanh};
 use crate::matvec::{self, ClipSgd, as_f64, as_f64_mut};
 use crate::optim::Optimizer;
-use crate::train::{StepBuffers, StepReport, gradients_are_bounded, parameter_bound};
-use crate::{Float, Params, TokenId};
+use crate::train::{StepBuffers, StepReport, bounds_are_finite, parameter_bound};
+use crate::{Float, Loss, Params, TokenId};
 
 /// Whether [`sgd_step`] runs for these parameters and this batch: `f64` with the AVX-512
 /// kernels of [`matvec`], one sequence, at most 56 hidden units (the rows the general
 /// path's whole-column kernel takes, so that both sum every gradient entry in one chain
 /// and give the same bits; above that it switches to the blocked kernel, which sums
 /// single columns in two chains) and at most 64 outputs (a column of logits in eight
-/// registers), and the arrays in the layouts the kernels read: W_aa and W_ya row-major,
-/// W_ax column-major, all contiguous.
+/// registers), and the arrays in the layouts the mirror copies from: W_aa and W_ya
+/// row-major, W_ax column-major, all contiguous.
 pub(crate) fn applies<F: Float>(params: &Params<F>, x: ArrayView2<'_, Option<TokenId>>) -> bool {
     let (n_a, n_y) = (params.n_a(), params.n_y());
     TypeId::of::<F>() == TypeId::of::<f64>()
@@ -60,7 +60,46 @@ pub(crate) fn applies<F: Float>(params: &Params<F>, x: ArrayView2<'_, Option<Tok
         && params.b_y.as_slice_memory_order().is_some()
 }
 
-/// Whether a [`Mirror`] holds W_aa and W_ya, and which copy is newer.
+/// The number of `F` in 64 bytes, a register.
+fn lanes<F>() -> usize {
+    64 / std::mem::size_of::<F>()
+}
+
+/// A zeroed buffer whose first element sits on a 64-byte boundary, grown on demand and
+/// never shrunk (so that a run allocates only for its first, and its longest, sequences).
+#[derive(Clone, Debug, Default)]
+struct Aligned<F> {
+    buf: Vec<F>,
+    /// Index of the first element, the one on a 64-byte boundary.
+    off: usize,
+}
+
+impl<F: Float> Aligned<F> {
+    /// A zeroed buffer of at least `len` elements.
+    fn zeros(len: usize) -> Self {
+        let buf = vec![F::zero(); len + lanes::<F>()];
+        let misalign = buf.as_ptr() as usize % 64;
+        let off = (64 - misalign) % 64 / std::mem::size_of::<F>();
+        Aligned { buf, off }
+    }
+
+    /// Room for `len` elements: the same buffer if it has it, else a zeroed larger one.
+    fn reserve(&mut self, len: usize) {
+        if self.buf.len() < self.off + len {
+            *self = Aligned::zeros(len);
+        }
+    }
+
+    fn get(&self, len: usize) -> &[F] {
+        &self.buf[self.off..self.off + len]
+    }
+
+    fn get_mut(&mut self, len: usize) -> &mut [F] {
+        &mut self.buf[self.off..self.off + len]
+    }
+}
+
+/// Whether a [`Mirror`] holds the parameters, and which copy is newer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 enum Holds {
     /// Nothing to rely on: copy the parameters in before use.
@@ -72,55 +111,96 @@ enum Holds {
     Newer,
 }
 
-/// W_aa and W_ya in rows that start on 64-byte boundaries, padded to a multiple of 8
-/// entries: W_aa's n_a rows, then W_ya's n_y rows, all at the same stride `ld`.
+/// The five parameters with every vector of n_a values (a row of W_aa or W_ya, a column
+/// of W_ax, b_a) on a 64-byte boundary and padded with zeros to `ld`, a multiple of 8,
+/// one after the other: W_aa's n_a rows, W_ya's n_y rows, W_ax's n_x columns, b_a, then
+/// b_y (n_y values). The padding is zero and stays zero (see [`Work`]).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Mirror<F> {
-    buf: Vec<F>,
-    /// Index of the first row, the first element on a 64-byte boundary.
-    off: usize,
+    buf: Aligned<F>,
+    n_x: usize,
     n_a: usize,
     n_y: usize,
     ld: usize,
     holds: Holds,
 }
 
+/// The parts of a [`Mirror`], as `f64` slices (W_aa, W_ya, W_ax and b_a at stride `ld`).
+struct Parts<T> {
+    w_aa: T,
+    w_ya: T,
+    w_ax: T,
+    b_a: T,
+    b_y: T,
+}
+
 impl<F: Float> Mirror<F> {
-    /// Copies W_aa and W_ya in (row-major and contiguous: [`applies`] checked it),
-    /// allocating only when their shape changed.
+    fn len(&self) -> usize {
+        (self.n_a + self.n_y + self.n_x + 1) * self.ld + self.n_y
+    }
+
+    /// Where each part starts, and its length.
+    fn offsets(&self) -> [(usize, usize); 5] {
+        let ld = self.ld;
+        let (w_aa, w_ya) = (self.n_a * ld, self.n_y * ld);
+        let w_ax = self.n_x * ld;
+        [
+            (0, w_aa),
+            (w_aa, w_ya),
+            (w_aa + w_ya, w_ax),
+            (w_aa + w_ya + w_ax, ld),
+            (w_aa + w_ya + w_ax + ld, self.n_y),
+        ]
+    }
+
+    /// Copies the parameters in (in the layouts [`applies`] checked), allocating only when
+    /// their shape changed.
     fn load(&mut self, params: &Params<F>) {
-        let (n_a, n_y) = (params.n_a(), params.n_y());
-        let lanes = 64 / std::mem::size_of::<F>();
-        if (n_a, n_y) != (self.n_a, self.n_y) || self.buf.is_empty() {
-            let ld = n_a.div_ceil(lanes) * lanes;
-            self.buf = vec![F::zero(); (n_a + n_y) * ld + lanes];
-            let misalign = self.buf.as_ptr() as usize % 64;
-            self.off = (64 - misalign) % 64 / std::mem::size_of::<F>();
-            (self.n_a, self.n_y, self.ld) = (n_a, n_y, ld);
+        let (n_x, n_a, n_y) = (params.n_x(), params.n_a(), params.n_y());
+        if (n_x, n_a, n_y) != (self.n_x, self.n_a, self.n_y) || self.buf.buf.is_empty() {
+            let ld = n_a.div_ceil(lanes::<F>()) * lanes::<F>();
+            (self.n_x, self.n_a, self.n_y, self.ld) = (n_x, n_a, n_y, ld);
+            self.buf = Aligned::zeros(self.len());
         }
-        let sources = [&params.w_aa, &params.w_ya];
-        let rows = sources.into_iter().flat_map(|w| w.rows());
-        let dst = &mut self.buf[self.off..self.off + (n_a + n_y) * self.ld];
-        for (d, row) in dst.chunks_exact_mut(self.ld).zip(rows) {
-            let row = row.to_slice().expect("row-major, checked by `applies`");
-            d[..n_a].copy_from_slice(row);
+        let (ld, len) = (self.ld, self.len());
+        let all = self.buf.get_mut(len);
+        let expect = "contiguous, checked by `applies`";
+        let vectors = (params.w_aa.rows().into_iter())
+            .chain(params.w_ya.rows())
+            .chain(params.w_ax.columns())
+            .chain(params.b_a.columns());
+        for (d, v) in all.chunks_exact_mut(ld).zip(vectors) {
+            d[..n_a].copy_from_slice(v.to_slice().expect(expect));
         }
+        let b_y = params.b_y.as_slice_memory_order().expect(expect);
+        all[len - n_y..].copy_from_slice(b_y);
         self.holds = Holds::Same;
     }
 
-    /// Writes the mirror back to W_aa and W_ya if it is newer than they are.
+    /// Writes the mirror back to the parameters if it is newer than they are.
     pub(crate) fn store(&mut self, params: &mut Params<F>) {
         if self.holds != Holds::Newer {
             return;
         }
-        let (n_a, ld) = (self.n_a, self.ld);
-        let src = &self.buf[self.off..self.off + (self.n_a + self.n_y) * ld];
-        let targets = [&mut params.w_aa, &mut params.w_ya];
-        let rows = targets.into_iter().flat_map(|w| w.rows_mut());
-        for (s, row) in src.chunks_exact(ld).zip(rows) {
-            let row = row.into_slice().expect("row-major, checked by `applies`");
-            row.copy_from_slice(&s[..n_a]);
+        let (n_a, n_y, ld, len) = (self.n_a, self.n_y, self.ld, self.len());
+        let all = self.buf.get(len);
+        let expect = "contiguous, checked by `applies`";
+        let Params {
+            w_ax,
+            w_aa,
+            w_ya,
+            b_a,
+            b_y,
+        } = params;
+        let vectors = (w_aa.rows_mut().into_iter())
+            .chain(w_ya.rows_mut())
+            .chain(w_ax.columns_mut())
+            .chain(b_a.columns_mut());
+        for (s, v) in all.chunks_exact(ld).zip(vectors) {
+            v.into_slice().expect(expect).copy_from_slice(&s[..n_a]);
         }
+        let b_y = b_y.as_slice_memory_order_mut().expect(expect);
+        b_y.copy_from_slice(&all[len - n_y..]);
         self.holds = Holds::Same;
     }
 
@@ -131,31 +211,84 @@ impl<F: Float> Mirror<F> {
         self.holds = Holds::Nothing;
     }
 
-    /// W_aa as rows of stride `ld` and W_ya as a strided view.
-    fn weights(&self) -> ((&[F], usize), ArrayView2<'_, F>) {
-        let (n_a, ld) = (self.n_a, self.ld);
-        let w_aa = &self.buf[self.off..self.off + n_a * ld];
-        let w_ya = &self.buf[self.off + n_a * ld..self.off + (n_a + self.n_y) * ld];
-        let view = ArrayView2::from_shape((self.n_y, n_a).strides((ld, 1)), w_ya)
-            .expect("n_y rows of ld ≥ n_a entries");
-        ((w_aa, ld), view)
+    /// The parts, as `f64` (the caller checked that F is `f64`).
+    fn parts(&self) -> Option<Parts<&[f64]>> {
+        let all = as_f64(self.buf.get(self.len()))?;
+        let [w_aa, w_ya, w_ax, b_a, b_y] = self.offsets().map(|(o, n)| &all[o..o + n]);
+        Some(Parts {
+            w_aa,
+            w_ya,
+            w_ax,
+            b_a,
+            b_y,
+        })
     }
 
-    /// W_aa and W_ya's rows, mutably, each of stride `ld`.
-    fn weights_mut(&mut self) -> (&mut [F], &mut [F]) {
-        let (n_a, ld) = (self.n_a, self.ld);
-        let all = &mut self.buf[self.off..self.off + (n_a + self.n_y) * ld];
-        all.split_at_mut(n_a * ld)
+    /// The parts, mutably.
+    fn parts_mut(&mut self) -> Option<Parts<&mut [f64]>> {
+        let offsets = self.offsets();
+        let len = self.len();
+        let mut rest = as_f64_mut(self.buf.get_mut(len))?;
+        let mut take = |(_, n): (usize, usize)| {
+            let (part, tail) = std::mem::take(&mut rest).split_at_mut(n);
+            rest = tail;
+            part
+        };
+        let [w_aa, w_ya, w_ax, b_a, b_y] = offsets.map(&mut take);
+        Some(Parts {
+            w_aa,
+            w_ya,
+            w_ax,
+            b_a,
+            b_y,
+        })
+    }
+}
+
+/// The step's activations and deltas in `f64`, each column of n_a values on a 64-byte
+/// boundary and padded with zeros to the mirror's `ld`, so that the kernels read and
+/// write whole registers (a masked load cannot feed a multiply-add directly, and a column
+/// of 50 at stride 50 straddles cache lines). The products then run over `ld` entries:
+/// a zero weight times a zero activation in a padding lane is exactly what the masked
+/// loads put there, so every sum is the same. The padding lanes of `a` stay +0 (tanh of
+/// +0 is +0); those of the deltas are ±0 and are read only into padding lanes.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Work {
+    /// a<0> .. a<T>.
+    a: Aligned<f64>,
+    /// W_yaᵀ dy<t> plus the recurrence's part, per step.
+    da: Aligned<f64>,
+    /// (1 − a<t>²) ⊙ da<t>, per step.
+    da_raw: Aligned<f64>,
+    /// W_aaᵀ da_raw of the step after.
+    da_next: Aligned<f64>,
+    /// The logits, then ŷ<t>, then dy<t>: n_y values a step, side by side.
+    y: Aligned<f64>,
+}
+
+impl Work {
+    fn reserve(&mut self, ld: usize, n_y: usize, n_steps: usize) {
+        self.a.reserve((n_steps + 1) * ld);
+        self.da.reserve(n_steps * ld);
+        self.da_raw.reserve(n_steps * ld);
+        self.da_next.reserve(ld);
+        self.y.reserve(n_steps * n_y);
+    }
+
+    /// Zero after a change of shape, so that the padding lanes are zero again.
+    fn clear(&mut self) {
+        *self = Work::default();
     }
 }
 
 // ANCHOR: sgd_step
 /// One step of the classic recipe, fused as described in the [module docs](self):
 /// forward, deltas, then each parameter's gradient formed, clipped to [−c, c] and applied
-/// (θ ← θ − lr·clamp(g)) in registers. W_aa and W_ya are read from and written to
-/// `buf`'s mirror, which is then newer than `params` until `buf.sync(params)`. Returns
-/// `None`, having changed no parameter, when the step does not apply here or a guard
-/// fails; the caller then syncs and takes the general path.
+/// (θ ← θ − lr·clamp(g)) in registers. The parameters are read from and written to
+/// `buf`'s mirror, which is then newer than `params` until `buf.sync(params)`; the
+/// activations a<0..T> are left in `buf.cache` (ŷ is not). Returns `None`, having changed
+/// no parameter, when the step does not apply here or a guard fails; the caller then
+/// syncs and takes the general path.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn sgd_step<F: Float>(
     params: &mut Params<F>,
@@ -170,35 +303,44 @@ pub(crate) fn sgd_step<F: Float>(
     if !applies(params, x) {
         return None;
     }
+    let inputs = x.as_slice_memory_order()?;
+    let a0 = as_f64(a0.as_slice_memory_order()?)?;
     // The bound is measured on `params` only when unknown, which happens only while they
     // are current (before the first fused step, or after the general path synced them).
     debug_assert!(buf.max_abs.is_some() || buf.mirror.holds != Holds::Newer);
     let bound = parameter_bound(params, buf, c, lr)?;
-    if buf.mirror.holds == Holds::Nothing {
-        buf.mirror.load(params);
+    let (mirror, work) = (&mut buf.mirror, &mut buf.work);
+    if mirror.holds == Holds::Nothing {
+        let shape = (mirror.n_x, mirror.n_a, mirror.n_y);
+        mirror.load(params);
+        if shape != (mirror.n_x, mirror.n_a, mirror.n_y) {
+            work.clear();
+        }
     }
-    let (w_aa, w_ya) = buf.mirror.weights();
-    let loss = forward_batch1(w_aa, w_ya, params, x, y, a0, &mut buf.cache)?;
+    let (n_a, n_y, ld, n_steps) = (mirror.n_a, mirror.n_y, mirror.ld, inputs.len());
+    work.reserve(ld, n_y, n_steps);
+    let parts = mirror.parts()?;
+    let loss = forward(&parts, work, (n_a, n_y, ld), inputs, y, a0)?;
     if !loss.total.is_finite() {
         return None;
     }
-    let n_a = params.n_a();
-    let w_aa_view = ArrayView2::from_shape((n_a, n_a).strides((w_aa.1, 1)), w_aa.0)
-        .expect("n_a rows of ld ≥ n_a entries");
-    let weights = Weights {
-        rows: Some(w_aa),
-        w_aa: w_aa_view,
-        w_ya,
-        // dL/da<0> is left out: training carries hidden states forward, never their
-        // gradients.
-        da0: false,
-    };
-    deltas_with(weights, x, y, &buf.cache, &mut buf.bptt);
-    if !gradients_are_bounded(&buf.cache, &buf.bptt, params.n_params()) {
+    let sum_sq_da_raw = deltas(&parts, work, (n_a, n_y, ld), y);
+    // Σ|da_raw| and Σ|a<0>| bounded by Cauchy–Schwarz (the padding adds zeros).
+    let s = ((n_steps * ld) as f64 * sum_sq_da_raw).sqrt();
+    let a0_sum = (a0.len() as f64 * simd_sum_of_squares(a0)).sqrt();
+    if !bounds_are_finite(s, a0_sum, n_steps, params.n_params()) {
         return None;
     }
-    let sum_sq = update(params, x, buf, ClipSgd { c, lr })?;
-    buf.mirror.holds = Holds::Newer;
+    let sum_sq = update(mirror, work, inputs, ClipSgd { c, lr })?;
+    mirror.holds = Holds::Newer;
+    // The activations, for the hidden state the caller carries forward.
+    buf.cache.resize(n_a, n_y, n_steps, 1);
+    let a_cache = buf.cache.a_full_mut();
+    let a_out = as_f64_mut(a_cache.into_slice_memory_order()?)?;
+    let a = work.a.get((n_steps + 1) * ld);
+    for (d, s) in a_out.chunks_exact_mut(n_a).zip(a.chunks_exact(ld)) {
+        d.copy_from_slice(&s[..n_a]);
+    }
     optimizer.t += 1;
     buf.max_abs = Some(bound);
     let grad_norm = sum_sq.sqrt();
@@ -206,41 +348,114 @@ pub(crate) fn sgd_step<F: Float>(
 }
 // ANCHOR_END: sgd_step
 
-/// Step 2 of the [module docs](self): every parameter's gradient, clipped and applied,
-/// W_aa and W_ya in the mirror. Returns Σ g² over all gradient entries, or `None` before
-/// changing anything when a buffer is not in the layout [`applies`] and the cache promise.
+/// Step 1 of the [module docs](self), forward: a<t> = tanh(W_ax x<t> + W_aa a<t-1> + b_a)
+/// for every step from `a0`, then ŷ<t> and the loss, with the general path's kernels on
+/// whole padded registers.
+fn forward(
+    p: &Parts<&[f64]>,
+    work: &mut Work,
+    (n_a, n_y, ld): (usize, usize, usize),
+    inputs: &[Option<TokenId>],
+    y: ArrayView2<'_, Option<TokenId>>,
+    a0: &[f64],
+) -> Option<Loss> {
+    let n_steps = inputs.len();
+    let a = work.a.get_mut((n_steps + 1) * ld);
+    a[..n_a].copy_from_slice(a0);
+    for (t, x_t) in inputs.iter().enumerate() {
+        let (done, rest) = a.split_at_mut((t + 1) * ld);
+        let (prev, next) = (&done[t * ld..], &mut rest[..ld]);
+        // W_aa a<t-1> over whole registers: the padding of both is zero.
+        matvec::rows(n_a, ld, p.w_aa, ld, prev, next).then_some(())?;
+        let w_x = x_t.map(|id| &p.w_ax[id as usize * ld..(id as usize + 1) * ld]);
+        simd_input_bias_tanh(next, w_x, p.b_a);
+    }
+    let w_ya = ArrayView2::from_shape((n_y, ld).strides((ld, 1)), p.w_ya).ok()?;
+    let a_all = ArrayView2::from_shape((ld, n_steps).f(), &a[ld..]).ok()?;
+    let y_hat = ArrayViewMut2::from_shape((n_y, n_steps).f(), work.y.get_mut(n_steps * n_y));
+    Some(logits_softmax(
+        w_ya,
+        a_all,
+        p.b_y,
+        y.iter().copied(),
+        y_hat.ok()?,
+    ))
+}
+
+/// The deltas, as in the general path: dy<t> = ŷ<t> − y<t>, da<t> = W_yaᵀ dy<t> plus
+/// W_aaᵀ da_raw<t+1>, da_raw<t> = (1 − a<t>²) ⊙ da<t>, from the last step to the first
+/// (dL/da<0>, which training never uses, is left out). Returns Σ da_raw², for the guard.
+fn deltas(
+    p: &Parts<&[f64]>,
+    work: &mut Work,
+    (n_a, n_y, ld): (usize, usize, usize),
+    y: ArrayView2<'_, Option<TokenId>>,
+) -> f64 {
+    let n_steps = y.nrows();
+    let dy = work.y.get_mut(n_steps * n_y);
+    for (dy_col, target) in dy.chunks_exact_mut(n_y).zip(y.iter()) {
+        match target {
+            Some(k) => dy_col[*k as usize] -= 1.0,
+            None => dy_col.fill(0.0),
+        }
+    }
+    let expect = "the buffers hold these shapes";
+    // W_yaᵀ dy<t> for every step at once, over whole registers.
+    let w_ya_t = ArrayView2::from_shape((ld, n_y).f(), p.w_ya).expect(expect);
+    let dy = ArrayView2::from_shape((n_y, n_steps).f(), &*dy).expect(expect);
+    let da = work.da.get_mut(n_steps * ld);
+    gemm(
+        w_ya_t,
+        dy,
+        ArrayViewMut2::from_shape((ld, n_steps).f(), &mut *da).expect(expect),
+    );
+    let a = work.a.get((n_steps + 1) * ld);
+    let da_raw = work.da_raw.get_mut(n_steps * ld);
+    let da_next = work.da_next.get_mut(ld);
+    da_next.fill(0.0);
+    for t in (0..n_steps).rev() {
+        let step = t * ld..(t + 1) * ld;
+        let dr_t = &mut da_raw[step.clone()];
+        simd_through_tanh(
+            &mut da[step.clone()],
+            dr_t,
+            da_next,
+            &a[ld + t * ld..][..ld],
+        );
+        if t > 0 {
+            matvec::cols(ld, n_a, p.w_aa, ld, dr_t, da_next);
+        }
+    }
+    simd_sum_of_squares(da_raw)
+}
+
+/// Step 2 of the [module docs](self): every parameter's gradient, clipped and applied in
+/// the mirror. Returns Σ g² over all gradient entries.
 fn update<F: Float>(
-    params: &mut Params<F>,
-    x: ArrayView2<'_, Option<TokenId>>,
-    buf: &mut StepBuffers<F>,
+    mirror: &mut Mirror<F>,
+    work: &Work,
+    inputs: &[Option<TokenId>],
     step: ClipSgd,
 ) -> Option<f64> {
-    let (n_a, n_y, ld) = (params.n_a(), params.n_y(), buf.mirror.ld);
-    let n_steps = x.nrows();
-    // The inputs, the activations a<0> .. a<T> and the deltas, one column a step.
-    let inputs = x.column(0).to_slice()?;
-    let a = as_f64(buf.cache.a_full().to_slice_memory_order()?)?;
-    let (a_prev, a_all) = (&a[..n_steps * n_a], &a[n_a..]);
-    let dy = as_f64(buf.bptt.dy_all().to_slice_memory_order()?)?;
-    let da_raw = as_f64(buf.bptt.da_raw_all().to_slice_memory_order()?)?;
-    let Params { w_ax, b_a, b_y, .. } = params;
-    let (w_aa, w_ya) = buf.mirror.weights_mut();
-    let (w_aa, w_ya) = (as_f64_mut(w_aa)?, as_f64_mut(w_ya)?);
-    let w_ax = as_f64_mut(w_ax.as_slice_memory_order_mut()?)?;
-    let b_a = as_f64_mut(b_a.as_slice_memory_order_mut()?)?;
-    let b_y = as_f64_mut(b_y.as_slice_memory_order_mut()?)?;
+    let (n_a, n_y, ld) = (mirror.n_a, mirror.n_y, mirror.ld);
+    let n_steps = inputs.len();
+    let p = mirror.parts_mut()?;
+    let a = work.a.get((n_steps + 1) * ld);
+    let (a_prev, a_all) = (&a[..n_steps * ld], &a[ld..]);
+    let dy = work.y.get(n_steps * n_y);
+    let da_raw = work.da_raw.get(n_steps * ld);
     let expect = "`applies` checked the kernels and the sizes";
-    // W_ya: row j is Σ_t dy<t>[j] a<t>; W_aa: row j is Σ_t da_raw<t>[j] a<t-1>.
-    let w_ya = (w_ya, n_y, ld);
+    // W_ya: row j is Σ_t dy<t>[j] a<t>; W_aa: row j is Σ_t da_raw<t>[j] a<t-1>; each over
+    // whole padded registers.
     let mut sum_sq =
-        matvec::outer_rows_sgd(w_ya, n_a, a_all, dy, n_y, n_steps, step).expect(expect);
-    let w_aa = (w_aa, n_a, ld);
-    sum_sq += matvec::outer_rows_sgd(w_aa, n_a, a_prev, da_raw, n_a, n_steps, step).expect(expect);
+        matvec::outer_rows_sgd((p.w_ya, n_y, ld), ld, a_all, dy, n_y, n_steps, step).expect(expect);
+    sum_sq += matvec::outer_rows_sgd((p.w_aa, n_a, ld), ld, a_prev, da_raw, ld, n_steps, step)
+        .expect(expect);
     // The biases: the sums of their deltas over all steps.
-    sum_sq += matvec::column_sum_sgd(b_y, dy, n_y, n_steps, step).expect(expect);
-    sum_sq += matvec::column_sum_sgd(b_a, da_raw, n_a, n_steps, step).expect(expect);
+    sum_sq += matvec::column_sum_sgd(p.b_y, dy, n_y, n_steps, step).expect(expect);
+    sum_sq += matvec::column_sum_sgd(p.b_a, da_raw, ld, n_steps, step).expect(expect);
     // W_ax: column i is the sum of da_raw<t> over the steps whose input is i.
-    sum_sq += matvec::input_columns_sgd(w_ax, n_a, da_raw, inputs, step).expect(expect);
+    sum_sq += matvec::input_columns_sgd(p.w_ax, ld, da_raw, inputs, step).expect(expect);
     Some(sum_sq)
 }
 

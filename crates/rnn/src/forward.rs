@@ -155,9 +155,10 @@ impl<F: Float> Cache<F> {
         self.y_hat.slice(s![.., t * m..(t + 1) * m])
     }
 
-    /// `a<0>` .. `a<T>` side by side, (n_a, (T + 1)·m).
-    pub(crate) fn a_full(&self) -> ArrayView2<'_, F> {
-        self.a.view()
+    /// `a<0>` .. `a<T>` side by side, (n_a, (T + 1)·m), mutably: for a step that computed
+    /// the activations elsewhere (`crate::batch1`), after [`Cache::resize`].
+    pub(crate) fn a_full_mut(&mut self) -> ArrayViewMut2<'_, F> {
+        self.a.view_mut()
     }
 
     /// All hidden states a<1..T> side by side, (n_a, T·m).
@@ -288,24 +289,37 @@ fn output_with<F: Float>(
     params: &Params<F>,
     a: ArrayView2<'_, F>,
     targets: impl Iterator<Item = Option<TokenId>> + Clone,
-    mut y_hat: ArrayViewMut2<'_, F>,
+    y_hat: ArrayViewMut2<'_, F>,
 ) -> Loss {
     debug_assert_eq!(a.nrows(), params.n_a());
-    debug_assert_eq!(y_hat.dim(), (params.n_y(), a.ncols()));
+    let b_y = column_slice(params.b_y.column(0)); //                   (n_y)
+    logits_softmax(w_ya, a, &b_y, targets, y_hat)
+}
+
+/// The body of [`output_with`], with b_y as a slice: the logits W_ya a (any inner
+/// dimension, e.g. W_ya's rows and a's columns both padded with zeros), then the softmax
+/// of each column and the loss.
+pub(crate) fn logits_softmax<F: Float>(
+    w_ya: ArrayView2<'_, F>,
+    a: ArrayView2<'_, F>,
+    b_y: &[F],
+    targets: impl Iterator<Item = Option<TokenId>> + Clone,
+    mut y_hat: ArrayViewMut2<'_, F>,
+) -> Loss {
+    let n_y = w_ya.nrows();
+    debug_assert_eq!(y_hat.dim(), (n_y, a.ncols()));
     // Logits z = W_ya a                                              (n_y, k)
     gemm(w_ya, a, y_hat.view_mut());
-    let b_y = column_slice(params.b_y.column(0)); //                   (n_y)
-    let n_y = params.n_y();
     let column_major = y_hat.strides() == [1, n_y as isize] || y_hat.ncols() <= 1;
     match y_hat.as_slice_memory_order_mut() {
         // All columns side by side: the softmax runs over the whole block.
-        Some(z) if column_major => softmax_columns(z, n_y, &b_y, targets),
+        Some(z) if column_major => softmax_columns(z, n_y, b_y, targets),
         // Another layout: column by column, each through a contiguous copy.
         _ => {
             let mut loss = Loss::default();
             for (mut col, target) in y_hat.columns_mut().into_iter().zip(targets) {
                 let mut z = col.to_vec();
-                let l = softmax_columns(&mut z, n_y, &b_y, std::iter::once(target));
+                let l = softmax_columns(&mut z, n_y, b_y, std::iter::once(target));
                 col.assign(&ArrayView1::from(&z[..]));
                 loss.total += l.total;
                 loss.n_targets += l.n_targets;

@@ -390,6 +390,24 @@ mod avx512 {
         x: *const f64,
         out: *mut f64,
     ) {
+        // Rows of whole registers at a stride of exactly those registers (the padded
+        // copies of `crate::batch1`): the kernel with every address a constant offset.
+        if k == ldw && k.is_multiple_of(8) {
+            // SAFETY: the caller's contract, with k = 8·NV.
+            unsafe {
+                match k / 8 {
+                    1 => return rows_nv::<1>(n, w, x, out),
+                    2 => return rows_nv::<2>(n, w, x, out),
+                    3 => return rows_nv::<3>(n, w, x, out),
+                    4 => return rows_nv::<4>(n, w, x, out),
+                    5 => return rows_nv::<5>(n, w, x, out),
+                    6 => return rows_nv::<6>(n, w, x, out),
+                    7 => return rows_nv::<7>(n, w, x, out),
+                    8 => return rows_nv::<8>(n, w, x, out),
+                    _ => {}
+                }
+            }
+        }
         // SAFETY (all): the caller's contract, for rows i..i + R ≤ n.
         unsafe {
             let mut i = 0;
@@ -442,11 +460,98 @@ mod avx512 {
                     *a = _mm512_fmadd_pd(_mm512_maskz_loadu_pd(m, rp.add(j)), xv, *a);
                 }
             }
-            let sums = reduce8(acc);
+            let sums = reduce::<R>(acc);
             _mm512_mask_storeu_pd(out.add(first), mask(R), sums);
         }
     }
     // ANCHOR_END: dot_rows
+
+    /// [`rows`] for rows of exactly NV registers (k = ldw = 8·NV): x in NV registers, and
+    /// each row block's loads at constant offsets from one address.
+    #[inline(always)]
+    unsafe fn rows_nv<const NV: usize>(n: usize, w: *const f64, x: *const f64, out: *mut f64) {
+        // SAFETY (all): the caller's contract, for rows i..i + R ≤ n of NV registers.
+        unsafe {
+            let xv: [__m512d; NV] = std::array::from_fn(|v| _mm512_loadu_pd(x.add(8 * v)));
+            let mut i = 0;
+            while i + 8 <= n {
+                row_block_nv::<8, NV>(w.add(i * 8 * NV), &xv, out.add(i));
+                i += 8;
+            }
+            let (w, out) = (w.add(i * 8 * NV), out.add(i));
+            match n - i {
+                1 => row_block_nv::<1, NV>(w, &xv, out),
+                2 => row_block_nv::<2, NV>(w, &xv, out),
+                3 => row_block_nv::<3, NV>(w, &xv, out),
+                4 => row_block_nv::<4, NV>(w, &xv, out),
+                5 => row_block_nv::<5, NV>(w, &xv, out),
+                6 => row_block_nv::<6, NV>(w, &xv, out),
+                7 => row_block_nv::<7, NV>(w, &xv, out),
+                _ => {}
+            }
+        }
+    }
+
+    /// R rows of [`rows_nv`] from `w`: the sums of [`row_block`], in the same order.
+    #[inline(always)]
+    unsafe fn row_block_nv<const R: usize, const NV: usize>(
+        w: *const f64,
+        x: &[__m512d; NV],
+        out: *mut f64,
+    ) {
+        // SAFETY (caller): R rows of NV registers from w, R outputs at out.
+        unsafe {
+            let mut acc = [_mm512_setzero_pd(); 8];
+            for (v, &xv) in x.iter().enumerate() {
+                for (r, a) in acc.iter_mut().take(R).enumerate() {
+                    *a = _mm512_fmadd_pd(_mm512_loadu_pd(w.add(8 * (r * NV + v))), xv, *a);
+                }
+            }
+            _mm512_mask_storeu_pd(out, mask(R), reduce::<R>(acc));
+        }
+    }
+
+    /// The lane sums of R registers (8·R values, register r from `vals[8r..]`) by
+    /// [`reduce`] and by [`reduce8`], for the test that they agree.
+    #[cfg(test)]
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn reduce_both<const R: usize>(vals: &[f64]) -> ([f64; 8], [f64; 8]) {
+        unsafe {
+            let mut acc = [_mm512_setzero_pd(); 8];
+            for (r, a) in acc.iter_mut().take(R).enumerate() {
+                *a = _mm512_loadu_pd(vals.as_ptr().add(8 * r));
+            }
+            let (mut short, mut full) = ([0.0; 8], [0.0; 8]);
+            _mm512_storeu_pd(short.as_mut_ptr(), reduce::<R>(acc));
+            _mm512_storeu_pd(full.as_mut_ptr(), reduce8(acc));
+            (short, full)
+        }
+    }
+
+    /// [`reduce8`] for the first R registers (the others zero): a shorter tree when R ≤ 4,
+    /// which adds each row's lanes in the same order, so the same bits.
+    #[inline(always)]
+    unsafe fn reduce<const R: usize>(acc: [__m512d; 8]) -> __m512d {
+        unsafe {
+            let zero = _mm512_setzero_pd();
+            // 128-bit lanes 0 and 2 of a with those of b, plus lanes 1 and 3.
+            let quad = |a: __m512d, b: __m512d| {
+                _mm512_add_pd(
+                    _mm512_shuffle_f64x2::<0x88>(a, b),
+                    _mm512_shuffle_f64x2::<0xDD>(a, b),
+                )
+            };
+            let pair = |a: __m512d, b: __m512d| {
+                _mm512_add_pd(_mm512_unpacklo_pd(a, b), _mm512_unpackhi_pd(a, b))
+            };
+            match R {
+                // [a(01+23), b(01+23), a(45+67), b(45+67), 0, ..], then the two halves.
+                1 | 2 => quad(quad(pair(acc[0], acc[1]), zero), zero),
+                3 | 4 => quad(quad(pair(acc[0], acc[1]), pair(acc[2], acc[3])), zero),
+                _ => reduce8(acc),
+            }
+        }
+    }
 
     // ANCHOR: softmax_simd
     /// NC columns (side by side, n values each) of [`super::softmax_block`], each phase
@@ -987,6 +1092,67 @@ mod tests {
                     assert!((out_c[i] - want[i]).abs() < tol, "cols n {n} k {k} i {i}");
                 }
                 assert!(out_r[n].is_nan() && out_c[n].is_nan(), "wrote past n");
+            }
+        }
+    }
+
+    /// The short reduction trees of partial row blocks add each row's lanes in the order
+    /// of the full tree: the same bits, on values whose sums depend on that order.
+    #[test]
+    fn partial_blocks_reduce_in_the_full_trees_order() {
+        if !available::<f64>() {
+            return;
+        }
+        // Magnitudes from 1e-8 to 1e8 with both signs: reassociating changes the result.
+        let vals: Vec<f64> = (0..64i32)
+            .map(|i| {
+                let sign = if i % 3 == 0 { -1.0 } else { 1.0 };
+                sign * 10f64.powi(i * 7 % 17 - 8) * (1.0 + i as f64 / 64.0)
+            })
+            .collect();
+        macro_rules! check {
+            ($($r:literal),*) => {$(
+                // SAFETY: `available` found AVX-512F; vals holds 8·R values.
+                let (short, full) = unsafe { avx512::reduce_both::<$r>(&vals) };
+                for lane in 0..$r {
+                    assert_eq!(short[lane].to_bits(), full[lane].to_bits(), "R {} lane {lane}", $r);
+                }
+            )*};
+        }
+        check!(1, 2, 3, 4, 5, 6, 7, 8);
+        // And the order matters for these values: summing lane by lane differs somewhere.
+        let plain = |r: usize| vals[8 * r..8 * r + 8].iter().sum::<f64>();
+        // SAFETY: as above.
+        let (_, full) = unsafe { avx512::reduce_both::<8>(&vals) };
+        assert!((0..8).any(|r| plain(r).to_bits() != full[r].to_bits()));
+    }
+
+    /// Rows of whole registers at the stride of those registers (zero padding, the layout
+    /// of `crate::batch1`) give the bits of the same rows unpadded.
+    #[test]
+    fn padded_rows_give_the_bits_of_unpadded_rows() {
+        if !available::<f64>() {
+            return;
+        }
+        let val = |a: usize, b: usize| ((a * 37 + b * 11) % 29) as f64 / 3.0 - 4.5;
+        for n in [1, 2, 3, 5, 8, 9, 27, 50, 56] {
+            for k in [1usize, 3, 8, 13, 27, 50, 56, 64] {
+                let ld = k.div_ceil(8) * 8;
+                let w: Vec<f64> = (0..n * k)
+                    .map(|e| val(e / k, e % k) * 1e3f64.powi((e % 5) as i32 - 2))
+                    .collect();
+                let mut wp = vec![0.0; n * ld];
+                for i in 0..n {
+                    wp[i * ld..i * ld + k].copy_from_slice(&w[i * k..(i + 1) * k]);
+                }
+                let x: Vec<f64> = (0..k).map(|p| val(p, 7)).collect();
+                let mut xp = x.clone();
+                xp.resize(ld, 0.0);
+                let (mut plain, mut padded) = (vec![0.0; n], vec![0.0; n]);
+                assert!(rows(n, k, &w, k, &x, &mut plain));
+                assert!(rows(n, ld, &wp, ld, &xp, &mut padded));
+                let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&plain), bits(&padded), "n {n} k {k}");
             }
         }
     }

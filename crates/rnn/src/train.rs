@@ -405,6 +405,8 @@ pub(crate) struct StepBuffers<F: Float> {
     /// The aligned copies of W_aa and W_ya that the fused batch-1 step works on; newer
     /// than the parameters after such a step, until [`StepBuffers::sync`].
     pub(crate) mirror: crate::batch1::Mirror<F>,
+    /// The padded activations and deltas of the fused batch-1 step.
+    pub(crate) work: crate::batch1::Work,
 }
 
 impl<F: Float> StepBuffers<F> {
@@ -416,6 +418,7 @@ impl<F: Float> StepBuffers<F> {
             last_good: params.clone(),
             max_abs: None,
             mirror: Default::default(),
+            work: Default::default(),
         }
     }
 
@@ -590,12 +593,18 @@ pub(crate) fn gradients_are_bounded<F: Float>(
         None => v.iter().map(|x| x.as_f64().abs()).sum::<f64>(),
     };
     let (s, a0) = (abs_sum(bptt.da_raw_all()), abs_sum(cache.a0()));
+    let steps = cache.n_steps() * cache.batch();
+    bounds_are_finite(s, a0, steps, n_params)
+}
+
+/// The test of [`gradients_are_bounded`] from upper bounds `s` of Σ|da_raw| and `a0` of
+/// Σ|a<0>| (NaN or ∞ when unknown), over `steps` columns.
+pub(crate) fn bounds_are_finite(s: f64, a0: f64, steps: usize, n_params: usize) -> bool {
     // (`max` would drop a NaN, hence the explicit test.)
     if !(s.is_finite() && a0.is_finite()) {
         return false;
     }
-    let steps = (cache.n_steps() * cache.batch()) as f64;
-    let g = 2.0 * s.max(steps) * a0.max(1.0);
+    let g = 2.0 * s.max(steps as f64) * a0.max(1.0);
     (2.0 * n_params as f64 * g * g).is_finite()
 }
 

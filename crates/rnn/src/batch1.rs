@@ -264,6 +264,8 @@ pub(crate) struct Work {
     da_next: Aligned<f64>,
     /// The logits, then ŷ<t>, then dy<t>: n_y values a step, side by side.
     y: Aligned<f64>,
+    /// The steps that share an input, for W_ax's update.
+    chains: Vec<u32>,
 }
 
 impl Work {
@@ -433,7 +435,7 @@ fn deltas(
 /// the mirror. Returns Σ g² over all gradient entries.
 fn update<F: Float>(
     mirror: &mut Mirror<F>,
-    work: &Work,
+    work: &mut Work,
     inputs: &[Option<TokenId>],
     step: ClipSgd,
 ) -> Option<f64> {
@@ -455,7 +457,8 @@ fn update<F: Float>(
     sum_sq += matvec::column_sum_sgd(p.b_y, dy, n_y, n_steps, step).expect(expect);
     sum_sq += matvec::column_sum_sgd(p.b_a, da_raw, ld, n_steps, step).expect(expect);
     // W_ax: column i is the sum of da_raw<t> over the steps whose input is i.
-    sum_sq += matvec::input_columns_sgd(p.w_ax, ld, da_raw, inputs, step).expect(expect);
+    let chains = &mut work.chains;
+    sum_sq += matvec::input_columns_sgd(p.w_ax, ld, da_raw, inputs, chains, step).expect(expect);
     Some(sum_sq)
 }
 

@@ -292,13 +292,16 @@ pub(crate) fn column_sum_sgd(
 /// [`column_sum_sgd`] for every column of `w` (column i's n values at `i·n`) that an input
 /// selects: for each id in `inputs`, at its first step, the sum of s's columns over the
 /// steps whose input is that id, in order, then the clipped SGD step on column id. That is
-/// W_ax's update, the transpose of the forward pass's gather, in one call. Returns Σ g², or
+/// W_ax's update, the transpose of the forward pass's gather, in one call. `scratch` holds
+/// the chains of steps with the same input (found in one pass, so that no step is compared
+/// with every other); it grows to the number of columns plus steps once. Returns Σ g², or
 /// `None`, doing nothing, when [`available`] is false or n is 0 or above 64.
 pub(crate) fn input_columns_sgd(
     w: &mut [f64],
     n: usize,
     s: &[f64],
     inputs: &[Option<crate::TokenId>],
+    scratch: &mut Vec<u32>,
     step: ClipSgd,
 ) -> Option<f64> {
     if !available::<f64>() || n == 0 || n > 64 {
@@ -310,18 +313,34 @@ pub(crate) fn input_columns_sgd(
         "s holds a column of n per input"
     );
     let columns = w.len() / n;
-    assert!(
-        inputs.iter().flatten().all(|&id| (id as usize) < columns),
-        "an input selects a column of w"
-    );
+    assert!(k < NO_STEP as usize, "steps are numbered in u32");
+    // first[id]: the first step whose input is id; next[t]: the next step with t's input.
+    scratch.clear();
+    scratch.resize(columns + k, NO_STEP);
+    let (first, next) = scratch.split_at_mut(columns);
+    for (t, input) in inputs.iter().enumerate().rev() {
+        if let Some(id) = *input {
+            let first = first
+                .get_mut(id as usize)
+                .expect("an input selects a column of w");
+            next[t] = *first;
+            *first = t as u32;
+        }
+    }
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: `available` found AVX-512F; the asserts bound every column of s read and
-    // every column of w written.
-    let sq = unsafe { avx512::input_columns_sgd(n, s.as_ptr(), inputs, w.as_mut_ptr(), step) };
+    // SAFETY: `available` found AVX-512F; every id indexes `first` (checked above), so
+    // it selects a column of w, and the chains hold steps below k, columns of s.
+    let sq = unsafe {
+        let chains = (first.as_ptr(), next.as_ptr());
+        avx512::input_columns_sgd(n, s.as_ptr(), inputs, chains, w.as_mut_ptr(), step)
+    };
     #[cfg(not(target_arch = "x86_64"))]
     let sq: f64 = unreachable!("`available` is false here");
     Some(sq)
 }
+
+/// The end of a chain of [`input_columns_sgd`].
+const NO_STEP: u32 = u32::MAX;
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
@@ -756,6 +775,7 @@ mod avx512 {
             n: usize,
             s: *const f64,
             inputs: &[Option<crate::TokenId>],
+            chains: (*const u32, *const u32),
             w: *mut f64;
             step
         )
@@ -899,6 +919,7 @@ mod avx512 {
         n: usize,
         s: *const f64,
         inputs: &[Option<crate::TokenId>],
+        chains: (*const u32, *const u32),
         w: *mut f64,
         step: super::ClipSgd,
     ) -> f64 {
@@ -906,14 +927,14 @@ mod avx512 {
         // SAFETY (all): the caller's contract; NV registers cover n.
         unsafe {
             match n.div_ceil(8) {
-                1 => input_columns::<1, DQ>(n, s, inputs, w, c),
-                2 => input_columns::<2, DQ>(n, s, inputs, w, c),
-                3 => input_columns::<3, DQ>(n, s, inputs, w, c),
-                4 => input_columns::<4, DQ>(n, s, inputs, w, c),
-                5 => input_columns::<5, DQ>(n, s, inputs, w, c),
-                6 => input_columns::<6, DQ>(n, s, inputs, w, c),
-                7 => input_columns::<7, DQ>(n, s, inputs, w, c),
-                _ => input_columns::<8, DQ>(n, s, inputs, w, c),
+                1 => input_columns::<1, DQ>(n, s, inputs, chains, w, c),
+                2 => input_columns::<2, DQ>(n, s, inputs, chains, w, c),
+                3 => input_columns::<3, DQ>(n, s, inputs, chains, w, c),
+                4 => input_columns::<4, DQ>(n, s, inputs, chains, w, c),
+                5 => input_columns::<5, DQ>(n, s, inputs, chains, w, c),
+                6 => input_columns::<6, DQ>(n, s, inputs, chains, w, c),
+                7 => input_columns::<7, DQ>(n, s, inputs, chains, w, c),
+                _ => input_columns::<8, DQ>(n, s, inputs, chains, w, c),
             }
         }
     }
@@ -924,22 +945,37 @@ mod avx512 {
         n: usize,
         s: *const f64,
         inputs: &[Option<crate::TokenId>],
+        (first, next): (*const u32, *const u32),
         w: *mut f64,
         c: Consts,
     ) -> f64 {
-        let k = inputs.len();
-        let mut sq = 0.0;
-        for (t, &input) in inputs.iter().enumerate() {
-            let Some(id) = input else { continue };
-            if inputs[..t].contains(&input) {
-                continue;
+        // SAFETY (all): the caller's contract: `first` has an entry per column of w,
+        // `next` one per step, and the chains hold steps below inputs.len().
+        unsafe {
+            let m = masks::<NV>(n);
+            let mut sq = _mm512_setzero_pd();
+            for (t, &input) in inputs.iter().enumerate() {
+                let Some(id) = input else { continue };
+                if *first.add(id as usize) != t as u32 {
+                    continue;
+                }
+                // The steps with this input, in order, added from zero.
+                let mut acc = [_mm512_setzero_pd(); NV];
+                let mut u = t as u32;
+                while u != super::NO_STEP {
+                    let col = s.add(u as usize * n);
+                    for (q, a) in acc.iter_mut().enumerate() {
+                        *a = _mm512_add_pd(*a, load(col.add(8 * q), m[q]));
+                    }
+                    u = *next.add(u as usize);
+                }
+                let col = w.add(id as usize * n);
+                for (q, &g) in acc.iter().enumerate() {
+                    clip_sgd::<DQ>(g, col.add(8 * q), m[q], c, &mut sq);
+                }
             }
-            let col = w.wrapping_add(id as usize * n);
-            let selects = |t2: usize| inputs[t2] == input;
-            // SAFETY: the caller's contract covers column id of w and the k columns of s.
-            sq += unsafe { column_sum::<NV, DQ>(n, k, s, n, selects, col, c) };
+            _mm512_reduce_add_pd(sq)
         }
-        sq
     }
 
     #[inline(always)]

@@ -572,6 +572,43 @@ mod avx512 {
         }
     }
 
+    /// eᵈ for d ≤ 0 (or NaN), with the bits of `exp_f64` (see [`softmax_cols`]).
+    #[inline(always)]
+    unsafe fn exp_nonpositive(d: __m512d) -> __m512d {
+        use crate::float::{EXPM1_COEFFS as C, LN2_HI, LN2_LO, ROUNDER};
+        // SAFETY: register operations only, on the caller's AVX-512F.
+        unsafe {
+            let rounder = _mm512_set1_pd(ROUNDER);
+            let d = _mm512_max_pd(_mm512_set1_pd(-746.0), d);
+            let scaled = _mm512_mul_pd(d, _mm512_set1_pd(std::f64::consts::LOG2_E));
+            let sh = _mm512_add_pd(scaled, rounder);
+            let n_f = _mm512_sub_pd(sh, rounder);
+            let r = _mm512_fnmadd_pd(n_f, _mm512_set1_pd(LN2_HI), d);
+            let r = _mm512_fnmadd_pd(n_f, _mm512_set1_pd(LN2_LO), r);
+            let mut p = _mm512_set1_pd(C[12]);
+            for &coef in C[..12].iter().rev() {
+                p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(coef));
+            }
+            let e_r = _mm512_add_pd(_mm512_set1_pd(1.0), _mm512_mul_pd(p, r));
+            _mm512_scalef_pd(e_r, n_f)
+        }
+    }
+
+    /// [`exp_nonpositive`] of eight values, for the test against `exp_f64`.
+    #[cfg(test)]
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn exp_probe(d: [f64; 8]) -> [f64; 8] {
+        let mut out = [0.0; 8];
+        // SAFETY: the caller's AVX-512F; eight values in and out.
+        unsafe {
+            _mm512_storeu_pd(
+                out.as_mut_ptr(),
+                exp_nonpositive(_mm512_loadu_pd(d.as_ptr())),
+            )
+        };
+        out
+    }
+
     // ANCHOR: softmax_simd
     /// NC columns (side by side, n values each) of [`super::softmax_block`], each phase
     /// done for all NC before the next so that their chains overlap: returns, per column,
@@ -583,7 +620,6 @@ mod avx512 {
         b: *const f64,
         t: [usize; NC],
     ) -> [(f64, f64); NC] {
-        use crate::float::{EXPM1_COEFFS as C, LN2_HI, LN2_LO, ROUNDER};
         unsafe {
             let masks: [__mmask8; NV] = std::array::from_fn(|v| mask(n - 8 * v));
             let col = |c: usize| z.add(c * n);
@@ -612,32 +648,15 @@ mod avx512 {
                 }
             });
             // e^(z − max), as `exp_f64`: clamp, reduce by ln 2, Horner, scale by 2ⁿ.
-            let rounder = _mm512_set1_pd(ROUNDER);
-            let bias = _mm512_set1_epi64(1023);
-            let pow2 = |q: __m512i| {
-                _mm512_castsi512_pd(_mm512_slli_epi64::<52>(_mm512_add_epi64(q, bias)))
-            };
+            // z − max ≤ 0 (or NaN), so `exp_f64`'s upper clamp at 710 changes nothing and
+            // is left out. Its scaling by 2ⁿ in two exact halves rounds once, at the
+            // second product, to the nearest float of e^r·2ⁿ: what `vscalefpd` computes
+            // in one instruction (subnormal results included), so the same bits.
             let mut e = [[_mm512_setzero_pd(); NV]; NC];
             for v in 0..NV {
                 for c in 0..NC {
                     let d = _mm512_sub_pd(x[c][v], _mm512_set1_pd(mx[c]));
-                    let d = _mm512_max_pd(_mm512_set1_pd(-746.0), d);
-                    let d = _mm512_min_pd(_mm512_set1_pd(710.0), d);
-                    let scaled = _mm512_mul_pd(d, _mm512_set1_pd(std::f64::consts::LOG2_E));
-                    let sh = _mm512_add_pd(scaled, rounder);
-                    let n_f = _mm512_sub_pd(sh, rounder);
-                    let r = _mm512_fnmadd_pd(n_f, _mm512_set1_pd(LN2_HI), d);
-                    let r = _mm512_fnmadd_pd(n_f, _mm512_set1_pd(LN2_LO), r);
-                    let mut p = _mm512_set1_pd(C[12]);
-                    for &coef in C[..12].iter().rev() {
-                        p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(coef));
-                    }
-                    let e_r = _mm512_add_pd(_mm512_set1_pd(1.0), _mm512_mul_pd(p, r));
-                    let k = _mm512_sub_epi64(_mm512_castpd_si512(sh), _mm512_castpd_si512(rounder));
-                    let half = _mm512_srai_epi64::<1>(k);
-                    let scaled = _mm512_mul_pd(e_r, pow2(half));
-                    let ev = _mm512_mul_pd(scaled, pow2(_mm512_sub_epi64(k, half)));
-                    e[c][v] = _mm512_maskz_mov_pd(masks[v], ev);
+                    e[c][v] = _mm512_maskz_mov_pd(masks[v], exp_nonpositive(d));
                 }
             }
             let sums: [f64; NC] = std::array::from_fn(|c| {
@@ -1189,6 +1208,42 @@ mod tests {
                 assert!(rows(n, ld, &wp, ld, &xp, &mut padded));
                 let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&plain), bits(&padded), "n {n} k {k}");
+            }
+        }
+    }
+
+    /// The softmax's eᵈ (d ≤ 0) against `Float::fast_exp`, bit for bit, from 0 down past
+    /// the smallest subnormal result, NaN included.
+    #[test]
+    fn softmax_exp_has_the_bits_of_fast_exp() {
+        use crate::Float;
+        if !available::<f64>() {
+            return;
+        }
+        let mut ds: Vec<f64> = vec![0.0, -0.0, -1e-300, -f64::MIN_POSITIVE, -1.0, -708.5];
+        ds.extend([
+            -744.4,
+            -745.1,
+            -745.2,
+            -746.0,
+            -800.0,
+            -1e300,
+            f64::NEG_INFINITY,
+        ]);
+        ds.extend((0..20_000).map(|i| -(i as f64) * 0.0377));
+        ds.extend((0..2_000).map(|i| -700.0 - i as f64 * 0.0231));
+        ds.push(f64::NAN);
+        for chunk in ds.chunks(8) {
+            let mut d = [0.0; 8];
+            d[..chunk.len()].copy_from_slice(chunk);
+            // SAFETY: `available` found AVX-512F.
+            let got = unsafe { avx512::exp_probe(d) };
+            for (&x, &e) in d.iter().zip(&got) {
+                let want = x.fast_exp();
+                assert!(
+                    e.to_bits() == want.to_bits() || (e.is_nan() && want.is_nan()),
+                    "e^{x}: {e:e} vs {want:e}"
+                );
             }
         }
     }

@@ -33,7 +33,7 @@ use std::any::TypeId;
 use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
 
 use crate::forward::logits_softmax;
-use crate::kernels::{gemm, simd_input_bias_tanh, simd_sum_of_squares, simd_through_tanh};
+use crate::kernels::{gemm, simd_sum_of_squares, simd_through_tanh};
 use crate::matvec::{self, ClipSgd, as_f64, as_f64_mut};
 use crate::optim::Optimizer;
 use crate::train::{StepBuffers, StepReport, bounds_are_finite, parameter_bound};
@@ -364,14 +364,8 @@ fn forward(
     let n_steps = inputs.len();
     let a = work.a.get_mut((n_steps + 1) * ld);
     a[..n_a].copy_from_slice(a0);
-    for (t, x_t) in inputs.iter().enumerate() {
-        let (done, rest) = a.split_at_mut((t + 1) * ld);
-        let (prev, next) = (&done[t * ld..], &mut rest[..ld]);
-        // W_aa a<t-1> over whole registers: the padding of both is zero.
-        matvec::rows(n_a, ld, p.w_aa, ld, prev, next).then_some(())?;
-        let w_x = x_t.map(|id| &p.w_ax[id as usize * ld..(id as usize + 1) * ld]);
-        simd_input_bias_tanh(next, w_x, p.b_a);
-    }
+    // Every step in one call, over whole registers: the padding is zero throughout.
+    matvec::recurrence((n_a, ld), p.w_aa, p.w_ax, p.b_a, inputs, a).then_some(())?;
     let w_ya = ArrayView2::from_shape((n_y, ld).strides((ld, 1)), p.w_ya).ok()?;
     let a_all = ArrayView2::from_shape((ld, n_steps).f(), &a[ld..]).ok()?;
     let y_hat = ArrayViewMut2::from_shape((n_y, n_steps).f(), work.y.get_mut(n_steps * n_y));

@@ -342,6 +342,49 @@ pub(crate) fn input_columns_sgd(
 /// The end of a chain of [`input_columns_sgd`].
 const NO_STEP: u32 = u32::MAX;
 
+/// The forward recurrence of `crate::batch1` on its padded buffers, all steps in one call:
+/// for t = 1..=T (T = `inputs.len()`), with `ld`-strided columns,
+///
+/// ```text
+/// a<t> = tanh(W_aa a<t-1> + W_ax[:, x<t>] + b_a)      (no W_ax term where x<t> is None)
+/// ```
+///
+/// with W_aa's n_a rows and W_ax's columns at stride `ld` (a multiple of 8, at most 64)
+/// and zero padding everywhere, `a` holding a<0> (its padding zero) and room for a<1..T>.
+/// The products are [`rows`]' sums, and tanh is `Float::fast_tanh` written with
+/// intrinsics, operation for operation: the bits of the general path's step. Returns
+/// `false`, doing nothing, when [`available`] is false or `ld` does not fit.
+pub(crate) fn recurrence(
+    (n_a, ld): (usize, usize),
+    w_aa: &[f64],
+    w_ax: &[f64],
+    b_a: &[f64],
+    inputs: &[Option<crate::TokenId>],
+    a: &mut [f64],
+) -> bool {
+    if !available::<f64>() || !ld.is_multiple_of(8) || !(n_a..=64).contains(&ld) || n_a == 0 {
+        return false;
+    }
+    let columns = w_ax.len() / ld;
+    assert!(
+        w_aa.len() >= n_a * ld && b_a.len() >= ld,
+        "W_aa and b_a at stride ld"
+    );
+    assert!(a.len() >= (inputs.len() + 1) * ld, "a holds a<0..T>");
+    assert!(
+        inputs.iter().flatten().all(|&id| (id as usize) < columns),
+        "an input selects a column of W_ax"
+    );
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `available` found AVX-512F; the asserts bound W_aa's rows, b_a, every
+    // column of W_ax an input selects and the T + 1 columns of a.
+    unsafe {
+        let w = (w_aa.as_ptr(), w_ax.as_ptr(), b_a.as_ptr());
+        avx512::recurrence(n_a, ld / 8, w, inputs, a.as_mut_ptr());
+    }
+    true
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use std::arch::x86_64::*;
@@ -396,6 +439,104 @@ mod avx512 {
             let v4567 = quad(t45, t67);
             quad(v0123, v4567)
         }
+    }
+
+    /// See [`super::recurrence`]; `nv` registers a column.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn recurrence(
+        n_a: usize,
+        nv: usize,
+        w: (*const f64, *const f64, *const f64),
+        inputs: &[Option<crate::TokenId>],
+        a: *mut f64,
+    ) {
+        // SAFETY (all): the caller's contract, with nv registers a column.
+        unsafe {
+            match nv {
+                1 => recurrence_nv::<1>(n_a, w, inputs, a),
+                2 => recurrence_nv::<2>(n_a, w, inputs, a),
+                3 => recurrence_nv::<3>(n_a, w, inputs, a),
+                4 => recurrence_nv::<4>(n_a, w, inputs, a),
+                5 => recurrence_nv::<5>(n_a, w, inputs, a),
+                6 => recurrence_nv::<6>(n_a, w, inputs, a),
+                7 => recurrence_nv::<7>(n_a, w, inputs, a),
+                _ => recurrence_nv::<8>(n_a, w, inputs, a),
+            }
+        }
+    }
+
+    /// [`recurrence`] with NV registers a column.
+    #[inline(always)]
+    unsafe fn recurrence_nv<const NV: usize>(
+        n_a: usize,
+        (w_aa, w_ax, b_a): (*const f64, *const f64, *const f64),
+        inputs: &[Option<crate::TokenId>],
+        a: *mut f64,
+    ) {
+        // SAFETY (all): the caller's contract: columns of 8·NV, every one read or written
+        // inside a, W_ax or b_a.
+        unsafe {
+            let ld = 8 * NV;
+            for (t, x_t) in inputs.iter().enumerate() {
+                let (prev, next) = (a.add(t * ld), a.add((t + 1) * ld));
+                rows_nv::<NV>(n_a, w_aa, prev, next);
+                let w_x = x_t.map(|id| w_ax.add(id as usize * ld));
+                for v in 0..NV {
+                    let z = _mm512_loadu_pd(next.add(8 * v));
+                    // (z + w_x) + b_a, as `input_bias_tanh` adds them.
+                    let z = match w_x {
+                        Some(w_x) => _mm512_add_pd(z, _mm512_loadu_pd(w_x.add(8 * v))),
+                        None => z,
+                    };
+                    let z = _mm512_add_pd(z, _mm512_loadu_pd(b_a.add(8 * v)));
+                    _mm512_storeu_pd(next.add(8 * v), tanh(z));
+                }
+            }
+        }
+    }
+
+    /// `tanh_f64` of `crate::float` lane by lane, operation for operation (the same bits):
+    /// tanh |x| = −u / (u + 2) with u = e^(−2|x|) − 1 = 2ⁿ(eʳ − 1) + (2ⁿ − 1), |x| capped
+    /// at 20, then x's sign. 2ⁿ (−58 ≤ n ≤ 0) comes exactly from `vscalefpd`, and the
+    /// quotient's sign, which the final copysign replaces, is not negated first.
+    #[inline(always)]
+    unsafe fn tanh(x: __m512d) -> __m512d {
+        use crate::float::{EXPM1_COEFFS as C, LN2_HI, LN2_LO, ROUNDER};
+        // SAFETY: register operations only, on the caller's AVX-512F.
+        unsafe {
+            let sign = _mm512_set1_epi64(i64::MIN);
+            let xi = _mm512_castpd_si512(x);
+            let ax = _mm512_castsi512_pd(_mm512_andnot_si512(sign, xi));
+            // `if ax > 20 { 20 } else { ax }`: min returns its second operand for NaN.
+            let ax = _mm512_min_pd(_mm512_set1_pd(20.0), ax);
+            let x2 = _mm512_mul_pd(_mm512_set1_pd(-2.0), ax);
+            let rounder = _mm512_set1_pd(ROUNDER);
+            let scaled = _mm512_mul_pd(x2, _mm512_set1_pd(std::f64::consts::LOG2_E));
+            let n_f = _mm512_sub_pd(_mm512_add_pd(scaled, rounder), rounder);
+            let r = _mm512_fnmadd_pd(n_f, _mm512_set1_pd(LN2_HI), x2);
+            let r = _mm512_fnmadd_pd(n_f, _mm512_set1_pd(LN2_LO), r);
+            let mut p = _mm512_set1_pd(C[12]);
+            for &coef in C[..12].iter().rev() {
+                p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(coef));
+            }
+            let em1 = _mm512_mul_pd(p, r);
+            let s = _mm512_scalef_pd(_mm512_set1_pd(1.0), n_f);
+            let u = _mm512_fmadd_pd(s, em1, _mm512_sub_pd(s, _mm512_set1_pd(1.0)));
+            let q = _mm512_div_pd(u, _mm512_add_pd(u, _mm512_set1_pd(2.0)));
+            // Bit by bit `sign ? x : q`: |q| with x's sign.
+            let qi = _mm512_castpd_si512(q);
+            _mm512_castsi512_pd(_mm512_ternarylogic_epi64::<0xD8>(qi, xi, sign))
+        }
+    }
+
+    /// [`tanh`] of eight values, for the test against `fast_tanh`.
+    #[cfg(test)]
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn tanh_probe(x: [f64; 8]) -> [f64; 8] {
+        let mut out = [0.0; 8];
+        // SAFETY: the caller's AVX-512F; eight values in and out.
+        unsafe { _mm512_storeu_pd(out.as_mut_ptr(), tanh(_mm512_loadu_pd(x.as_ptr()))) };
+        out
     }
 
     // ANCHOR: dot_rows
@@ -1243,6 +1384,36 @@ mod tests {
                 assert!(
                     e.to_bits() == want.to_bits() || (e.is_nan() && want.is_nan()),
                     "e^{x}: {e:e} vs {want:e}"
+                );
+            }
+        }
+    }
+
+    /// The recurrence's tanh against `Float::fast_tanh`, bit for bit: around 0 (where
+    /// tanh x ≈ x), through the range of the polynomial, past the cap at 20, both signs,
+    /// ±0, ±∞ and NaN.
+    #[test]
+    fn recurrence_tanh_has_the_bits_of_fast_tanh() {
+        use crate::Float;
+        if !available::<f64>() {
+            return;
+        }
+        let mut xs: Vec<f64> = vec![0.0, -0.0, 1e-300, 5e-324, 1e-8, 0.5, 19.99, 20.0, 20.01];
+        xs.extend([36.0, 1e300, f64::INFINITY, f64::NAN]);
+        xs.extend((0..40_000).map(|i| i as f64 * 6.1e-4));
+        xs.extend((0..2_000).map(|i| 10f64.powi(i % 40 - 30) * (1.0 + i as f64 / 2000.0)));
+        let neg: Vec<f64> = xs.iter().map(|x| -x).collect();
+        xs.extend(neg);
+        for chunk in xs.chunks(8) {
+            let mut x = [0.0; 8];
+            x[..chunk.len()].copy_from_slice(chunk);
+            // SAFETY: `available` found AVX-512F.
+            let got = unsafe { avx512::tanh_probe(x) };
+            for (&x, &t) in x.iter().zip(&got) {
+                let want = x.fast_tanh();
+                assert!(
+                    t.to_bits() == want.to_bits() || (t.is_nan() && want.is_nan()),
+                    "tanh {x:e}: {t:e} vs {want:e}"
                 );
             }
         }

@@ -33,7 +33,7 @@ use std::any::TypeId;
 use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
 
 use crate::forward::logits_softmax;
-use crate::kernels::{gemm, simd_sum_of_squares, simd_through_tanh};
+use crate::kernels::{gemm, simd_sum_of_squares};
 use crate::matvec::{self, ClipSgd, as_f64, as_f64_mut};
 use crate::optim::Optimizer;
 use crate::train::{StepBuffers, StepReport, bounds_are_finite, parameter_bound};
@@ -256,12 +256,10 @@ impl<F: Float> Mirror<F> {
 pub(crate) struct Work {
     /// a<0> .. a<T>.
     a: Aligned<f64>,
-    /// W_yaᵀ dy<t> plus the recurrence's part, per step.
+    /// W_yaᵀ dy<t>, per step (the recurrence adds its part in registers).
     da: Aligned<f64>,
     /// (1 − a<t>²) ⊙ da<t>, per step.
     da_raw: Aligned<f64>,
-    /// W_aaᵀ da_raw of the step after.
-    da_next: Aligned<f64>,
     /// The logits, then ŷ<t>, then dy<t>: n_y values a step, side by side.
     y: Aligned<f64>,
     /// The steps that share an input, for W_ax's update.
@@ -273,7 +271,6 @@ impl Work {
         self.a.reserve((n_steps + 1) * ld);
         self.da.reserve(n_steps * ld);
         self.da_raw.reserve(n_steps * ld);
-        self.da_next.reserve(ld);
         self.y.reserve(n_steps * n_y);
     }
 
@@ -407,22 +404,8 @@ fn deltas(
     );
     let a = work.a.get((n_steps + 1) * ld);
     let da_raw = work.da_raw.get_mut(n_steps * ld);
-    let da_next = work.da_next.get_mut(ld);
-    da_next.fill(0.0);
-    for t in (0..n_steps).rev() {
-        let step = t * ld..(t + 1) * ld;
-        let dr_t = &mut da_raw[step.clone()];
-        simd_through_tanh(
-            &mut da[step.clone()],
-            dr_t,
-            da_next,
-            &a[ld + t * ld..][..ld],
-        );
-        if t > 0 {
-            matvec::cols(ld, n_a, p.w_aa, ld, dr_t, da_next);
-        }
-    }
-    simd_sum_of_squares(da_raw)
+    matvec::backward_recurrence((n_a, ld), p.w_aa, a, da, da_raw, n_steps)
+        .expect("`applies` checked the kernels and the sizes")
 }
 
 /// Step 2 of the [module docs](self): every parameter's gradient, clipped and applied in

@@ -385,6 +385,43 @@ pub(crate) fn recurrence(
     true
 }
 
+/// The backward recurrence of `crate::batch1` on its padded buffers, all steps in one call,
+/// from the last step to the first, with `ld`-strided columns:
+///
+/// ```text
+/// da_raw<t> = (1 − a<t>²) ⊙ (da<t> + W_aaᵀ da_raw<t+1>)      (no second term at t = T)
+/// ```
+///
+/// `da` holds W_yaᵀ dy<t> per step and is only read; `a` holds a<0..T>; W_aa's n_a rows
+/// are at stride `ld`, zero-padded. The sums are those of `through_tanh` and [`cols`], so
+/// the general path's bits. Returns Σ da_raw² (in no particular order, for the guard of
+/// `crate::batch1`), or `None`, doing nothing, when [`available`] is false or `ld` does
+/// not fit.
+pub(crate) fn backward_recurrence(
+    (n_a, ld): (usize, usize),
+    w_aa: &[f64],
+    a: &[f64],
+    da: &[f64],
+    da_raw: &mut [f64],
+    n_steps: usize,
+) -> Option<f64> {
+    if !available::<f64>() || !ld.is_multiple_of(8) || !(n_a..=64).contains(&ld) || n_a == 0 {
+        return None;
+    }
+    assert!(w_aa.len() >= n_a * ld, "W_aa at stride ld");
+    assert!(a.len() >= (n_steps + 1) * ld, "a holds a<0..T>");
+    assert!(da.len() >= n_steps * ld && da_raw.len() >= n_steps * ld);
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `available` found AVX-512F; the asserts bound every column read and written.
+    let sq = unsafe {
+        let (w, a, da, dr) = (w_aa.as_ptr(), a.as_ptr(), da.as_ptr(), da_raw.as_mut_ptr());
+        avx512::backward_recurrence(n_a, ld / 8, w, a, da, dr, n_steps)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let sq: f64 = unreachable!("`available` is false here");
+    Some(sq)
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use std::arch::x86_64::*;
@@ -1208,6 +1245,23 @@ mod avx512 {
         out: *mut f64,
     ) {
         unsafe {
+            let sums = col_block_regs::<NV, CH>(len, k, w, ldw, x);
+            for (v, s) in sums.into_iter().enumerate() {
+                _mm512_mask_storeu_pd(out.add(8 * v), mask(len - 8 * v), s);
+            }
+        }
+    }
+
+    /// The sums of [`col_block`], in registers (lanes past `len` zero).
+    #[inline(always)]
+    unsafe fn col_block_regs<const NV: usize, const CH: usize>(
+        len: usize,
+        k: usize,
+        w: *const f64,
+        ldw: usize,
+        x: *const f64,
+    ) -> [__m512d; NV] {
+        unsafe {
             // Every register full but the last, which may be partial.
             let masks: [__mmask8; NV] =
                 std::array::from_fn(|v| if v + 1 < NV { 0xFF } else { mask(len - 8 * v) });
@@ -1230,13 +1284,79 @@ mod avx512 {
                     *a = _mm512_fmadd_pd(load(col.add(8 * v), masks[v]), xv, *a);
                 }
             }
-            for v in 0..NV {
+            std::array::from_fn(|v| {
                 let mut s = acc[0][v];
                 for acc_c in &acc[1..] {
                     s = _mm512_add_pd(s, acc_c[v]);
                 }
-                _mm512_mask_storeu_pd(out.add(8 * v), mask(len - 8 * v), s);
+                s
+            })
+        }
+    }
+
+    /// See [`super::backward_recurrence`]; `nv` registers a column.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn backward_recurrence(
+        n_a: usize,
+        nv: usize,
+        w_aa: *const f64,
+        a: *const f64,
+        da: *const f64,
+        da_raw: *mut f64,
+        n_steps: usize,
+    ) -> f64 {
+        // SAFETY (all): the caller's contract, with nv registers a column (the chain
+        // counts of `cols` for these widths).
+        unsafe {
+            let args = (n_a, w_aa, a, da, da_raw, n_steps);
+            match nv {
+                1 => backward_nv::<1, 4>(args),
+                2 => backward_nv::<2, 4>(args),
+                3 => backward_nv::<3, 4>(args),
+                4 => backward_nv::<4, 4>(args),
+                5 => backward_nv::<5, 2>(args),
+                6 => backward_nv::<6, 2>(args),
+                7 => backward_nv::<7, 2>(args),
+                _ => backward_nv::<8, 2>(args),
             }
+        }
+    }
+
+    /// [`backward_recurrence`] with NV registers a column and the CH chains of `cols`.
+    #[inline(always)]
+    unsafe fn backward_nv<const NV: usize, const CH: usize>(
+        (n_a, w_aa, a, da, da_raw, n_steps): (
+            usize,
+            *const f64,
+            *const f64,
+            *const f64,
+            *mut f64,
+            usize,
+        ),
+    ) -> f64 {
+        // SAFETY (all): the caller's contract: T columns of 8·NV in da and da_raw, T + 1
+        // in a, n_a rows of W_aa.
+        unsafe {
+            let ld = 8 * NV;
+            let one = _mm512_set1_pd(1.0);
+            let mut next = [_mm512_setzero_pd(); NV];
+            let mut sq = _mm512_setzero_pd();
+            for t in (0..n_steps).rev() {
+                let (da_t, a_t, dr_t) = (da.add(t * ld), a.add((t + 1) * ld), da_raw.add(t * ld));
+                for (v, n) in next.iter().enumerate() {
+                    // `through_tanh`: da += da_next; da_raw = (1 − a·a)·da.
+                    let d = _mm512_add_pd(_mm512_loadu_pd(da_t.add(8 * v)), *n);
+                    let av = _mm512_loadu_pd(a_t.add(8 * v));
+                    let r = _mm512_mul_pd(_mm512_sub_pd(one, _mm512_mul_pd(av, av)), d);
+                    _mm512_storeu_pd(dr_t.add(8 * v), r);
+                    sq = _mm512_fmadd_pd(r, r, sq);
+                }
+                if t > 0 {
+                    // W_aaᵀ da_raw<t>: W_aa's rows are W_aaᵀ's columns.
+                    next = col_block_regs::<NV, CH>(ld, n_a, w_aa, ld, dr_t);
+                }
+            }
+            _mm512_reduce_add_pd(sq)
         }
     }
 }

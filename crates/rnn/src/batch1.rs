@@ -264,6 +264,8 @@ pub(crate) struct Work {
     y: Aligned<f64>,
     /// The steps that share an input, for W_ax's update.
     chains: Vec<u32>,
+    /// The hidden size of the last step.
+    n_a: usize,
 }
 
 impl Work {
@@ -272,6 +274,14 @@ impl Work {
         self.da.reserve(n_steps * ld);
         self.da_raw.reserve(n_steps * ld);
         self.y.reserve(n_steps * n_y);
+    }
+
+    /// a<len> of the last step as an (n_a, 1) view, if it holds that many steps.
+    pub(crate) fn hidden<F: Float>(&self, len: usize) -> Option<ArrayView2<'_, F>> {
+        let ld = self.n_a.div_ceil(lanes::<f64>()) * lanes::<f64>();
+        let all = self.a.buf.get(self.a.off..)?;
+        let column = all.get(len * ld..len * ld + self.n_a)?;
+        ArrayView2::from_shape((self.n_a, 1), matvec::from_f64::<F>(column)?).ok()
     }
 
     /// Zero after a change of shape, so that the padding lanes are zero again.
@@ -332,14 +342,8 @@ pub(crate) fn sgd_step<F: Float>(
     }
     let sum_sq = update(mirror, work, inputs, ClipSgd { c, lr })?;
     mirror.holds = Holds::Newer;
-    // The activations, for the hidden state the caller carries forward.
-    buf.cache.resize(n_a, n_y, n_steps, 1);
-    let a_cache = buf.cache.a_full_mut();
-    let a_out = as_f64_mut(a_cache.into_slice_memory_order()?)?;
-    let a = work.a.get((n_steps + 1) * ld);
-    for (d, s) in a_out.chunks_exact_mut(n_a).zip(a.chunks_exact(ld)) {
-        d.copy_from_slice(&s[..n_a]);
-    }
+    work.n_a = n_a;
+    buf.fused = true;
     optimizer.t += 1;
     buf.max_abs = Some(bound);
     let grad_norm = sum_sq.sqrt();
@@ -497,6 +501,11 @@ mod tests {
                 }
                 buf.sync(&mut fused);
                 let (loss, cache) = rnn_forward(&general, x, y, a0.view());
+                // The hidden states the caller carries on, from the fused step's buffers.
+                assert!(buf.fused);
+                for len in 0..=x.nrows() {
+                    assert_eq!(buf.hidden(len), cache.a_prev(len), "a<{len}>");
+                }
                 let (mut grads, _) = rnn_backward(&general, x, y, &cache);
                 let norm = clip.apply(&mut grads);
                 assert!(opt_general.step_checked(&mut general, &grads));

@@ -168,7 +168,7 @@ pub fn step_probe<F: Float>(config: &BenchConfig) -> impl FnMut() + use<F> {
             &mut buffers,
         )
         .expect("benchmark training diverged");
-        hidden.assign(&buffers.cache.a_last());
+        hidden.assign(&buffers.hidden(x.nrows()));
     }
 }
 
@@ -213,7 +213,7 @@ fn run_bench_here<F: Float>(config: &BenchConfig) -> BenchResult {
             &mut buffers,
         )
         .expect("benchmark training diverged");
-        hidden.assign(&buffers.cache.a_last());
+        hidden.assign(&buffers.hidden(x.nrows()));
     };
     for i in 0..config.warmup {
         step(i);

@@ -155,12 +155,6 @@ impl<F: Float> Cache<F> {
         self.y_hat.slice(s![.., t * m..(t + 1) * m])
     }
 
-    /// `a<0>` .. `a<T>` side by side, (n_a, (T + 1)·m), mutably: for a step that computed
-    /// the activations elsewhere (`crate::batch1`), after [`Cache::resize`].
-    pub(crate) fn a_full_mut(&mut self) -> ArrayViewMut2<'_, F> {
-        self.a.view_mut()
-    }
-
     /// All hidden states a<1..T> side by side, (n_a, T·m).
     pub fn a_all(&self) -> ArrayView2<'_, F> {
         self.a.slice(s![.., self.batch..])

@@ -58,6 +58,15 @@ pub(crate) fn as_f64<F: Float>(s: &[F]) -> Option<&[f64]> {
     })
 }
 
+/// The reverse of [`as_f64`]: a slice of `f64` as `F` when `F` is `f64`.
+#[inline(always)]
+pub(crate) fn from_f64<F: Float>(s: &[f64]) -> Option<&[F]> {
+    (TypeId::of::<F>() == TypeId::of::<f64>()).then(|| {
+        // SAFETY: F is f64 (same TypeId), so the memory holds F values.
+        unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<F>(), s.len()) }
+    })
+}
+
 /// [`as_f64`] for a mutable slice.
 #[inline(always)]
 pub(crate) fn as_f64_mut<F: Float>(s: &mut [F]) -> Option<&mut [f64]> {

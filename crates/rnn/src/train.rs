@@ -407,6 +407,9 @@ pub(crate) struct StepBuffers<F: Float> {
     pub(crate) mirror: crate::batch1::Mirror<F>,
     /// The padded activations and deltas of the fused batch-1 step.
     pub(crate) work: crate::batch1::Work,
+    /// Whether the last step was the fused one, whose activations are in `work` (the
+    /// cache then holds an older step's).
+    pub(crate) fused: bool,
 }
 
 impl<F: Float> StepBuffers<F> {
@@ -419,7 +422,19 @@ impl<F: Float> StepBuffers<F> {
             max_abs: None,
             mirror: Default::default(),
             work: Default::default(),
+            fused: false,
         }
+    }
+
+    /// a<len>, the hidden state after the first `len` steps of the last training step
+    /// (a<0> for 0), (n_a, m): from the fused step's buffers or from the cache.
+    pub(crate) fn hidden(&self, len: usize) -> ArrayView2<'_, F> {
+        if self.fused
+            && let Some(a) = self.work.hidden::<F>(len)
+        {
+            return a;
+        }
+        self.cache.a_prev(len)
     }
 
     /// Brings `params` up to date after fused batch-1 steps (see [`crate::batch1`]): call
@@ -460,6 +475,7 @@ pub(crate) fn update_step<F: Float>(
     // The paths below read and write `params` themselves.
     buf.sync(params);
     buf.mirror.forget();
+    buf.fused = false;
     let loss = rnn_forward_into(params, x, y, a0, &mut buf.cache);
     rnn_backward_into(params, x, y, &buf.cache, &mut buf.grads, &mut buf.bptt);
     if let (Clip::Value(c), OptimizerConfig::Sgd { lr }) = (clip, optimizer.config)
@@ -754,7 +770,7 @@ impl<F: Float> Trainer<F> {
                 grad_norm,
             });
         }
-        carry_hidden(&self.buffers.cache, &batch, &mut st.hidden);
+        carry_hidden(&self.buffers, &batch, &mut st.hidden);
         st.smoothed_loss = 0.999 * st.smoothed_loss + 0.001 * per_example;
         st.step = step;
         // ANCHOR_END: train_step
@@ -937,10 +953,10 @@ fn epoch_order(seed: u64, epoch: u64, n: usize) -> Vec<usize> {
 
 /// Carries each column's last real hidden state into the next step (a padded column stops
 /// at its own length).
-fn carry_hidden<F: Float>(cache: &Cache<F>, batch: &Batch, hidden: &mut Array2<F>) {
+fn carry_hidden<F: Float>(buf: &StepBuffers<F>, batch: &Batch, hidden: &mut Array2<F>) {
     for (j, &len) in batch.lengths.iter().enumerate() {
         if len > 0 {
-            hidden.column_mut(j).assign(&cache.a(len - 1).column(j));
+            hidden.column_mut(j).assign(&buf.hidden(len).column(j));
         }
     }
 }

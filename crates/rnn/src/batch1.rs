@@ -1,25 +1,38 @@
 //! The classic recipe's whole training step (batch 1, `f64`, element-wise clipping, SGD)
-//! with the parameter gradients never stored, on aligned copies of W_aa and W_ya.
+//! with the parameter gradients never stored, on padded, aligned copies of everything it
+//! reads.
 //!
 //! The general step computes five gradient arrays, then reads them back to clip them and
 //! update the parameters. Here each gradient entry goes from the multiply-add that
 //! finishes it to the update that uses it without leaving the registers:
 //!
-//! 1. the forward pass and the deltas (`dy<t>`, `da<t>`, `da_raw<t>`) as in the general
-//!    step, with the same kernels (`dL/da<0>`, which training never uses, is left out);
-//! 2. for each row of W_ya and W_aa, its gradient (a sum over the steps of deltas times
+//! 1. the forward recurrence in one kernel call ([`matvec::recurrence`]: the products
+//!    `W_aa a<t-1>` and tanh, written with intrinsics), then the logits, the softmax and
+//!    the loss as in the general step;
+//! 2. the deltas: `dy<t>`, `W_yaᵀ dy<t>` for all steps in one product, then the backward
+//!    recurrence in one kernel call ([`matvec::backward_recurrence`], `da_raw<t>` through
+//!    tanh and `W_aaᵀ da_raw<t>` with the running delta kept in registers; dL/da<0>, which
+//!    training never uses, is left out);
+//! 3. for each row of W_ya and W_aa, its gradient (a sum over the steps of deltas times
 //!    activations) in registers, clipped and applied at once
 //!    ([`matvec::outer_rows_sgd`]); for b_y, b_a and the columns of W_ax that an input
 //!    selected, the sum of their deltas likewise ([`matvec::column_sum_sgd`],
 //!    [`matvec::input_columns_sgd`]). A column of W_ax that no input selected has a zero
 //!    gradient, which leaves it unchanged.
 //!
-//! W_aa and W_ya, which every product reads, are kept in a [`Mirror`]: rows that start on
-//! 64-byte boundaries and are padded to a multiple of 8 entries, so that no register load
-//! straddles two cache lines (a row of 50 `f64` is 400 bytes: in place, three loads in
-//! four would). The mirror is the master copy of the two matrices from one fused step to
-//! the next; [`crate::train::StepBuffers::sync`] writes it back to the parameters, and the
-//! callers of the step do so before anything else reads them.
+//! All five parameters are kept in a [`Mirror`], and the activations and deltas in a
+//! [`Work`]: every vector of n_a values (a row of W_aa or W_ya, a column of W_ax, b_a,
+//! `a<t>`, `da<t>`, `da_raw<t>`) starts on a 64-byte boundary and is padded with zeros to a
+//! multiple of 8 entries. Every kernel then reads and writes whole registers: no load
+//! straddles two cache lines (a vector of 50 `f64` is 400 bytes; unpadded, three loads in
+//! four would) and none is masked (a masked load cannot be folded into the multiply-add
+//! that uses it, so it costs an operation on the ports that do the arithmetic). The
+//! products run over the padded length: a zero weight times a zero activation in a
+//! padding lane is exactly what a masked load puts there, so the sums do not change. The
+//! mirror is the master copy of the parameters from one fused step to the next;
+//! [`crate::train::StepBuffers::sync`] writes it back, and the callers of the step do so
+//! before anything else reads them. The hidden states stay in the [`Work`], where
+//! [`crate::train::StepBuffers::hidden`] reads the one the caller carries on.
 //!
 //! Every sum is added in the order of the general path's kernels, so the parameters come
 //! out with the same bits (tested); only the reported gradient norm is summed in another

@@ -511,6 +511,7 @@ mod avx512 {
         }
     }
 
+    // ANCHOR: recurrence
     /// [`recurrence`] with NV registers a column.
     #[inline(always)]
     unsafe fn recurrence_nv<const NV: usize>(
@@ -540,6 +541,7 @@ mod avx512 {
             }
         }
     }
+    // ANCHOR_END: recurrence
 
     /// `tanh_f64` of `crate::float` lane by lane, operation for operation (the same bits):
     /// tanh |x| = −u / (u + 2) with u = e^(−2|x|) − 1 = 2ⁿ(eʳ − 1) + (2ⁿ − 1), |x| capped
@@ -1331,6 +1333,7 @@ mod avx512 {
         }
     }
 
+    // ANCHOR: backward_recurrence
     /// [`backward_recurrence`] with NV registers a column and the CH chains of `cols`.
     #[inline(always)]
     unsafe fn backward_nv<const NV: usize, const CH: usize>(
@@ -1368,6 +1371,7 @@ mod avx512 {
             _mm512_reduce_add_pd(sq)
         }
     }
+    // ANCHOR_END: backward_recurrence
 }
 
 #[cfg(test)]

@@ -147,23 +147,28 @@ struct Parts<T> {
     b_y: T,
 }
 
+impl<T> From<[T; 5]> for Parts<T> {
+    /// The parts in the order the mirror stores them.
+    fn from([w_aa, w_ya, w_ax, b_a, b_y]: [T; 5]) -> Self {
+        Parts {
+            w_aa,
+            w_ya,
+            w_ax,
+            b_a,
+            b_y,
+        }
+    }
+}
+
 impl<F: Float> Mirror<F> {
     fn len(&self) -> usize {
         (self.n_a + self.n_y + self.n_x + 1) * self.ld + self.n_y
     }
 
-    /// Where each part starts, and its length.
-    fn offsets(&self) -> [(usize, usize); 5] {
+    /// The lengths of the five parts, in the order they are stored.
+    fn lengths(&self) -> [usize; 5] {
         let ld = self.ld;
-        let (w_aa, w_ya) = (self.n_a * ld, self.n_y * ld);
-        let w_ax = self.n_x * ld;
-        [
-            (0, w_aa),
-            (w_aa, w_ya),
-            (w_aa + w_ya, w_ax),
-            (w_aa + w_ya + w_ax, ld),
-            (w_aa + w_ya + w_ax + ld, self.n_y),
-        ]
+        [self.n_a * ld, self.n_y * ld, self.n_x * ld, ld, self.n_y]
     }
 
     /// Copies the parameters in (in the layouts [`applies`] checked), allocating only when
@@ -226,35 +231,23 @@ impl<F: Float> Mirror<F> {
 
     /// The parts, as `f64` (the caller checked that F is `f64`).
     fn parts(&self) -> Option<Parts<&[f64]>> {
-        let all = as_f64(self.buf.get(self.len()))?;
-        let [w_aa, w_ya, w_ax, b_a, b_y] = self.offsets().map(|(o, n)| &all[o..o + n]);
-        Some(Parts {
-            w_aa,
-            w_ya,
-            w_ax,
-            b_a,
-            b_y,
-        })
+        let mut rest = as_f64(self.buf.get(self.len()))?;
+        Some(Parts::from(self.lengths().map(|n| {
+            let (part, tail) = rest.split_at(n);
+            rest = tail;
+            part
+        })))
     }
 
     /// The parts, mutably.
     fn parts_mut(&mut self) -> Option<Parts<&mut [f64]>> {
-        let offsets = self.offsets();
-        let len = self.len();
+        let (lengths, len) = (self.lengths(), self.len());
         let mut rest = as_f64_mut(self.buf.get_mut(len))?;
-        let mut take = |(_, n): (usize, usize)| {
+        Some(Parts::from(lengths.map(|n| {
             let (part, tail) = std::mem::take(&mut rest).split_at_mut(n);
             rest = tail;
             part
-        };
-        let [w_aa, w_ya, w_ax, b_a, b_y] = offsets.map(&mut take);
-        Some(Parts {
-            w_aa,
-            w_ya,
-            w_ax,
-            b_a,
-            b_y,
-        })
+        })))
     }
 }
 

@@ -1486,6 +1486,27 @@ mod tests {
         }
     }
 
+    /// Checks a kernel of eight lanes against a scalar reference on every value, bit for
+    /// bit (any NaN matching any NaN).
+    fn same_bits_lane_by_lane(
+        values: &[f64],
+        kernel: impl Fn([f64; 8]) -> [f64; 8],
+        reference: impl Fn(f64) -> f64,
+        what: &str,
+    ) {
+        for chunk in values.chunks(8) {
+            let mut x = [0.0; 8];
+            x[..chunk.len()].copy_from_slice(chunk);
+            for (&x, &got) in x.iter().zip(&kernel(x)) {
+                let want = reference(x);
+                assert!(
+                    got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                    "{what}({x:e}): {got:e} vs {want:e}"
+                );
+            }
+        }
+    }
+
     /// The softmax's eᵈ (d ≤ 0) against `Float::fast_exp`, bit for bit, from 0 down past
     /// the smallest subnormal result, NaN included.
     #[test]
@@ -1507,19 +1528,9 @@ mod tests {
         ds.extend((0..20_000).map(|i| -(i as f64) * 0.0377));
         ds.extend((0..2_000).map(|i| -700.0 - i as f64 * 0.0231));
         ds.push(f64::NAN);
-        for chunk in ds.chunks(8) {
-            let mut d = [0.0; 8];
-            d[..chunk.len()].copy_from_slice(chunk);
-            // SAFETY: `available` found AVX-512F.
-            let got = unsafe { avx512::exp_probe(d) };
-            for (&x, &e) in d.iter().zip(&got) {
-                let want = x.fast_exp();
-                assert!(
-                    e.to_bits() == want.to_bits() || (e.is_nan() && want.is_nan()),
-                    "e^{x}: {e:e} vs {want:e}"
-                );
-            }
-        }
+        // SAFETY: `available` found AVX-512F.
+        let kernel = |d| unsafe { avx512::exp_probe(d) };
+        same_bits_lane_by_lane(&ds, kernel, |d: f64| d.fast_exp(), "exp");
     }
 
     /// The recurrence's tanh against `Float::fast_tanh`, bit for bit: around 0 (where
@@ -1537,19 +1548,9 @@ mod tests {
         xs.extend((0..2_000).map(|i| 10f64.powi(i % 40 - 30) * (1.0 + i as f64 / 2000.0)));
         let neg: Vec<f64> = xs.iter().map(|x| -x).collect();
         xs.extend(neg);
-        for chunk in xs.chunks(8) {
-            let mut x = [0.0; 8];
-            x[..chunk.len()].copy_from_slice(chunk);
-            // SAFETY: `available` found AVX-512F.
-            let got = unsafe { avx512::tanh_probe(x) };
-            for (&x, &t) in x.iter().zip(&got) {
-                let want = x.fast_tanh();
-                assert!(
-                    t.to_bits() == want.to_bits() || (t.is_nan() && want.is_nan()),
-                    "tanh {x:e}: {t:e} vs {want:e}"
-                );
-            }
-        }
+        // SAFETY: `available` found AVX-512F.
+        let kernel = |x| unsafe { avx512::tanh_probe(x) };
+        same_bits_lane_by_lane(&xs, kernel, |x: f64| x.fast_tanh(), "tanh");
     }
 
     /// The softmax kernel against the portable passes of `crate::forward` (shift, exp,

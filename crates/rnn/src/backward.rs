@@ -210,11 +210,11 @@ pub fn rnn_backward_into<F: Float>(
 }
 // ANCHOR_END: backward
 
+// ANCHOR: deltas
 /// The deltas of [`rnn_backward_into`], everything but the parameter gradients, into
 /// `bptt`: `dy<t> = ŷ<t> − y<t>`, then `da<t>` and `da_raw<t>` from the last step to the
-/// first, and `dL/da<0>`. The parameter gradients are sums over the steps of these deltas (times
-/// the activations); [`crate::batch1`] forms them one register at a time instead of
-/// storing them.
+/// first, and `dL/da<0>`. The parameter gradients are sums over the steps of these deltas
+/// (times the activations).
 pub(crate) fn deltas_into<F: Float>(
     params: &Params<F>,
     x: ArrayView2<'_, Option<TokenId>>,
@@ -222,41 +222,7 @@ pub(crate) fn deltas_into<F: Float>(
     cache: &Cache<F>,
     bptt: &mut Bptt<F>,
 ) {
-    let weights = Weights {
-        rows: params.w_aa.as_slice().map(|w| (w, params.n_a())),
-        w_aa: params.w_aa.view(),
-        w_ya: params.w_ya.view(),
-        da0: true,
-    };
-    deltas_with(weights, x, y, cache, bptt);
-}
-
-/// W_aa and W_ya for [`deltas_with`]: the parameters' own arrays, or copies in another
-/// memory layout.
-pub(crate) struct Weights<'a, F> {
-    /// W_aa's rows for the batch-1 kernels, when they are contiguous: row i at `i·ld`.
-    pub(crate) rows: Option<(&'a [F], usize)>,
-    pub(crate) w_aa: ArrayView2<'a, F>,
-    pub(crate) w_ya: ArrayView2<'a, F>,
-    /// Whether to form dL/da<0> = W_aaᵀ da_raw<1>. Without it, at batch 1 on the kernels of
-    /// `matvec`, the recurrence stops at da_raw<1> and `da_next` is left as it was.
-    pub(crate) da0: bool,
-}
-
-// ANCHOR: deltas
-/// [`deltas_into`] with W_aa and W_ya passed separately.
-pub(crate) fn deltas_with<F: Float>(
-    Weights {
-        rows,
-        w_aa,
-        w_ya,
-        da0,
-    }: Weights<'_, F>,
-    x: ArrayView2<'_, Option<TokenId>>,
-    y: ArrayView2<'_, Option<TokenId>>,
-    cache: &Cache<F>,
-    bptt: &mut Bptt<F>,
-) {
+    let (w_aa, w_ya) = (params.w_aa.view(), params.w_ya.view());
     let (n_steps, m) = x.dim();
     let (n_y, n_a) = w_ya.dim();
     debug_assert_eq!((cache.n_steps(), cache.batch()), (n_steps, m));
@@ -301,12 +267,13 @@ pub(crate) fn deltas_with<F: Float>(
     } else {
         StepWeights::InPlace(w_aa.t())
     };
-    // At batch 1 with the kernels of `matvec`, on W_aa's rows.
+    // At batch 1 with the kernels of `matvec`, on W_aa's rows (when contiguous).
+    let rows = params.w_aa.as_slice().map(|w| (w, n_a));
     let batch1 = rows
         .filter(|_| m == 1 && cache.batch1_kernels())
         .is_some_and(|(w, ld)| {
             backward_steps_batch1(
-                (w, ld, da0),
+                (w, ld),
                 a_steps.view(),
                 da_steps.view_mut(),
                 da_raw_steps.view_mut(),
@@ -390,12 +357,12 @@ fn backward_steps<F: Float>(
 }
 
 /// [`backward_steps`] at batch 1 on W_aa's rows (of stride `ld`, which are the columns of
-/// W_aaᵀ: the parameters' own, or the fused step's aligned mirror): the same kernels in the same order, so the same bits, on
-/// plain slices instead of through views and dispatch at each step. Returns `false`,
+/// W_aaᵀ): the same kernels in the same order, so the same bits, on plain slices instead
+/// of through views and dispatch at each step. Returns `false`,
 /// having done nothing, when the kernels are not available here or a buffer is not one
 /// column-major block.
 fn backward_steps_batch1<F: Float>(
-    (w_aa, ld, da0): (&[F], usize, bool),
+    (w_aa, ld): (&[F], usize),
     a: ArrayView3<'_, F>,
     mut da: ArrayViewMut3<'_, F>,
     mut da_raw: ArrayViewMut3<'_, F>,
@@ -419,10 +386,8 @@ fn backward_steps_batch1<F: Float>(
         let step = t * n_a..(t + 1) * n_a;
         let dr_t = &mut dr[step.clone()];
         simd_through_tanh(&mut da[step.clone()], dr_t, dn, &a[step]);
-        // da_next = W_aaᵀ da_raw<t>; after the first step, dL/da<0>, if wanted.
-        if t > 0 || da0 {
-            matvec::cols(n_a, n_a, w_aa, ld, dr_t, dn);
-        }
+        // da_next = W_aaᵀ da_raw<t>; after the first step, dL/da<0>.
+        matvec::cols(n_a, n_a, w_aa, ld, dr_t, dn);
     }
     true
 }

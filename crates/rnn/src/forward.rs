@@ -497,15 +497,7 @@ pub fn rnn_forward_into<F: Float>(
     // At batch 1 in f64 on AVX-512: the kernels of `matvec` on the rows as stored.
     if m == 1
         && let Some(w_rows) = params.w_aa.as_slice()
-        && let Some(loss) = forward_batch1(
-            (w_rows, params.n_a()),
-            params.w_ya.view(),
-            params,
-            x,
-            y,
-            a0,
-            cache,
-        )
+        && let Some(loss) = forward_batch1(w_rows, params, x, y, a0, cache)
     {
         return loss;
     }
@@ -540,14 +532,11 @@ pub fn rnn_forward_into<F: Float>(
 }
 // ANCHOR_END: forward
 
-/// [`rnn_forward_into`] at batch 1 with the kernels of [`matvec`] (`f64`, AVX-512), with
-/// W_aa given as rows of stride `ld` (`w_aa.0` holds row i at `i·ld`) and W_ya as a view
-/// of any strides: the parameters' own arrays, or the aligned copies of `crate::batch1`.
-/// Returns `None` when these kernels do not apply; the cache must then be refilled.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn forward_batch1<F: Float>(
-    w_aa: (&[F], usize),
-    w_ya: ArrayView2<'_, F>,
+/// [`rnn_forward_into`] at batch 1 with the kernels of [`matvec`] (`f64`, AVX-512), on
+/// W_aa's rows as stored (contiguous: `w_rows` holds row i at `i·n_a`). Returns `None` when
+/// these kernels do not apply; the cache must then be refilled.
+fn forward_batch1<F: Float>(
+    w_rows: &[F],
     params: &Params<F>,
     x: ArrayView2<'_, Option<TokenId>>,
     y: ArrayView2<'_, Option<TokenId>>,
@@ -567,13 +556,12 @@ pub(crate) fn forward_batch1<F: Float>(
         .view_mut()
         .into_shape_with_order(((params.n_a(), m, n_steps + 1), Order::ColumnMajor))
         .expect("the cache is column-major");
-    cache.batch1 = hidden_steps_batch1(w_aa.0, w_aa.1, params, x, a_steps);
+    cache.batch1 = hidden_steps_batch1(w_rows, params.n_a(), params, x, a_steps);
     if !cache.batch1 {
         return None;
     }
     let a_all = cache.a.slice(s![.., m..]);
-    Some(output_with(
-        w_ya,
+    Some(output_into(
         params,
         a_all,
         y.iter().copied(),

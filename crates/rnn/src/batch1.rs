@@ -585,6 +585,52 @@ mod tests {
         }
     }
 
+    /// One set of buffers through sequences of changing lengths (the buffers grow, and
+    /// shorter sequences leave older columns behind them), carrying the hidden state as
+    /// training does: the same bits as the general path after every step.
+    #[test]
+    fn buffers_reused_across_lengths_keep_the_bits() {
+        let probe = Params::<f64>::zeros(2, 2, 2);
+        if !applies(&probe, Array2::from_elem((1, 1), None).view()) {
+            return;
+        }
+        let (n_x, n_a) = (11, 50);
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let mut fused: Params = Params::init_with_std(n_x, n_a, n_x, 0.5, &mut rng);
+        let mut general = fused.clone();
+        let sgd = OptimizerConfig::sgd(0.05);
+        let (mut opt, mut opt_general) =
+            (Optimizer::new(sgd, &fused), Optimizer::new(sgd, &general));
+        let mut buf = StepBuffers::new(&fused);
+        let mut hidden = Array2::<f64>::zeros((n_a, 1).f());
+        for (round, len) in [3, 12, 5, 20, 1, 0, 8, 31, 2].into_iter().enumerate() {
+            let id = |t: usize| ((t * 7 + round * 3) % n_x) as TokenId;
+            let x = Array2::from_shape_fn((len, 1), |(t, _)| (t > 0).then(|| id(t)));
+            let y = Array2::from_shape_fn((len, 1), |(t, _)| Some(id(t + 1)));
+            let (x, y) = (x.view(), y.view());
+            sgd_step(
+                &mut fused,
+                &mut opt,
+                1.0,
+                0.05,
+                x,
+                y,
+                hidden.view(),
+                &mut buf,
+            )
+            .expect("the fused step applies")
+            .expect("a finite step");
+            let (_, cache) = rnn_forward(&general, x, y, hidden.view());
+            let (mut grads, _) = rnn_backward(&general, x, y, &cache);
+            Clip::Value(1.0).apply(&mut grads);
+            assert!(opt_general.step_checked(&mut general, &grads));
+            assert_eq!(buf.hidden(len), cache.a_prev(len), "length {len}");
+            hidden.assign(&buf.hidden(len));
+            buf.sync(&mut fused);
+            assert_eq!(fused, general, "length {len}");
+        }
+    }
+
     /// A step the general path must take instead, having changed nothing: batches of two,
     /// a W_aa stored column-major, more than 56 hidden units.
     #[test]

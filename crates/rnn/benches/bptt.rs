@@ -1,8 +1,10 @@
 //! Micro-benchmarks of the model's hot paths at the two standard configurations:
-//! one forward step, one backward step, and a whole forward + backward pass (BPTT).
+//! one forward step, one backward step, a whole forward + backward pass (BPTT) through the
+//! general path, and the whole training step as the trainer runs it (for config A the
+//! fused batch-1 step: forward, backward, clipping and the update).
 //!
-//! `cargo bench -p rnn --bench bptt`. The end-to-end training throughput, with clipping
-//! and the update, is `charrnn bench` (see RESULTS.md next to this file).
+//! `cargo bench -p rnn --bench bptt`. The end-to-end training throughput, with the
+//! baselines next to it, is `charrnn bench` (see RESULTS.md next to this file).
 
 use divan::Bencher;
 use ndarray::{Array1, Array2, ShapeBuilder};
@@ -116,4 +118,17 @@ fn bptt_of<F: Float>(bencher: Bencher<'_, '_>, config: &str) {
             &mut bptt,
         );
     });
+}
+
+/// One whole training step (forward, backward, clipping, update) of the bench's
+/// configuration on its synthetic batches, through the trainer's own step function.
+#[divan::bench(args = ["a", "b"])]
+fn train_step(bencher: Bencher<'_, '_>, config: &str) {
+    if config == "a" {
+        let mut step = rnn::bench::step_probe::<f64>(&rnn::bench::BenchConfig::a());
+        bencher.bench_local(&mut step);
+    } else {
+        let mut step = rnn::bench::step_probe::<f32>(&rnn::bench::BenchConfig::b());
+        bencher.bench_local(&mut step);
+    }
 }

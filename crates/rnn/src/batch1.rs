@@ -301,9 +301,9 @@ impl Work {
 /// forward, deltas, then each parameter's gradient formed, clipped to [−c, c] and applied
 /// (θ ← θ − lr·clamp(g)) in registers. The parameters are read from and written to
 /// `buf`'s mirror, which is then newer than `params` until `buf.sync(params)`; the
-/// activations a<0..T> are left in `buf.cache` (ŷ is not). Returns `None`, having changed
-/// no parameter, when the step does not apply here or a guard fails; the caller then
-/// syncs and takes the general path.
+/// activations a<0..T> stay in `buf`'s [`Work`], where `buf.hidden(len)` reads them (the
+/// cache is not filled). Returns `None`, having changed no parameter, when the step does
+/// not apply here or a guard fails; the caller then syncs and takes the general path.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn sgd_step<F: Float>(
     params: &mut Params<F>,
@@ -385,7 +385,7 @@ fn forward(
     ))
 }
 
-/// The deltas, as in the general path: dy<t> = ŷ<t> − y<t>, da<t> = W_yaᵀ dy<t> plus
+/// Step 2 of the [module docs](self), the deltas, as in the general path: dy<t> = ŷ<t> − y<t>, da<t> = W_yaᵀ dy<t> plus
 /// W_aaᵀ da_raw<t+1>, da_raw<t> = (1 − a<t>²) ⊙ da<t>, from the last step to the first
 /// (dL/da<0>, which training never uses, is left out). Returns Σ da_raw², for the guard.
 fn deltas(
@@ -418,7 +418,7 @@ fn deltas(
         .expect("`applies` checked the kernels and the sizes")
 }
 
-/// Step 2 of the [module docs](self): every parameter's gradient, clipped and applied in
+/// Step 3 of the [module docs](self): every parameter's gradient, clipped and applied in
 /// the mirror. Returns Σ g² over all gradient entries.
 fn update<F: Float>(
     mirror: &mut Mirror<F>,

@@ -385,9 +385,10 @@ fn forward(
     ))
 }
 
-/// Step 2 of the [module docs](self), the deltas, as in the general path: dy<t> = ŷ<t> − y<t>, da<t> = W_yaᵀ dy<t> plus
-/// W_aaᵀ da_raw<t+1>, da_raw<t> = (1 − a<t>²) ⊙ da<t>, from the last step to the first
-/// (dL/da<0>, which training never uses, is left out). Returns Σ da_raw², for the guard.
+/// Step 2 of the [module docs](self), the deltas, as in the general path: dy<t> = ŷ<t> −
+/// y<t>, da<t> = W_yaᵀ dy<t> plus W_aaᵀ da_raw<t+1>, da_raw<t> = (1 − a<t>²) ⊙ da<t>,
+/// from the last step to the first (dL/da<0>, which training never uses, is left out).
+/// Returns Σ da_raw², for the guard.
 fn deltas(
     p: &Parts<&[f64]>,
     work: &mut Work,

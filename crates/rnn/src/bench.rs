@@ -316,7 +316,7 @@ pub fn kernel_probe_a() -> Vec<(&'static str, f64)> {
     let w_ya: Vec<f64> = (0..n_y * n_a).map(|i| val(i + 7)).collect();
     let a: Vec<f64> = (0..n_a * (t + 1)).map(|i| val(i + 3)).collect();
     let dy: Vec<f64> = (0..n_y * t).map(|i| val(i + 5) * 0.1).collect();
-    let mut out = vec![0.0; n_a * (t + 1)];
+    let mut out = vec![0.0; 56 * (t + 1)];
     let mut z = vec![0.0; n_y * t];
     let b_y = vec![0.1; n_y];
     let b_a = vec![0.1; n_a];
@@ -343,10 +343,20 @@ pub fn kernel_probe_a() -> Vec<(&'static str, f64)> {
         row.copy_from_slice(&w_aa[i * n_a..(i + 1) * n_a]);
     }
     let padded = &padded[off..];
-    // A product per step: `f(a<t>, out<t>)` for the 12 steps, outputs `n_out` apart.
-    let per_step = |f: &dyn Fn(&[f64], &mut [f64]) -> bool, n_out: usize, out: &mut [f64]| {
+    // The activations likewise, a column of 56 per step with zero padding: the fused
+    // step's products run over whole registers of both.
+    let mut a_pad = vec![0.0f64; 56 * (t + 1) + 8];
+    let a_off = (64 - a_pad.as_ptr() as usize % 64) % 64 / 8;
+    for s in 0..=t {
+        a_pad[a_off + s * 56..a_off + s * 56 + n_a].copy_from_slice(&a[s * n_a..(s + 1) * n_a]);
+    }
+    let a_pad = &a_pad[a_off..];
+    // A product per step: `f(a<t>, out<t>)` for the 12 steps, inputs and outputs `ld`
+    // apart, on the padded activations when `ld` is 56.
+    let per_step = |f: &dyn Fn(&[f64], &mut [f64]) -> bool, ld: usize, out: &mut [f64]| {
+        let x = if ld == n_a { &a[..] } else { a_pad };
         for s in 0..t {
-            f(&a[s * n_a..], &mut out[s * n_out..]);
+            f(&x[s * ld..], &mut out[s * ld..]);
         }
         std::hint::black_box(out);
     };
@@ -359,9 +369,9 @@ pub fn kernel_probe_a() -> Vec<(&'static str, f64)> {
             n_a,
         ),
         (
-            "rows W_aa a, aligned rows",
-            &|x, o| matvec::rows(n_a, n_a, padded, 56, x, o),
-            n_a,
+            "rows W_aa a, padded (fused step)",
+            &|x, o| matvec::rows(n_a, 56, padded, 56, x, o),
+            56,
         ),
         (
             "cols W_aa^T da (12 steps)",
@@ -369,18 +379,18 @@ pub fn kernel_probe_a() -> Vec<(&'static str, f64)> {
             n_a,
         ),
         (
-            "cols W_aa^T da, aligned rows",
-            &|x, o| matvec::cols(n_a, n_a, padded, 56, x, o),
-            n_a,
+            "cols W_aa^T da, padded (fused)",
+            &|x, o| matvec::cols(56, n_a, padded, 56, x, o),
+            56,
         ),
         (
             "rows logits (12 columns)",
             &|x, o| matvec::rows(n_y, n_a, &w_ya, n_a, x, o),
-            n_y,
+            n_a,
         ),
     ];
-    for (name, f, n_out) in products {
-        rows.push((name, time(&mut || per_step(f, n_out, &mut out))));
+    for (name, f, ld) in products {
+        rows.push((name, time(&mut || per_step(f, ld, &mut out))));
     }
     rows.push((
         "tanh (12 x 50)",

@@ -1105,19 +1105,18 @@ mod avx512 {
         p: *mut f64,
         step: super::ClipSgd,
     ) -> f64 {
-        let keep = |_| true;
         let c = Consts::new(step);
         // SAFETY (all): the caller's contract; NV registers cover n.
         unsafe {
             match n.div_ceil(8) {
-                1 => column_sum::<1, DQ>(n, k, s, lds, keep, p, c),
-                2 => column_sum::<2, DQ>(n, k, s, lds, keep, p, c),
-                3 => column_sum::<3, DQ>(n, k, s, lds, keep, p, c),
-                4 => column_sum::<4, DQ>(n, k, s, lds, keep, p, c),
-                5 => column_sum::<5, DQ>(n, k, s, lds, keep, p, c),
-                6 => column_sum::<6, DQ>(n, k, s, lds, keep, p, c),
-                7 => column_sum::<7, DQ>(n, k, s, lds, keep, p, c),
-                _ => column_sum::<8, DQ>(n, k, s, lds, keep, p, c),
+                1 => column_sum::<1, DQ>(n, k, s, lds, p, c),
+                2 => column_sum::<2, DQ>(n, k, s, lds, p, c),
+                3 => column_sum::<3, DQ>(n, k, s, lds, p, c),
+                4 => column_sum::<4, DQ>(n, k, s, lds, p, c),
+                5 => column_sum::<5, DQ>(n, k, s, lds, p, c),
+                6 => column_sum::<6, DQ>(n, k, s, lds, p, c),
+                7 => column_sum::<7, DQ>(n, k, s, lds, p, c),
+                _ => column_sum::<8, DQ>(n, k, s, lds, p, c),
             }
         }
     }
@@ -1192,7 +1191,6 @@ mod avx512 {
         k: usize,
         s: *const f64,
         lds: usize,
-        keep: impl Fn(usize) -> bool,
         p: *mut f64,
         c: Consts,
     ) -> f64 {
@@ -1200,7 +1198,7 @@ mod avx512 {
         unsafe {
             let m = masks::<NV>(n);
             let mut acc = [_mm512_setzero_pd(); NV];
-            for t in (0..k).filter(|&t| keep(t)) {
+            for t in 0..k {
                 let col = s.add(t * lds);
                 for (q, a) in acc.iter_mut().enumerate() {
                     *a = _mm512_add_pd(*a, load(col.add(8 * q), m[q]));

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use rnn::Checkpoint;
+use rnn_engine::Checkpoint;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(ckpt) = Checkpoint::from_bytes(data, Path::new("<fuzz>")) {

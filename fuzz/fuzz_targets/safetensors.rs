@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use rnn::export::{from_safetensors, state_from_import};
-use rnn::{Checkpoint, Dtype};
+use rnn_engine::export::{from_safetensors, state_from_import};
+use rnn_engine::{Checkpoint, Dtype};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok((params, info)) = from_safetensors(data) {

@@ -3,8 +3,8 @@
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
-use rnn::Dtype;
-use rnn::bench::{BenchConfig, BenchResult, gemm_rate_threads, run_bench};
+use rnn_engine::Dtype;
+use rnn_engine::bench::{BenchConfig, BenchResult, gemm_rate_threads, run_bench};
 
 /// Which standard configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

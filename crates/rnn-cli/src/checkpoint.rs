@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use rnn::Checkpoint;
+use rnn_engine::Checkpoint;
 
 /// The checkpoint file's name inside a run directory.
 pub const CHECKPOINT_FILE: &str = "checkpoint.json";

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use rnn::{Dtype, Float, Loss, Params, TrainConfig};
 use rnn_data::{Corpus, CorpusMode, Vocab};
+use rnn_engine::{Dtype, Float, Loss, Params, TrainConfig};
 
 use crate::checkpoint;
 use crate::data::DataSource;
@@ -85,11 +85,11 @@ fn evaluate<F: Float>(
     Ok(match config.mode {
         CorpusMode::Lines => {
             let examples = corpus.line_examples(vocab).with_context(not_in_vocab)?;
-            rnn::evaluate_lines(params, &examples, 256)
+            rnn_engine::evaluate_lines(params, &examples, 256)
         }
         CorpusMode::Stream => {
             let ids = vocab.encode(corpus.text()).with_context(not_in_vocab)?;
-            rnn::evaluate_stream(params, &ids, config.seq_len.max(1))
+            rnn_engine::evaluate_stream(params, &ids, config.seq_len.max(1))
         }
     })
 }

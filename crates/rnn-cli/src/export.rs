@@ -1,5 +1,5 @@
 //! `charrnn export` and `charrnn import`: a checkpoint's weights as safetensors with
-//! PyTorch's names (`rnn = nn.RNN(V, n_a)`, `fc = nn.Linear(n_a, V)`; see `rnn::export`),
+//! PyTorch's names (`rnn = nn.RNN(V, n_a)`, `fc = nn.Linear(n_a, V)`; see `rnn_engine::export`),
 //! and back.
 //!
 //! Both write atomically (a temporary file in the same directory, flushed, then renamed), so
@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use rnn::Checkpoint;
-use rnn::export::{from_safetensors, state_from_import, to_safetensors};
+use rnn_engine::Checkpoint;
+use rnn_engine::export::{from_safetensors, state_from_import, to_safetensors};
 
 use crate::checkpoint::{self, CHECKPOINT_FILE};
 use crate::data::{DataSource, IMPORTED_PREFIX};
@@ -75,8 +75,8 @@ pub fn run_import(args: ImportArgs) -> Result<()> {
         None => format!("{IMPORTED_PREFIX}{}", file.display()),
     };
     let ckpt = match info.dtype {
-        rnn::Dtype::F32 => Checkpoint::new(&state.cast::<f32>(), origin),
-        rnn::Dtype::F64 => Checkpoint::new(&state, origin),
+        rnn_engine::Dtype::F32 => Checkpoint::new(&state.cast::<f32>(), origin),
+        rnn_engine::Dtype::F64 => Checkpoint::new(&state, origin),
     };
     if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::create_dir_all(dir)
@@ -119,13 +119,13 @@ fn checkpoint_target(out: &Path) -> Result<PathBuf> {
     Ok(target)
 }
 
-/// Writes `bytes` to `path` atomically (`rnn::write_atomically`: a temporary file next to
+/// Writes `bytes` to `path` atomically (`rnn_engine::write_atomically`: a temporary file next to
 /// it, flushed to disk, then renamed over `path`).
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     if path.is_dir() {
         bail!("--out {}: is a directory", path.display());
     }
-    rnn::write_atomically(path, |w| w.write_all(bytes))
+    rnn_engine::write_atomically(path, |w| w.write_all(bytes))
         .with_context(|| format!("cannot write {}", path.display()))
 }
 

@@ -8,7 +8,8 @@ use clap::Args;
 use ndarray::Array2;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rnn::{GRADCHECK_EPS, Params, TokenId};
+use rnn::GRADCHECK_EPS;
+use rnn_engine::{Params, TokenId};
 
 /// The largest relative error that passes.
 pub const THRESHOLD: f64 = 1e-7;

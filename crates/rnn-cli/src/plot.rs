@@ -8,8 +8,8 @@ use clap::{Args, Subcommand, ValueEnum};
 use ndarray::{Array2, ShapeBuilder};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use rnn::{Dtype, Float, Params, TrainState};
 use rnn_data::{CorpusMode, TokenId};
+use rnn_engine::{Dtype, Float, Params, TrainState};
 use rnn_plot::{Format, GradientCurve, HeatScale, Plot};
 
 use crate::checkpoint;
@@ -261,12 +261,12 @@ fn forward_matrix<F: Float>(
     let xs = Array2::from_shape_fn((n_steps, 1), |(t, _)| x[t]);
     let ys = Array2::from_shape_fn((n_steps, 1), |(t, _)| y[t]);
     let a0 = Array2::zeros((params.n_a(), 1).f());
-    let (_, cache) = rnn::rnn_forward(params, xs.view(), ys.view(), a0.view());
+    let (_, cache) = rnn_engine::forward(params, xs.view(), ys.view(), a0.view());
     let m = match matrix {
         Matrix::Hidden => cache.a_all(),
         Matrix::Probs => cache.y_hat_all(),
     };
-    m.mapv(Float::as_f64)
+    m.mapv(rnn::Float::as_f64)
 }
 
 fn gradient_curves<F: Float>(

@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use ndarray::{Array2, ShapeBuilder};
-use rnn::{Dtype, Float, Params};
 use rnn_data::{CorpusMode, TokenId};
+use rnn_engine::{Dtype, Float, Params};
 
 use crate::checkpoint;
 
@@ -82,6 +82,6 @@ fn probabilities<F: Float>(params: &Params<F>, inputs: &[Option<TokenId>]) -> Ar
     let x = Array2::from_shape_fn((n_steps, 1), |(t, _)| inputs[t]);
     let y = Array2::from_elem((n_steps, 1), None);
     let a0 = Array2::zeros((params.n_a(), 1).f());
-    let (_, cache) = rnn::rnn_forward(params, x.view(), y.view(), a0.view());
-    cache.y_hat_all().mapv(Float::as_f64)
+    let (_, cache) = rnn_engine::forward(params, x.view(), y.view(), a0.view());
+    cache.y_hat_all().mapv(rnn::Float::as_f64)
 }

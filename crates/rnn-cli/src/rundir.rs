@@ -4,7 +4,7 @@
 //! A run directory holds:
 //!
 //! ```text
-//! checkpoint.json   the whole training state (rnn::Checkpoint), rewritten atomically
+//! checkpoint.json   the whole training state (rnn_engine::Checkpoint), rewritten atomically
 //! history.csv       one row per log interval: step,loss,smoothed_loss,val_loss,grad_norm,chars_per_s
 //! samples.txt       the samples drawn during training, "step N<TAB>sample" per line
 //! loss.png/.svg     the loss curve, drawn at the end
@@ -127,16 +127,16 @@ impl RunDir {
     }
 }
 
-/// Writes `history.csv` atomically (`rnn::write_atomically`: a temporary file in the same
+/// Writes `history.csv` atomically (`rnn_engine::write_atomically`: a temporary file in the same
 /// directory, flushed to disk, then renamed).
-pub fn write_history(path: &Path, rows: &[rnn::HistoryRow]) -> Result<()> {
+pub fn write_history(path: &Path, rows: &[rnn_engine::HistoryRow]) -> Result<()> {
     let rows: Vec<rnn_plot::HistoryRow> = rows.iter().map(plot_row).collect();
-    rnn::write_atomically(path, |w| rnn_plot::write_history(w, &rows))
+    rnn_engine::write_atomically(path, |w| rnn_plot::write_history(w, &rows))
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// The same row for the plotting crate (which does not depend on `rnn`).
-pub fn plot_row(r: &rnn::HistoryRow) -> rnn_plot::HistoryRow {
+pub fn plot_row(r: &rnn_engine::HistoryRow) -> rnn_plot::HistoryRow {
     rnn_plot::HistoryRow {
         step: r.step,
         loss: r.loss,
@@ -155,7 +155,7 @@ mod tests {
     fn history_is_written_with_its_header_and_no_temporary_file_remains() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("history.csv");
-        let row = rnn::HistoryRow {
+        let row = rnn_engine::HistoryRow {
             step: 10,
             loss: 20.0,
             smoothed_loss: 22.0,

@@ -7,8 +7,8 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use rnn::{Dtype, Float, Params, SampleConfig};
 use rnn_data::{CorpusMode, TokenId, Vocab};
+use rnn_engine::{Dtype, Float, Params, SampleConfig};
 
 use crate::checkpoint;
 

@@ -11,11 +11,11 @@ use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use rnn::{
+use rnn_data::{Corpus, CorpusMode};
+use rnn_engine::{
     Checkpoint, Clip, Dtype, Event, Float, OptimizerConfig, SampleConfig, TrainConfig, TrainError,
     Trainer,
 };
-use rnn_data::{Corpus, CorpusMode};
 
 use crate::checkpoint::{self, CHECKPOINT_FILE};
 use crate::data::DataSource;
@@ -95,7 +95,7 @@ pub struct TrainArgs {
     lowercase: bool,
 }
 
-/// The presets of `rnn::TrainConfig`.
+/// The presets of `rnn_engine::TrainConfig`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Preset {
     /// Dinosaur names: one name per step, n_a 50, SGD 0.01, clip 5, f64, 35,000 steps.

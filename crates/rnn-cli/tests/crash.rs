@@ -11,7 +11,7 @@ use assert_cmd::cargo::cargo_bin;
 use predicates::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rnn::Checkpoint;
+use rnn_engine::Checkpoint;
 use tempfile::TempDir;
 
 mod common;

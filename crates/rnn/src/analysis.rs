@@ -1,11 +1,11 @@
 //! Tools for looking inside the model: how gradients flow back through time, and a
 //! recurrence of a chosen spectral radius to make them vanish or explode on purpose.
 
-use ndarray::{Array2, ShapeBuilder};
+use ndarray::Array2;
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 
-use crate::{Bptt, Cache, Float, Grads, Params, TokenId, rnn_backward_into, rnn_forward_into};
+use crate::{Float, Grads, Params, TokenId, output_delta, rnn_forward, rnn_step_backward};
 
 /// A random n × n orthogonal matrix (QᵀQ = I): Gram–Schmidt on the columns of a matrix of
 /// standard normal draws, repeated once for accuracy.
@@ -44,8 +44,8 @@ pub fn with_recurrent_radius<F: Float, R: Rng + ?Sized>(
 
 // ANCHOR: last_step_gradient_norms
 /// `‖∂L<T>/∂a<t>‖` for t = 1..=T, where `L<T>` is the loss of the last step alone: how
-/// much of one prediction's gradient reaches each earlier hidden state. For one sequence (m = 1);
-/// `x` holds the inputs, `target` the id the last step should predict.
+/// much of one prediction's gradient reaches each earlier hidden state. For one sequence
+/// (m = 1); `x` holds the inputs, `target` the id the last step should predict.
 ///
 /// Only the last step has a target, so every other step's output adds nothing and the
 /// norms show the product of Jacobians ∏ diag(1 − a²) W_aa alone.
@@ -55,18 +55,38 @@ pub fn last_step_gradient_norms<F: Float>(
     target: TokenId,
 ) -> Vec<f64> {
     let n_steps = x.len();
-    if n_steps == 0 {
-        return Vec::new();
-    }
     let xs = Array2::from_shape_fn((n_steps, 1), |(t, _)| x[t]);
     let ys = Array2::from_shape_fn((n_steps, 1), |(t, _)| (t + 1 == n_steps).then_some(target));
-    let a0 = Array2::zeros((params.n_a(), 1).f());
-    let mut cache = Cache::new();
-    rnn_forward_into(params, xs.view(), ys.view(), a0.view(), &mut cache);
+    let (_, cache) = rnn_forward(
+        params,
+        xs.view(),
+        ys.view(),
+        Array2::zeros((params.n_a(), 1)).view(),
+    );
     let mut grads = Grads::zeros(params.n_x(), params.n_a(), params.n_y());
-    let mut bptt = Bptt::new();
-    rnn_backward_into(params, xs.view(), ys.view(), &cache, &mut grads, &mut bptt);
-    bptt.hidden_grad_norms()
+    let mut da_next = Array2::zeros((params.n_a(), 1));
+    let mut norms = vec![0.0; n_steps];
+    for t in (0..n_steps).rev() {
+        let dy = output_delta(cache.y_hat(t), ys.row(t));
+        // dL/da<t>: this step's output plus what flows back from step t + 1.
+        let da = params.w_ya.t().dot(&dy) + &da_next;
+        norms[t] = da
+            .iter()
+            .map(|v| v.as_f64() * v.as_f64())
+            .sum::<f64>()
+            .sqrt();
+        let (a, a_prev) = (cache.a(t), cache.a_prev(t));
+        rnn_step_backward(
+            dy.view(),
+            &mut grads,
+            &mut da_next,
+            params,
+            xs.row(t),
+            a,
+            a_prev,
+        );
+    }
+    norms
 }
 // ANCHOR_END: last_step_gradient_norms
 
@@ -101,5 +121,6 @@ mod tests {
         let ratio_large = large[9] / large[29];
         assert!(ratio_small < 1e-5, "{ratio_small}");
         assert!(ratio_large > 1e3, "{ratio_large}");
+        assert!(last_step_gradient_norms(&base, &[], 1).is_empty());
     }
 }

@@ -9,27 +9,35 @@
 //! da_next  = W_aaᵀ da_raw                 (into the previous step)
 //! ```
 
-use ndarray::{
-    Array2, ArrayView1, ArrayView2, ArrayView3, ArrayViewMut1, ArrayViewMut2, ArrayViewMut3, Axis,
-    Order, ShapeBuilder, s,
-};
+use ndarray::{Array2, ArrayView1, ArrayView2, Axis};
 
-use crate::kernels::{
-    PACK_MIN_COLUMNS, Packed, StepWeights, batch_groups, gemm, simd_add, simd_through_tanh,
-    split_point,
-};
-use crate::matvec;
 use crate::{Cache, Float, Grads, Params, TokenId};
 
-// ANCHOR: step_backward
-/// One step of backpropagation, as in the post: accumulates this step's contribution into
-/// `grads` and replaces `da_next` (on entry `dL/da<t>` from the future, on exit
-/// `dL/da<t-1>`).
+// ANCHOR: output_delta
+/// dy = ŷ − y, the gradient of the step's loss with respect to the logits: the
+/// prediction minus the one-hot target. A column without a target (padding) gets zeros.
 ///
-/// `dy` is `ŷ<t>` − `y<t>`, the gradient of the loss with respect to the logits at this step.
-/// This form allocates its temporaries and is kept for teaching and as the reference
-/// [`rnn_backward`] is tested against; `rnn_backward` runs the same formulas batched over
-/// all steps.
+/// # Shapes
+///
+/// `y_hat`: (n_y, m), `y`: (m) → (n_y, m).
+pub fn output_delta<F: Float>(
+    y_hat: ArrayView2<'_, F>,
+    y: ArrayView1<'_, Option<TokenId>>,
+) -> Array2<F> {
+    let mut dy = y_hat.to_owned(); //                                   (n_y, m)
+    for (mut col, y_j) in dy.columns_mut().into_iter().zip(y) {
+        match y_j {
+            Some(k) => col[*k as usize] -= F::one(),
+            None => col.fill(F::zero()),
+        }
+    }
+    dy
+}
+// ANCHOR_END: output_delta
+
+// ANCHOR: step_backward
+/// One step of backpropagation, as in the post: adds this step's contribution to `grads`
+/// and replaces `da_next` (on entry dL/da<t> from the future, on exit dL/da<t-1>).
 ///
 /// # Shapes
 ///
@@ -43,16 +51,16 @@ pub fn rnn_step_backward<F: Float>(
     a: ArrayView2<'_, F>,
     a_prev: ArrayView2<'_, F>,
 ) {
-    grads.w_ya += &dy.dot(&a.t()); //                                 (n_y, n_a)
-    grads.b_y += &dy.sum_axis(Axis(1)).insert_axis(Axis(1)); //        (n_y, 1)
+    grads.w_ya += &dy.dot(&a.t()); //                                  (n_y, n_a)
+    grads.b_y += &dy.sum_axis(Axis(1)).insert_axis(Axis(1)); //         (n_y, 1)
     let da = params.w_ya.t().dot(&dy) + &*da_next; //                   (n_a, m)
-    let da_raw = (a.mapv(|v| F::one() - v * v)) * &da; //              (n_a, m)
-    grads.b_a += &da_raw.sum_axis(Axis(1)).insert_axis(Axis(1)); //    (n_a, 1)
-    for (j, x_j) in x.iter().enumerate() {
+    let da_raw = a.mapv(|v| F::one() - v * v) * &da; //                (n_a, m)
+    grads.b_a += &da_raw.sum_axis(Axis(1)).insert_axis(Axis(1)); //     (n_a, 1)
+    for (da_raw_j, x_j) in da_raw.columns().into_iter().zip(x) {
         if let Some(id) = x_j {
             // da_raw x<t>ᵀ: the one-hot x<t> selects column `id` of dW_ax.
             let mut col = grads.w_ax.column_mut(*id as usize); //       (n_a)
-            col += &da_raw.column(j);
+            col += &da_raw_j;
         }
     }
     grads.w_aa += &da_raw.dot(&a_prev.t()); //                         (n_a, n_a)
@@ -60,94 +68,9 @@ pub fn rnn_step_backward<F: Float>(
 }
 // ANCHOR_END: step_backward
 
-/// Reusable buffers for [`rnn_backward_into`], sized once per batch shape.
-///
-/// # Shapes
-///
-/// `dy`: (n_y, T·m), `da`, `da_raw`: (n_a, T·m), `da_next`: (n_a, m); all column-major
-/// with step t in columns `t·m .. (t+1)·m`.
-#[derive(Clone, Debug)]
-pub struct Bptt<F: Float = f64> {
-    batch: usize,
-    dy: Array2<F>,
-    da: Array2<F>,
-    da_raw: Array2<F>,
-    da_next: Array2<F>,
-    /// W_aaᵀ packed into panels, for batches of several columns.
-    w_aa_t_packed: Packed<F>,
-}
-
-impl<F: Float> Bptt<F> {
-    /// Empty buffers; [`rnn_backward_into`] sizes them.
-    pub fn new() -> Self {
-        Bptt {
-            batch: 0,
-            dy: Array2::zeros((0, 0).f()),
-            da: Array2::zeros((0, 0).f()),
-            da_raw: Array2::zeros((0, 0).f()),
-            da_next: Array2::zeros((0, 0).f()),
-            w_aa_t_packed: Packed::default(),
-        }
-    }
-
-    fn resize(&mut self, n_a: usize, n_y: usize, n_steps: usize, batch: usize) {
-        let cols = n_steps * batch;
-        if self.dy.dim() != (n_y, cols) {
-            self.dy = Array2::zeros((n_y, cols).f());
-        }
-        if self.da.dim() != (n_a, cols) {
-            self.da = Array2::zeros((n_a, cols).f());
-            self.da_raw = Array2::zeros((n_a, cols).f());
-        }
-        if self.da_next.dim() != (n_a, batch) {
-            self.da_next = Array2::zeros((n_a, batch).f());
-        }
-        self.batch = batch;
-    }
-
-    /// dL/da<0>, the gradient with respect to the initial hidden state, (n_a, m).
-    pub fn da0(&self) -> ArrayView2<'_, F> {
-        self.da_next.view()
-    }
-
-    /// dL/d(pre-activation) at every step, (1 − a²) ⊙ da: (n_a, T·m), step t in columns
-    /// t·m .. (t+1)·m.
-    pub(crate) fn da_raw_all(&self) -> ArrayView2<'_, F> {
-        self.da_raw.view()
-    }
-
-    /// `dL/da<t>` for every step, (n_a, T·m): the total gradient reaching each hidden state,
-    /// from its own output and from all later steps.
-    pub fn da_all(&self) -> ArrayView2<'_, F> {
-        self.da.view()
-    }
-
-    /// The L2 norm of `dL/da<t>` at each step t = 0..T (over all batch columns), the numbers
-    /// behind the vanishing and exploding gradient plot.
-    pub fn hidden_grad_norms(&self) -> Vec<f64> {
-        let m = self.batch.max(1);
-        let n_steps = self.da.ncols() / m;
-        (0..n_steps)
-            .map(|t| {
-                self.da
-                    .slice(s![.., t * m..(t + 1) * m])
-                    .iter()
-                    .map(|v| v.as_f64() * v.as_f64())
-                    .sum::<f64>()
-                    .sqrt()
-            })
-            .collect()
-    }
-}
-
-impl<F: Float> Default for Bptt<F> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
+// ANCHOR: backward
 /// Backpropagation through time, as in the post: the gradients of the summed loss with
-/// respect to all five parameters, and dL/da<0>.
+/// respect to all five parameters, and dL/da<0>, from the last step to the first.
 ///
 /// Gradients are those of the raw loss, before any clipping.
 ///
@@ -161,348 +84,71 @@ pub fn rnn_backward<F: Float>(
     y: ArrayView2<'_, Option<TokenId>>,
     cache: &Cache<F>,
 ) -> (Grads<F>, Array2<F>) {
+    debug_assert_eq!(x.nrows(), cache.n_steps());
     let mut grads = Grads::zeros(params.n_x(), params.n_a(), params.n_y());
-    let mut bptt = Bptt::new();
-    rnn_backward_into(params, x, y, cache, &mut grads, &mut bptt);
-    (grads, bptt.da_next)
-}
-
-// ANCHOR: backward
-/// [`rnn_backward`] into reused buffers: overwrites `grads`, leaves dL/da<0> and the
-/// per-step hidden gradients in `bptt`. No allocation once the buffers have the right
-/// shape.
-///
-/// The same formulas as [`rnn_step_backward`], grouped for speed: everything that does
-/// not depend on the recurrence (the output layer's gradients, dW_aa, db_a and the
-/// scatter into dW_ax) runs once over all steps; only da, da_raw and da_next go step by
-/// step, from the last to the first.
-pub fn rnn_backward_into<F: Float>(
-    params: &Params<F>,
-    x: ArrayView2<'_, Option<TokenId>>,
-    y: ArrayView2<'_, Option<TokenId>>,
-    cache: &Cache<F>,
-    grads: &mut Grads<F>,
-    bptt: &mut Bptt<F>,
-) {
-    deltas_into(params, x, y, cache, bptt);
-    // dW_ya = Σ_t dy<t> a<t>ᵀ, db_y = Σ_t dy<t>: one product over all steps, computed
-    // as its transpose dW_yaᵀ = A Dyᵀ so that the kernels read and write columns.
-    gemm(
-        cache.a_all(),
-        bptt.dy.t(),
-        grads.w_ya.view_mut().reversed_axes(),
-    );
-    sum_columns_into(bptt.dy.view(), &mut grads.b_y);
-    // dW_aa = Σ_t da_raw<t> a<t-1>ᵀ, db_a = Σ_t da_raw<t>; as its transpose, like dW_ya.
-    gemm(
-        cache.a_prev_all(),
-        bptt.da_raw.t(),
-        grads.w_aa.view_mut().reversed_axes(),
-    );
-    sum_columns_into(bptt.da_raw.view(), &mut grads.b_a);
-    // dW_ax = Σ_t da_raw<t> x<t>ᵀ: a scatter-add of columns, the transpose of the gather.
-    grads.w_ax.fill(F::zero());
-    for (da_raw_col, x_tj) in bptt.da_raw.columns().into_iter().zip(x.iter()) {
-        if let Some(id) = x_tj {
-            add_into(grads.w_ax.column_mut(*id as usize), da_raw_col);
-        }
+    let mut da_next = Array2::zeros((params.n_a(), x.ncols())); //     (n_a, m)
+    for t in (0..cache.n_steps()).rev() {
+        let dy = output_delta(cache.y_hat(t), y.row(t)); //            (n_y, m)
+        let (a, a_prev) = (cache.a(t), cache.a_prev(t));
+        rnn_step_backward(
+            dy.view(),
+            &mut grads,
+            &mut da_next,
+            params,
+            x.row(t),
+            a,
+            a_prev,
+        );
     }
+    (grads, da_next)
 }
 // ANCHOR_END: backward
-
-// ANCHOR: deltas
-/// The deltas of [`rnn_backward_into`], everything but the parameter gradients, into
-/// `bptt`: `dy<t> = ŷ<t> − y<t>`, then `da<t>` and `da_raw<t>` from the last step to the
-/// first, and `dL/da<0>`. The parameter gradients are sums over the steps of these deltas
-/// (times the activations).
-pub(crate) fn deltas_into<F: Float>(
-    params: &Params<F>,
-    x: ArrayView2<'_, Option<TokenId>>,
-    y: ArrayView2<'_, Option<TokenId>>,
-    cache: &Cache<F>,
-    bptt: &mut Bptt<F>,
-) {
-    let (w_aa, w_ya) = (params.w_aa.view(), params.w_ya.view());
-    let (n_steps, m) = x.dim();
-    let (n_y, n_a) = w_ya.dim();
-    debug_assert_eq!((cache.n_steps(), cache.batch()), (n_steps, m));
-    debug_assert_eq!(y.dim(), (n_steps, m));
-    debug_assert_eq!(w_aa.dim(), (n_a, n_a));
-    bptt.resize(n_a, n_y, n_steps, m);
-    let expect = "the cache and BPTT buffers are column-major";
-
-    // dy = ŷ − y for every step; a padded position (no target) gets no gradient.
-    bptt.dy.assign(&cache.y_hat_all()); //                             (n_y, T·m)
-    let dy = bptt.dy.as_slice_memory_order_mut().expect(expect);
-    for (dy_col, target) in dy.chunks_exact_mut(n_y).zip(y.iter()) {
-        match target {
-            Some(k) => dy_col[*k as usize] -= F::one(),
-            None => dy_col.fill(F::zero()),
-        }
-    }
-    // The output part of da at every step, W_yaᵀ dy<t>.               (n_a, T·m)
-    gemm(w_ya.t(), bptt.dy.view(), bptt.da.view_mut());
-
-    // The recurrence, from the last step to the first, on the buffers seen as
-    // (n_a, m, T): [.., j, t] is column j of step t.
-    bptt.da_next.fill(F::zero());
-    let by_step = (n_a, m, n_steps);
-    let a_steps = cache
-        .a_all()
-        .into_shape_with_order((by_step, Order::ColumnMajor))
-        .expect(expect);
-    let mut da_steps = bptt
-        .da
-        .view_mut()
-        .into_shape_with_order((by_step, Order::ColumnMajor))
-        .expect(expect);
-    let mut da_raw_steps = bptt
-        .da_raw
-        .view_mut()
-        .into_shape_with_order((by_step, Order::ColumnMajor))
-        .expect(expect);
-    let w_aa_t = if m >= PACK_MIN_COLUMNS {
-        bptt.w_aa_t_packed.pack(w_aa.t());
-        StepWeights::Packed(&bptt.w_aa_t_packed)
-    } else {
-        StepWeights::InPlace(w_aa.t())
-    };
-    // At batch 1 with the kernels of `matvec`, on W_aa's rows (when contiguous).
-    let rows = params.w_aa.as_slice().map(|w| (w, n_a));
-    let batch1 = rows
-        .filter(|_| m == 1 && cache.batch1_kernels())
-        .is_some_and(|(w, ld)| {
-            backward_steps_batch1(
-                (w, ld),
-                a_steps.view(),
-                da_steps.view_mut(),
-                da_raw_steps.view_mut(),
-                bptt.da_next.view_mut(),
-            )
-        });
-    if !batch1 {
-        backward_steps(
-            w_aa_t,
-            a_steps,
-            da_steps,
-            da_raw_steps,
-            bptt.da_next.view_mut(),
-            batch_groups(n_a, m),
-        );
-    }
-}
-// ANCHOR_END: deltas
-
-/// dst ← dst + src, over slices (vectorized for this CPU) when both are contiguous.
-fn add_into<F: Float>(mut dst: ArrayViewMut1<'_, F>, src: ArrayView1<'_, F>) {
-    match (dst.as_slice_mut(), src.to_slice()) {
-        (Some(d), Some(s)) => simd_add(d, s),
-        _ => dst += &src,
-    }
-}
-
-/// dst ← dst + src, element by element.
-#[inline(always)]
-pub(crate) fn add_slice<F: Float>(dst: &mut [F], src: &[F]) {
-    for (d, &s) in dst.iter_mut().zip(src) {
-        *d += s;
-    }
-}
-
-// ANCHOR: backward_steps
-/// The backward recurrence over the columns of the step-indexed buffers (n_a, columns,
-/// T), from the last step to the first:
-///
-/// ```text
-/// da<t>     += da_next                  (W_yaᵀ dy<t> is already in da)
-/// da_raw<t>  = (1 − a<t> ⊙ a<t>) ⊙ da<t>
-/// da_next    = W_aaᵀ da_raw<t>
-/// ```
-///
-/// With `groups` > 1 the columns are split into that many groups, run as parallel rayon
-/// tasks (the columns are independent sequences).
-fn backward_steps<F: Float>(
-    w_aa_t: StepWeights<'_, F>,
-    a: ArrayView3<'_, F>,
-    mut da: ArrayViewMut3<'_, F>,
-    mut da_raw: ArrayViewMut3<'_, F>,
-    mut da_next: ArrayViewMut2<'_, F>,
-    groups: usize,
-) {
-    if groups > 1 {
-        let left = groups / 2;
-        let mid = split_point(da_next.ncols(), left, groups);
-        let (a1, a2) = a.split_at(Axis(1), mid);
-        let (da1, da2) = da.split_at(Axis(1), mid);
-        let (dr1, dr2) = da_raw.split_at(Axis(1), mid);
-        let (dn1, dn2) = da_next.split_at(Axis(1), mid);
-        rayon::join(
-            || backward_steps(w_aa_t, a1, da1, dr1, dn1, left),
-            || backward_steps(w_aa_t, a2, da2, dr2, dn2, groups - left),
-        );
-        return;
-    }
-    for t in (0..a.len_of(Axis(2))).rev() {
-        let mut da_t = da.index_axis_mut(Axis(2), t); //              (n_a, m)
-        let mut da_raw_t = da_raw.index_axis_mut(Axis(2), t); //      (n_a, m)
-        simd_through_tanh(
-            column_major_mut(&mut da_t),
-            column_major_mut(&mut da_raw_t),
-            column_major(&da_next.view()),
-            column_major(&a.index_axis(Axis(2), t)),
-        );
-        // da_next = W_aaᵀ da_raw                                      (n_a, m)
-        w_aa_t.product(da_raw_t.view(), da_next.view_mut());
-    }
-}
-
-/// [`backward_steps`] at batch 1 on W_aa's rows (of stride `ld`, which are the columns of
-/// W_aaᵀ): the same kernels in the same order, so the same bits, on plain slices instead
-/// of through views and dispatch at each step. Returns `false`,
-/// having done nothing, when the kernels are not available here or a buffer is not one
-/// column-major block.
-fn backward_steps_batch1<F: Float>(
-    (w_aa, ld): (&[F], usize),
-    a: ArrayView3<'_, F>,
-    mut da: ArrayViewMut3<'_, F>,
-    mut da_raw: ArrayViewMut3<'_, F>,
-    mut da_next: ArrayViewMut2<'_, F>,
-) -> bool {
-    let n_a = a.len_of(Axis(0));
-    let by_step = |st: &[isize]| st[0] == 1 && st[2] == n_a as isize;
-    let layouts = by_step(a.strides()) && by_step(da.strides()) && by_step(da_raw.strides());
-    if !matvec::available::<F>() || !layouts || a.len_of(Axis(1)) != 1 {
-        return false;
-    }
-    let (Some(a), Some(da), Some(dr), Some(dn)) = (
-        a.to_slice_memory_order(),
-        da.as_slice_memory_order_mut(),
-        da_raw.as_slice_memory_order_mut(),
-        da_next.as_slice_memory_order_mut(),
-    ) else {
-        return false;
-    };
-    for t in (0..a.len() / n_a).rev() {
-        let step = t * n_a..(t + 1) * n_a;
-        let dr_t = &mut dr[step.clone()];
-        simd_through_tanh(&mut da[step.clone()], dr_t, dn, &a[step]);
-        // da_next = W_aaᵀ da_raw<t>; after the first step, dL/da<0>.
-        matvec::cols(n_a, n_a, w_aa, ld, dr_t, dn);
-    }
-    true
-}
-
-/// da ← da + da_next, then da_raw = (1 − a²) ⊙ da: the gradient through tanh, whose
-/// derivative at the pre-activation is 1 − tanh² = 1 − a². All four are the same shape.
-#[inline(always)]
-pub(crate) fn through_tanh<F: Float>(da: &mut [F], da_raw: &mut [F], da_next: &[F], a: &[F]) {
-    for (((da, dr), &dn), &a) in da.iter_mut().zip(da_raw).zip(da_next).zip(a) {
-        *da += dn;
-        *dr = (F::one() - a * a) * *da;
-    }
-}
-
-// ANCHOR_END: backward_steps
-
-/// The elements of a block of columns of one of the crate's column-major buffers, which
-/// are contiguous.
-fn column_major<'a, F>(v: &ArrayView2<'a, F>) -> &'a [F] {
-    v.to_slice_memory_order()
-        .expect("the cache and BPTT buffers are column-major")
-}
-
-/// [`column_major`] for a mutable block.
-fn column_major_mut<'a, F>(v: &'a mut ArrayViewMut2<'_, F>) -> &'a mut [F] {
-    v.as_slice_memory_order_mut()
-        .expect("the cache and BPTT buffers are column-major")
-}
-
-/// `out[:, 0] = Σ_j m[:, j]`.
-fn sum_columns_into<F: Float>(m: ArrayView2<'_, F>, out: &mut Array2<F>) {
-    let mut out = out.column_mut(0);
-    out.fill(F::zero());
-    for col in m.columns() {
-        add_into(out.view_mut(), col);
-    }
-}
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rnn_forward;
+    use crate::{one_hot_columns, rnn_forward};
     use ndarray::array;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
-    /// rnn_backward must equal the post's loop of rnn_step_backward from the last step
-    /// to the first.
+    /// The scatter into dW_ax equals the dense product da_raw x<t>ᵀ with the one-hot x<t>.
     #[test]
-    fn batched_backward_equals_the_step_by_step_loop() {
-        let p: Params = Params::init_with_std(6, 5, 6, 0.5, &mut ChaCha8Rng::seed_from_u64(2));
-        let x = array![
-            [None, Some(2)],
-            [Some(1), Some(5)],
-            [Some(3), Some(1)],
-            [Some(1), None]
-        ];
-        let y = array![
-            [Some(1), Some(5)],
-            [Some(3), Some(1)],
-            [Some(1), Some(0)],
-            [Some(0), None]
-        ];
-        let a0 = Array2::from_shape_fn((5, 2), |(i, j)| 0.1 * (i as f64) - 0.3 * j as f64);
+    fn scatter_equals_dense_outer_product() {
+        let p: Params = Params::init_with_std(5, 3, 5, 0.5, &mut ChaCha8Rng::seed_from_u64(2));
+        let x = array![[None, Some(4)], [Some(1), Some(4)]];
+        let y = array![[Some(1), Some(4)], [Some(0), None]];
+        let a0 = Array2::zeros((3, 2));
         let (_, cache) = rnn_forward(&p, x.view(), y.view(), a0.view());
-        let (grads, da0) = rnn_backward(&p, x.view(), y.view(), &cache);
-
-        let mut want = Grads::zeros(6, 5, 6);
-        let mut da_next = Array2::zeros((5, 2));
-        for t in (0..4).rev() {
-            let mut dy = cache.y_hat(t).to_owned();
-            for j in 0..2 {
-                match y[[t, j]] {
-                    Some(k) => dy[[k as usize, j]] -= 1.0,
-                    None => dy.column_mut(j).fill(0.0),
-                }
-            }
+        let (grads, _) = rnn_backward(&p, x.view(), y.view(), &cache);
+        // Recompute dW_ax with dense one-hot products from the same deltas.
+        let mut dw_ax = Array2::<f64>::zeros((3, 5));
+        let mut da_next = Array2::zeros((3, 2));
+        let mut scratch = Grads::zeros(5, 3, 5);
+        for t in (0..2).rev() {
+            let dy = output_delta(cache.y_hat(t), y.row(t));
+            let da = p.w_ya.t().dot(&dy) + &da_next;
+            let da_raw = cache.a(t).mapv(|v| 1.0 - v * v) * &da;
+            dw_ax += &da_raw.dot(&one_hot_columns::<f64>(5, x.row(t)).t());
+            let (a, a_prev) = (cache.a(t), cache.a_prev(t));
             rnn_step_backward(
                 dy.view(),
-                &mut want,
+                &mut scratch,
                 &mut da_next,
                 &p,
                 x.row(t),
-                cache.a(t),
-                cache.a_prev(t),
+                a,
+                a_prev,
             );
         }
-        for ((name, g), (_, w)) in grads.arrays().into_iter().zip(want.arrays()) {
-            let diff = (g - w).iter().fold(0.0f64, |m, d| m.max(d.abs()));
-            assert!(diff < 1e-14, "{name}: max difference {diff}");
-        }
-        let diff = (&da0 - &da_next).iter().fold(0.0f64, |m, d| m.max(d.abs()));
-        assert!(diff < 1e-14);
+        assert!((&dw_ax - &grads.w_ax).iter().all(|d| d.abs() < 1e-15));
+        assert!(dw_ax.column(4).iter().any(|v| *v != 0.0));
     }
 
     #[test]
-    fn hidden_grad_norms_has_one_entry_per_step() {
-        let p: Params = Params::init_with_std(4, 3, 4, 0.5, &mut ChaCha8Rng::seed_from_u64(5));
-        let x = array![[None], [Some(1)], [Some(2)]];
-        let y = array![[Some(1)], [Some(2)], [Some(0)]];
-        let a0 = Array2::zeros((3, 1));
-        let (_, cache) = rnn_forward(&p, x.view(), y.view(), a0.view());
-        let mut grads = Grads::zeros(4, 3, 4);
-        let mut bptt = Bptt::new();
-        rnn_backward_into(&p, x.view(), y.view(), &cache, &mut grads, &mut bptt);
-        let norms = bptt.hidden_grad_norms();
-        assert_eq!(norms.len(), 3);
-        let last = bptt
-            .da_all()
-            .column(2)
-            .iter()
-            .map(|v| v * v)
-            .sum::<f64>()
-            .sqrt();
-        assert_eq!(norms[2], last);
-        assert!(norms.iter().all(|n| *n > 0.0));
+    fn padding_gets_a_zero_delta() {
+        let y_hat = array![[0.2, 0.5], [0.8, 0.5]];
+        let dy = output_delta(y_hat.view(), ndarray::aview1(&[Some(1), None]));
+        assert_eq!(dy, array![[0.2, 0.0], [-0.19999999999999996, 0.0]]);
     }
 }

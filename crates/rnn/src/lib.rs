@@ -1,18 +1,25 @@
 //! A vanilla (tanh, Elman) recurrent neural network, written to be read next to its
-//! derivation.
+//! derivation: the reference implementation.
 //!
 //! ```text
 //! a<t> = tanh(W_ax x<t> + W_aa a<t-1> + b_a)      ŷ<t> = softmax(W_ya a<t> + b_y)
 //! L = Σ_t −ln ŷ<t>[y<t>]                           backpropagation through time
 //! ```
 //!
+//! This crate is the post in Rust: short functions in the post's order and with its names,
+//! plain safe [`ndarray`], `tanh` and `exp` from the standard library. It is what the book
+//! shows, what the notebooks call and what the gradient check checks. The same model made
+//! fast (kernels, fused steps, threads) is the `rnn-engine` crate, tested against this one.
+//!
 //! # A short tour
 //!
 //! - [`Params`] holds `w_ax`, `w_aa`, `w_ya`, `b_a`, `b_y`; [`Grads`] has the same shapes.
-//! - [`rnn_step_forward`] and [`rnn_forward`] run the two equations for one step and for a
+//! - [`rnn_step_forward`] runs the two equations for one step, [`rnn_forward`] for a
 //!   sequence, returning the [`Loss`] and a [`Cache`].
-//! - [`rnn_step_backward`] and [`rnn_backward`] run backpropagation through time.
+//! - [`rnn_step_backward`] is one step of backpropagation through time, [`rnn_backward`]
+//!   all of them.
 //! - [`gradient_check`] compares those gradients with central finite differences.
+//! - [`Clip`], [`Optimizer`] and [`train_step`] train; [`sample`] invents text.
 //!
 //! # Notation and shapes
 //!
@@ -32,8 +39,8 @@
 //!
 //! Inputs are character ids, `Option<TokenId>`: `None` is "no input", the zero vector fed
 //! at the first step of a name. A one-hot `x<t>` is never built; W_ax `x<t>` is a column
-//! gather. Targets are `Option<TokenId>` too: `None` marks padding, which adds neither loss
-//! nor gradient.
+//! gather ([`gather_columns`]). Targets are `Option<TokenId>` too: `None` marks padding,
+//! which adds neither loss nor gradient.
 //!
 //! # Example
 //!
@@ -54,45 +61,32 @@
 //! let (grads, _da0) = rnn_backward(&params, x.view(), y.view(), &cache);
 //! assert_eq!(grads.w_aa.dim(), (50, 50));
 //! ```
+#![forbid(unsafe_code)]
 
 pub mod analysis;
 mod backward;
-mod batch1;
-pub mod bench;
-mod checkpoint;
 mod clip;
-pub mod export;
 mod float;
 mod forward;
 mod gradcheck;
-mod kernels;
-mod matvec;
 mod optim;
 mod params;
 mod sample;
-#[cfg(target_arch = "x86_64")]
-mod tiles512;
 mod train;
 
-pub use backward::{Bptt, rnn_backward, rnn_backward_into, rnn_step_backward};
-pub use checkpoint::{
-    AtomicWriteError, Checkpoint, CheckpointError, FORMAT_VERSION, write_atomically,
-};
+pub use backward::{output_delta, rnn_backward, rnn_step_backward};
 pub use clip::{Clip, clip_norm, clip_value};
 pub use float::Float;
 pub use forward::{
-    Cache, Loss, hidden_step_into, output_into, rnn_forward, rnn_forward_into, rnn_step_forward,
+    Cache, Loss, gather_columns, hidden_step, one_hot_columns, output_logits, rnn_forward,
+    rnn_step_forward, softmax, step_loss,
 };
 pub use gradcheck::{
     GRADCHECK_EPS, GradCheck, GradCheckRow, REL_ERROR_FLOOR, compare_gradients, gradient_check,
 };
 pub use optim::{Optimizer, OptimizerConfig};
 pub use params::{Grads, INIT_STD, PARAM_NAMES, Params, ShapeError};
+pub use sample::{Sample, SampleConfig, sample};
+pub use train::{initial_smoothed_loss, train_step};
 
 pub use rnn_data::TokenId;
-pub use sample::{Sample, SampleConfig, sample};
-pub use train::{
-    ConfigError, Dtype, Evaluation, Event, HistoryRow, MAX_BATCH, MAX_HIDDEN, MAX_SEQ_LEN,
-    TrainConfig, TrainError, TrainState, Trainer, evaluate_lines, evaluate_stream,
-    initial_smoothed_loss,
-};

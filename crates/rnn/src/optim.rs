@@ -1,10 +1,8 @@
 //! Parameter updates: SGD, Adagrad and Adam, with state that serializes into checkpoints.
 
+use ndarray::Zip;
 use serde::{Deserialize, Serialize};
 
-use ndarray::{Array2, Zip};
-
-use crate::kernels::{simd_adagrad, simd_adam, simd_sgd};
 use crate::{Float, Grads, Params};
 
 /// Which optimizer and its hyperparameters.
@@ -116,50 +114,20 @@ impl<F: Float> Optimizer<F> {
     // ANCHOR: optimizer_step
     /// Applies one update to `params` from `grads`.
     pub fn step(&mut self, params: &mut Params<F>, grads: &Grads<F>) {
-        self.step_checked(params, grads);
-    }
-
-    /// [`Optimizer::step`], returning whether every updated parameter is finite (checked
-    /// in the same pass as the update).
-    pub fn step_checked(&mut self, params: &mut Params<F>, grads: &Grads<F>) -> bool {
-        let mut finite = true;
         self.t += 1;
+        let arrays = params.arrays_mut().into_iter().zip(grads.arrays());
         match self.config {
             OptimizerConfig::Sgd { lr } => {
-                let lr = F::cast(lr);
-                for ((_, p), (_, g)) in params.arrays_mut().into_iter().zip(grads.arrays()) {
-                    finite &= match same_layout(p, g) {
-                        Some((p, g)) => simd_sgd(p, g, lr),
-                        None => {
-                            let mut finite = true;
-                            Zip::from(p).and(g).for_each(|p, &g| {
-                                finite &= sgd_one(p, g, lr);
-                            });
-                            finite
-                        }
-                    };
+                for ((_, p), (_, g)) in arrays {
+                    Zip::from(p).and(g).for_each(|p, &g| sgd(p, g, F::cast(lr)));
                 }
             }
             OptimizerConfig::Adagrad { lr, eps } => {
-                let (lr, eps) = (F::cast(lr), F::cast(eps));
                 let mem = self.m.as_mut().expect("Adagrad state is created with it");
-                for (((_, p), (_, g)), (_, h)) in params
-                    .arrays_mut()
-                    .into_iter()
-                    .zip(grads.arrays())
-                    .zip(mem.arrays_mut())
-                {
-                    let fast = h.strides() == g.strides();
-                    finite &= match (fast, same_layout(p, g), h.as_slice_memory_order_mut()) {
-                        (true, Some((p, g)), Some(h)) => simd_adagrad(p, g, h, lr, eps),
-                        _ => {
-                            let mut finite = true;
-                            Zip::from(p).and(g).and(h).for_each(|p, &g, h| {
-                                finite &= adagrad_one(p, g, h, lr, eps);
-                            });
-                            finite
-                        }
-                    };
+                for (((_, p), (_, g)), (_, h)) in arrays.zip(mem.arrays_mut()) {
+                    Zip::from(p).and(g).and(h).for_each(|p, &g, h| {
+                        adagrad(p, g, h, F::cast(lr), F::cast(eps));
+                    });
                 }
             }
             OptimizerConfig::Adam {
@@ -168,45 +136,29 @@ impl<F: Float> Optimizer<F> {
                 beta2,
                 eps,
             } => {
-                // Bias corrections folded into the step size.
                 let t = self.t as i32;
-                let c1 = 1.0 - beta1.powi(t);
-                let c2 = 1.0 - beta2.powi(t);
-                let h = AdamStep {
-                    step: F::cast(lr * c2.sqrt() / c1),
-                    eps_hat: F::cast(eps * c2.sqrt()),
+                let h = AdamHyper {
+                    lr: F::cast(lr),
                     beta1: F::cast(beta1),
                     beta2: F::cast(beta2),
+                    eps: F::cast(eps),
+                    // 1 − βᵗ, the bias corrections of step t.
+                    c1: F::cast(1.0 - beta1.powi(t)),
+                    c2: F::cast(1.0 - beta2.powi(t)),
                 };
                 let m = self.m.as_mut().expect("Adam state is created with it");
                 let v = self.v.as_mut().expect("Adam state is created with it");
-                for ((((_, p), (_, g)), (_, m)), (_, v)) in params
-                    .arrays_mut()
-                    .into_iter()
-                    .zip(grads.arrays())
-                    .zip(m.arrays_mut())
-                    .zip(v.arrays_mut())
+                for ((((_, p), (_, g)), (_, m)), (_, v)) in
+                    arrays.zip(m.arrays_mut()).zip(v.arrays_mut())
                 {
-                    let fast = m.strides() == g.strides() && v.strides() == g.strides();
-                    finite &= match (
-                        fast,
-                        same_layout(p, g),
-                        m.as_slice_memory_order_mut(),
-                        v.as_slice_memory_order_mut(),
-                    ) {
-                        (true, Some((p, g)), Some(m), Some(v)) => simd_adam(p, g, m, v, h),
-                        _ => {
-                            let mut finite = true;
-                            Zip::from(p).and(g).and(m).and(v).for_each(|p, &g, m, v| {
-                                finite &= adam_one(p, g, m, v, h);
-                            });
-                            finite
-                        }
-                    };
+                    Zip::from(p)
+                        .and(g)
+                        .and(m)
+                        .and(v)
+                        .for_each(|p, &g, m, v| adam(p, g, m, v, &h));
                 }
             }
         }
-        finite
     }
     // ANCHOR_END: optimizer_step
 
@@ -222,146 +174,81 @@ impl<F: Float> Optimizer<F> {
 }
 
 // ANCHOR: update_rules
-/// SGD for one entry: θ ← θ − lr·g, as one fused multiply-add (one rounding). Returns
-/// whether θ is still finite.
-#[inline(always)]
-fn sgd_one<F: Float>(p: &mut F, g: F, lr: F) -> bool {
-    *p = (-lr).mul_add(g, *p);
-    p.is_finite()
+/// SGD for one entry: θ ← θ − lr·g.
+fn sgd<F: Float>(p: &mut F, g: F, lr: F) {
+    *p -= lr * g;
 }
 
 /// Adagrad for one entry: G ← G + g²; θ ← θ − lr·g / √(G + eps).
-#[inline(always)]
-fn adagrad_one<F: Float>(p: &mut F, g: F, h: &mut F, lr: F, eps: F) -> bool {
+fn adagrad<F: Float>(p: &mut F, g: F, h: &mut F, lr: F, eps: F) {
     *h += g * g;
     *p -= lr * g / (*h + eps).sqrt();
-    p.is_finite()
 }
 
-/// Adam's hyperparameters for one update, with the bias corrections of step t folded in:
-/// `step` = lr·√(1−β₂ᵗ)/(1−β₁ᵗ) and `eps_hat` = eps·√(1−β₂ᵗ).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct AdamStep<F> {
-    step: F,
-    eps_hat: F,
+/// Adam's hyperparameters at step t, with the bias corrections c1 = 1 − β₁ᵗ and
+/// c2 = 1 − β₂ᵗ.
+struct AdamHyper<F> {
+    lr: F,
     beta1: F,
     beta2: F,
+    eps: F,
+    c1: F,
+    c2: F,
 }
 
-/// Adam for one entry: m ← β₁m + (1−β₁)g; v ← β₂v + (1−β₂)g²;
-/// θ ← θ − lr·m̂ / (√v̂ + eps), with m̂ = m/(1−β₁ᵗ), v̂ = v/(1−β₂ᵗ).
-#[inline(always)]
-fn adam_one<F: Float>(p: &mut F, g: F, m: &mut F, v: &mut F, h: AdamStep<F>) -> bool {
+/// Adam for one entry: m ← β₁m + (1 − β₁)g, v ← β₂v + (1 − β₂)g², then
+/// θ ← θ − lr·m̂ / (√v̂ + eps) with m̂ = m / (1 − β₁ᵗ), v̂ = v / (1 − β₂ᵗ).
+fn adam<F: Float>(p: &mut F, g: F, m: &mut F, v: &mut F, h: &AdamHyper<F>) {
     *m = h.beta1 * *m + (F::one() - h.beta1) * g;
     *v = h.beta2 * *v + (F::one() - h.beta2) * g * g;
-    *p -= h.step * *m / (v.sqrt() + h.eps_hat);
-    p.is_finite()
+    let m_hat = *m / h.c1;
+    let v_hat = *v / h.c2;
+    *p -= h.lr * m_hat / (v_hat.sqrt() + h.eps);
 }
 // ANCHOR_END: update_rules
-
-// The same rules over whole arrays, as slices; `kernels` compiles them for the CPU's vector
-// width. The finiteness flags are and-ed without an early exit, so the loops vectorize.
-
-#[inline(always)]
-pub(crate) fn sgd_slice<F: Float>(p: &mut [F], g: &[F], lr: F) -> bool {
-    let mut finite = true;
-    for (p, &g) in p.iter_mut().zip(g) {
-        finite &= sgd_one(p, g, lr);
-    }
-    finite
-}
-
-#[inline(always)]
-pub(crate) fn adagrad_slice<F: Float>(p: &mut [F], g: &[F], h: &mut [F], lr: F, eps: F) -> bool {
-    let mut finite = true;
-    for ((p, &g), h) in p.iter_mut().zip(g).zip(h) {
-        finite &= adagrad_one(p, g, h, lr, eps);
-    }
-    finite
-}
-
-#[inline(always)]
-pub(crate) fn adam_slice<F: Float>(
-    p: &mut [F],
-    g: &[F],
-    m: &mut [F],
-    v: &mut [F],
-    h: AdamStep<F>,
-) -> bool {
-    let mut finite = true;
-    for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m).zip(v) {
-        finite &= adam_one(p, g, m, v, h);
-    }
-    finite
-}
-
-/// The memory of `p` and `g` as two slices, when both are contiguous with the same layout
-/// (so that equal positions hold equal entries).
-fn same_layout<'a, F>(p: &'a mut Array2<F>, g: &'a Array2<F>) -> Option<(&'a mut [F], &'a [F])> {
-    if p.dim() != g.dim() || p.strides() != g.strides() {
-        return None;
-    }
-    Some((p.as_slice_memory_order_mut()?, g.as_slice_memory_order()?))
-}
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use ndarray::array;
 
-    fn one_param(value: f64) -> Params {
-        let mut p = Params::zeros(1, 1, 1);
-        p.w_aa = array![[value]];
-        p
+    fn one_entry(g: f64) -> (Params, Grads) {
+        let mut p: Params = Params::zeros(1, 1, 1);
+        p.b_y = array![[1.0]];
+        let mut grads: Grads = Params::zeros(1, 1, 1);
+        grads.b_y = array![[g]];
+        (p, grads)
     }
 
     #[test]
-    fn sgd_step_by_hand() {
-        // θ = 0.5, g = 2, lr = 0.01: θ ← 0.5 − 0.01·2 = 0.48.
-        let mut p = one_param(0.5);
-        let g = one_param(2.0);
-        let mut opt = Optimizer::new(OptimizerConfig::sgd(0.01), &p);
+    fn sgd_steps_against_the_gradient() {
+        let (mut p, g) = one_entry(2.0);
+        let mut opt = Optimizer::new(OptimizerConfig::sgd(0.1), &p);
         opt.step(&mut p, &g);
-        assert!((p.w_aa[[0, 0]] - 0.48).abs() < 1e-15);
+        assert!((p.b_y[[0, 0]] - 0.8).abs() < 1e-15);
         assert_eq!(opt.t, 1);
     }
 
     #[test]
-    fn adagrad_steps_by_hand() {
-        // G = 4, θ ← 1 − 0.1·2/√(4 + 1e-8); then G = 4 + 1, θ ← θ − 0.1·1/√(5 + 1e-8).
-        let mut p = one_param(1.0);
+    fn adagrad_divides_by_the_accumulated_root() {
+        let (mut p, g) = one_entry(2.0);
         let mut opt = Optimizer::new(OptimizerConfig::adagrad(0.1), &p);
-        opt.step(&mut p, &one_param(2.0));
-        opt.step(&mut p, &one_param(1.0));
-        let want = 1.0 - 0.1 * 2.0 / (4.0f64 + 1e-8).sqrt() - 0.1 * 1.0 / (5.0f64 + 1e-8).sqrt();
-        assert!((p.w_aa[[0, 0]] - want).abs() < 1e-15);
+        opt.step(&mut p, &g);
+        opt.step(&mut p, &g);
+        // G = 4, then 8: steps 0.1·2/2 and 0.1·2/√8.
+        let want = 1.0 - 0.1 - 0.2 / 8f64.sqrt();
+        assert!((p.b_y[[0, 0]] - want).abs() < 1e-9);
     }
 
     #[test]
-    fn adam_first_steps_match_the_textbook_form() {
-        let (lr, b1, b2, eps) = (0.01, 0.9, 0.999, 1e-8);
-        let mut p = one_param(1.0);
-        let mut opt = Optimizer::new(OptimizerConfig::adam(lr), &p);
-        let (mut m, mut v, mut theta) = (0.0f64, 0.0f64, 1.0f64);
-        for (t, g) in [(1, 0.5), (2, -1.5), (3, 0.25)] {
-            opt.step(&mut p, &one_param(g));
-            m = b1 * m + (1.0 - b1) * g;
-            v = b2 * v + (1.0 - b2) * g * g;
-            let m_hat = m / (1.0 - b1.powi(t));
-            let v_hat = v / (1.0 - b2.powi(t));
-            theta -= lr * m_hat / (v_hat.sqrt() + eps);
-            assert!((p.w_aa[[0, 0]] - theta).abs() < 1e-12, "step {t}");
+    fn adams_first_step_has_the_size_of_the_learning_rate() {
+        // m̂ = g and v̂ = g² at t = 1, so the step is lr·g/|g| (up to eps).
+        for g in [3.0, -0.01] {
+            let (mut p, grads) = one_entry(g);
+            let mut opt = Optimizer::new(OptimizerConfig::adam(0.01), &p);
+            opt.step(&mut p, &grads);
+            let want = 1.0 - 0.01 * f64::signum(g);
+            assert!((p.b_y[[0, 0]] - want).abs() < 1e-7, "{}", p.b_y[[0, 0]]);
         }
-    }
-
-    #[test]
-    fn state_survives_serde() {
-        let p = one_param(1.0);
-        let mut opt = Optimizer::new(OptimizerConfig::adam(0.01), &p);
-        let mut q = p.clone();
-        opt.step(&mut q, &one_param(0.3));
-        let s = serde_json::to_string(&opt).unwrap();
-        let back: Optimizer = serde_json::from_str(&s).unwrap();
-        assert_eq!(back, opt);
     }
 }

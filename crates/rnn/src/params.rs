@@ -204,31 +204,9 @@ impl<F: Float> Params<F> {
     }
 }
 
-/// Σ a², accumulated in `f64` in eight independent sums (so that it vectorizes).
-pub(crate) fn sum_of_squares<F: Float>(a: &Array2<F>) -> f64 {
-    match a.as_slice_memory_order() {
-        Some(s) => crate::kernels::simd_sum_of_squares(s),
-        None => a.iter().map(|&v| v.as_f64() * v.as_f64()).sum(),
-    }
-}
-
-/// Σ s², accumulated in `f64` in eight independent sums.
-#[inline(always)]
-pub(crate) fn sum_of_squares_slice<F: Float>(s: &[F]) -> f64 {
-    let mut acc = [0.0f64; 8];
-    let chunks = s.chunks_exact(8);
-    let tail: f64 = chunks
-        .remainder()
-        .iter()
-        .map(|&v| v.as_f64() * v.as_f64())
-        .sum();
-    for c in chunks {
-        for (acc, &v) in acc.iter_mut().zip(c) {
-            let v = v.as_f64();
-            *acc += v * v;
-        }
-    }
-    acc.iter().sum::<f64>() + tail
+/// Σ a², accumulated in `f64`.
+fn sum_of_squares<F: Float>(a: &Array2<F>) -> f64 {
+    a.iter().map(|&v| v.as_f64() * v.as_f64()).sum()
 }
 
 fn fill_normal<F: Float, R: Rng + ?Sized>(a: &mut Array2<F>, std: f64, rng: &mut R) {

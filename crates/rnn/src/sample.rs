@@ -1,12 +1,11 @@
 //! Sampling new text from a trained model, one character at a time, the hidden state
 //! carried from each sampled character to the next.
 
-use ndarray::linalg::general_mat_mul;
-use ndarray::{Array1, Array2, ShapeBuilder, aview1};
+use ndarray::{Array1, Array2, aview1};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::{Float, Params, TokenId, hidden_step_into};
+use crate::{Float, Params, TokenId, hidden_step, output_logits};
 
 /// Options for [`sample`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -59,26 +58,19 @@ pub fn sample<F: Float, R: Rng + ?Sized>(
     config: &SampleConfig,
     rng: &mut R,
 ) -> Sample {
-    let (n_a, n_y) = (params.n_a(), params.n_y());
-    let mut a_prev = Array2::<F>::zeros((n_a, 1).f()); //               (n_a, 1)
-    let mut a_next = Array2::<F>::zeros((n_a, 1).f()); //               (n_a, 1)
-    let mut logits = Array2::<F>::zeros((n_y, 1).f()); //               (n_y, 1)
-    let mut weights = Array1::<f64>::zeros(n_y); //                     (n_y)
+    let mut a = Array2::<F>::zeros((params.n_a(), 1)); //                (n_a, 1)
+    let mut weights = Array1::<f64>::zeros(params.n_y()); //            (n_y)
     let mut ids = prefix.to_vec();
     let mut input: Option<TokenId> = None;
     // Warm up on the prefix: its characters are inputs, nothing is drawn.
     for &id in prefix {
-        hidden_step_into(params, a_prev.view(), aview1(&[input]), a_next.view_mut());
-        std::mem::swap(&mut a_prev, &mut a_next);
+        a = hidden_step(params, a.view(), aview1(&[input]));
         input = Some(id);
     }
     for _ in 0..config.max_len {
-        hidden_step_into(params, a_prev.view(), aview1(&[input]), a_next.view_mut());
-        std::mem::swap(&mut a_prev, &mut a_next);
-        // z = W_ya a + b_y
-        general_mat_mul(F::one(), &params.w_ya, &a_prev, F::zero(), &mut logits);
-        logits += &params.b_y;
-        let id = draw(logits.column(0), config, &mut weights, rng);
+        a = hidden_step(params, a.view(), aview1(&[input]));
+        let z = output_logits(params, a.view()); //                     (n_y, 1)
+        let id = draw(z.column(0), config, &mut weights, rng);
         if Some(id) == config.stop {
             return Sample { ids, stopped: true };
         }

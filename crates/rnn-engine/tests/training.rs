@@ -5,11 +5,11 @@ use std::path::PathBuf;
 use ndarray::Array2;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use rnn::{
-    Checkpoint, CheckpointError, Clip, Float, OptimizerConfig, Params, TrainConfig, TrainError,
-    Trainer, rnn_backward, rnn_forward,
-};
 use rnn_data::{Corpus, CorpusOptions};
+use rnn_engine::{
+    Checkpoint, CheckpointError, Clip, Float, OptimizerConfig, Params, TrainConfig, TrainError,
+    Trainer, backward, forward,
+};
 
 fn dinosaurs() -> Corpus {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/dinosaurs.txt");
@@ -21,7 +21,7 @@ fn small_text() -> Corpus {
     Corpus::from_text("<fox>", &text, CorpusOptions::stream()).unwrap()
 }
 
-fn quiet() -> impl FnMut(&rnn::Event<'_>) {
+fn quiet() -> impl FnMut(&rnn_engine::Event<'_>) {
     |_| {}
 }
 
@@ -72,7 +72,7 @@ fn resume_lines_minibatch_adam_f32() {
     let config = TrainConfig {
         batch: 4,
         optimizer: OptimizerConfig::adam(0.01),
-        dtype: rnn::Dtype::F32,
+        dtype: rnn_engine::Dtype::F32,
         ..short(TrainConfig::dinosaurs(), 300)
     };
     resume_is_bit_identical::<f32>(config, &dinosaurs());
@@ -103,7 +103,7 @@ fn dinosaurs_recipe_learns() {
     let mut evals = Vec::new();
     trainer
         .run_to_end(&mut |e| {
-            if let rnn::Event::Validation(v) = e {
+            if let rnn_engine::Event::Validation(v) = e {
                 evals.push(v.loss.per_char());
             }
         })
@@ -139,7 +139,7 @@ fn validation_inside_a_run_sees_the_current_parameters() {
     let mut evals = Vec::new();
     trainer
         .run_to_end(&mut |e| {
-            if let rnn::Event::Validation(v) = e {
+            if let rnn_engine::Event::Validation(v) = e {
                 evals.push((v.step, v.loss));
             }
         })
@@ -168,7 +168,7 @@ fn sampling_during_training_is_deterministic() {
         let mut t = Trainer::<f64>::new(config, &corpus).unwrap();
         let mut out = Vec::new();
         t.run_to_end(&mut |e| {
-            if let rnn::Event::Samples { samples, .. } = e {
+            if let rnn_engine::Event::Samples { samples, .. } = e {
                 out.extend(samples.iter().cloned());
             }
         })
@@ -208,8 +208,8 @@ fn one_sgd_step_matches_a_hand_computation() {
         let y = Array2::from_shape_fn((ids.len() + 1, 1), |(t, _)| {
             Some(if t < ids.len() { ids[t] } else { nl })
         });
-        let (_, cache) = rnn_forward(&before, x.view(), y.view(), Array2::zeros((4, 1)).view());
-        let (mut g, _) = rnn_backward(&before, x.view(), y.view(), &cache);
+        let (_, cache) = forward(&before, x.view(), y.view(), Array2::zeros((4, 1)).view());
+        let (mut g, _) = backward(&before, x.view(), y.view(), &cache);
         Clip::Value(5.0).apply(&mut g);
         let mut p = before.clone();
         for ((_, p), (_, g)) in p.arrays_mut().into_iter().zip(g.arrays()) {

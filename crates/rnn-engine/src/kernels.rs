@@ -28,6 +28,7 @@ use std::any::TypeId;
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 
+use crate::isa::{Tier, tier};
 use crate::matvec;
 use crate::optim::AdamStep;
 use crate::{Float, TokenId};
@@ -265,50 +266,6 @@ struct Operand<'a, F> {
     cs: usize,
 }
 
-/// The instruction sets the kernels are compiled for, best first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Isa {
-    /// AVX-512F with AVX2 and FMA (x86-64).
-    Avx512,
-    /// AVX2 with FMA (x86-64).
-    Avx2,
-    /// What every target has (SSE2 on x86-64).
-    Base,
-}
-
-/// The best instruction set this CPU supports: the one decision every kernel, every
-/// element-wise loop and the panel height of [`Packed`] follow, so that they agree.
-#[inline]
-fn isa() -> Isa {
-    // Detected once: the kernels ask on every call, several hundred times per name at
-    // batch 1.
-    static ISA: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
-    *ISA.get_or_init(detect_isa)
-}
-
-/// [`isa`], asking the CPU.
-fn detect_isa() -> Isa {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if is_x86_feature_detected!("avx512f")
-            && is_x86_feature_detected!("avx2")
-            && is_x86_feature_detected!("fma")
-        {
-            return Isa::Avx512;
-        }
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            return Isa::Avx2;
-        }
-    }
-    Isa::Base
-}
-
-/// Whether the kernels run with AVX-512 on this CPU.
-#[inline]
-pub(crate) fn has_avx512() -> bool {
-    isa() == Isa::Avx512
-}
-
 // ANCHOR: simd
 /// Defines a function that runs the `#[inline(always)]` function `$imp` compiled for the
 /// widest vector instructions this CPU has: AVX-512F, AVX2, or the x86-64 baseline (SSE2),
@@ -331,12 +288,12 @@ macro_rules! simd_fn {
                 fn avx2<F: Float>($($arg: $ty),*) $(-> $ret)? {
                     $imp($($arg),*)
                 }
-                match isa() {
-                    // SAFETY: `isa` found AVX-512F, AVX2 and FMA on this CPU.
-                    Isa::Avx512 => return unsafe { avx512($($arg),*) },
-                    // SAFETY: `isa` found AVX2 and FMA on this CPU.
-                    Isa::Avx2 => return unsafe { avx2($($arg),*) },
-                    Isa::Base => {}
+                match tier() {
+                    // SAFETY: `tier` found AVX-512F, AVX2 and FMA on this CPU.
+                    Tier::Avx512 => return unsafe { avx512($($arg),*) },
+                    // SAFETY: `tier` found AVX2 and FMA on this CPU.
+                    Tier::Avx2 => return unsafe { avx2($($arg),*) },
+                    Tier::Portable => {}
                 }
             }
             $imp($($arg),*)
@@ -346,7 +303,7 @@ macro_rules! simd_fn {
 
 /// Defines `$avx512` and `$avx2`: the `#[inline(always)]` kernel `$imp` (generic over F, a
 /// const FMA flag and the const tile sizes `$c`) compiled with FMA for AVX-512F and for AVX2.
-/// Calling them is unsafe; the caller checks [`isa`] first.
+/// Calling them is unsafe; the caller checks [`tier`] first.
 macro_rules! isa_variants {
     ($imp:ident<$($c:ident),*>($($arg:ident: $ty:ty),* $(,)?) as $avx512:ident, $avx2:ident) => {
         #[cfg(target_arch = "x86_64")]
@@ -381,9 +338,9 @@ simd_fn! {
         = crate::backward::through_tanh;
     /// [`add_slice`](crate::backward::add_slice), vectorized for this CPU.
     pub(crate) fn simd_add<F: Float>(dst: &mut [F], src: &[F]) = crate::backward::add_slice;
-    /// [`sum_of_squares_slice`](crate::params::sum_of_squares_slice), vectorized for this CPU.
+    /// [`sum_of_squares_slice`](crate::norms::sum_of_squares_slice), vectorized for this CPU.
     pub(crate) fn simd_sum_of_squares<F: Float>(s: &[F]) -> f64
-        = crate::params::sum_of_squares_slice;
+        = crate::norms::sum_of_squares_slice;
     /// [`clamp_with_norm`](crate::clip::clamp_with_norm), vectorized for this CPU.
     pub(crate) fn simd_clamp_with_norm<F: Float>(s: &mut [F], c: F) -> f64
         = crate::clip::clamp_with_norm;
@@ -419,7 +376,7 @@ fn gemm_cm<F: Float>(
 ) {
     let f32 = std::mem::size_of::<F>() == 4;
     #[cfg(target_arch = "x86_64")]
-    if isa() == Isa::Avx512 && TypeId::of::<F>() == TypeId::of::<f64>() && (1..=56).contains(&n) {
+    if tier() == Tier::Avx512 && TypeId::of::<F>() == TypeId::of::<f64>() && (1..=56).contains(&n) {
         // Short columns in f64: every column goes to the whole-column kernel, each entry
         // one chain of multiply-adds over p in order (the order the fused update of
         // `crate::batch1` repeats, so that both give the same bits).
@@ -429,7 +386,7 @@ fn gemm_cm<F: Float>(
         );
         assert!(m == 0 || out.len() >= (m - 1) * ldo + n);
         if m > 0 {
-            // SAFETY: AVX-512F is here (`isa`); F is f64 (same TypeId); w and out are
+            // SAFETY: AVX-512F is here (`tier`); F is f64 (same TypeId); w and out are
             // covered (asserted above) and `a.data` holds the offsets p·rs + j·cs for
             // p < k and j < m by its construction in `matmul_serial`.
             unsafe {
@@ -449,10 +406,10 @@ fn gemm_cm<F: Float>(
         }
         return;
     }
-    match isa() {
+    match tier() {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `isa` found AVX-512F, AVX2 and FMA on this CPU.
-        Isa::Avx512 => unsafe {
+        // SAFETY: `tier` found AVX-512F, AVX2 and FMA on this CPU.
+        Tier::Avx512 => unsafe {
             if f32 {
                 gemm_avx512::<F, 32, 8, 64>(n, k, m, w, ldw, a, out, ldo)
             } else {
@@ -460,8 +417,8 @@ fn gemm_cm<F: Float>(
             }
         },
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `isa` found AVX2 and FMA on this CPU.
-        Isa::Avx2 => unsafe {
+        // SAFETY: `tier` found AVX2 and FMA on this CPU.
+        Tier::Avx2 => unsafe {
             if f32 {
                 gemm_avx2::<F, 24, 4, 32>(n, k, m, w, ldw, a, out, ldo)
             } else {
@@ -768,7 +725,7 @@ pub fn assign_col_major<F: Float>(mut dst: ArrayViewMut2<'_, F>, src: ArrayView2
         return;
     };
     #[cfg(target_arch = "x86_64")]
-    if std::any::TypeId::of::<F>() == std::any::TypeId::of::<f64>() && isa() != Isa::Base {
+    if std::any::TypeId::of::<F>() == std::any::TypeId::of::<f64>() && tier() != Tier::Portable {
         // SAFETY: F is f64 (same TypeId), so both slices hold f64 values with f64's
         // layout; the new slices cover exactly the same memory and borrows.
         let (s, d) = unsafe {
@@ -777,7 +734,7 @@ pub fn assign_col_major<F: Float>(mut dst: ArrayViewMut2<'_, F>, src: ArrayView2
                 std::slice::from_raw_parts_mut(d.as_mut_ptr().cast::<f64>(), d.len()),
             )
         };
-        // SAFETY: `isa` found at least AVX2 (and so AVX) on this CPU.
+        // SAFETY: `tier` found at least AVX2 (and so AVX) on this CPU.
         unsafe { transpose_f64_avx(s, d, n, m) };
         return;
     }
@@ -934,24 +891,24 @@ impl<F: Float> Packed<F> {
 /// The tile height of the kernel this CPU runs, for element type F.
 fn panel_rows<F>() -> usize {
     let f32 = std::mem::size_of::<F>() == 4;
-    match isa() {
+    match tier() {
         // Three vectors per column of a tile: measured on 512 × 512 × 32, f32 48 × 8
         // tiles ran at 124 GFLOP/s against 112 for 32 × 8 (f64 24 × 8: 56 against 53).
-        Isa::Avx512 => {
+        Tier::Avx512 => {
             if f32 {
                 48
             } else {
                 24
             }
         }
-        Isa::Avx2 => {
+        Tier::Avx2 => {
             if f32 {
                 24
             } else {
                 12
             }
         }
-        Isa::Base => {
+        Tier::Portable => {
             if f32 {
                 8
             } else {
@@ -1005,12 +962,12 @@ pub(crate) fn matmul_packed<F: Float>(
     let (d, mr) = (&w.data[..], w.mr);
     debug_assert_eq!(mr, panel_rows::<F>(), "packed on this CPU");
     #[cfg(target_arch = "x86_64")]
-    if isa() == Isa::Avx512 && mr * std::mem::size_of::<F>() == 3 * 64 {
+    if tier() == Tier::Avx512 && mr * std::mem::size_of::<F>() == 3 * 64 {
         assert!(d.len() == n.div_ceil(mr) * mr * k && o.len() >= (m - 1) * ldo + n);
         let (w_p, a_p, o_p) = (d.as_ptr(), a.data.as_ptr(), o.as_mut_ptr());
         let f32 = TypeId::of::<F>() == TypeId::of::<f32>();
         let f64 = TypeId::of::<F>() == TypeId::of::<f64>();
-        // SAFETY: AVX-512F is here (`isa`); F is the kernel's type (same TypeId); `d`
+        // SAFETY: AVX-512F is here (`tier`); F is the kernel's type (same TypeId); `d`
         // holds the n.div_ceil(mr) panels of mr × k values and `o` the column-major
         // n × m block with column stride ldo (both asserted above), `a.data` the offsets
         // p·rsa + j·csa (p < k, j < m) by its construction.
@@ -1027,21 +984,21 @@ pub(crate) fn matmul_packed<F: Float>(
             }
         }
     }
-    match (isa(), mr) {
+    match (tier(), mr) {
         // On AVX-512, `f32` and `f64` returned above; these two arms serve any other
         // element type a caller implements `Float` for.
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `isa` found AVX-512F, AVX2 and FMA on this CPU.
-        (Isa::Avx512, 48) => unsafe { packed_avx512::<F, 48, 8>(n, k, m, d, a, o, ldo) },
+        // SAFETY: `tier` found AVX-512F, AVX2 and FMA on this CPU.
+        (Tier::Avx512, 48) => unsafe { packed_avx512::<F, 48, 8>(n, k, m, d, a, o, ldo) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
-        (Isa::Avx512, _) => unsafe { packed_avx512::<F, 24, 8>(n, k, m, d, a, o, ldo) },
+        (Tier::Avx512, _) => unsafe { packed_avx512::<F, 24, 8>(n, k, m, d, a, o, ldo) },
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `isa` found AVX2 and FMA on this CPU.
-        (Isa::Avx2, 24) => unsafe { packed_avx2::<F, 24, 4>(n, k, m, d, a, o, ldo) },
+        // SAFETY: `tier` found AVX2 and FMA on this CPU.
+        (Tier::Avx2, 24) => unsafe { packed_avx2::<F, 24, 4>(n, k, m, d, a, o, ldo) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
-        (Isa::Avx2, _) => unsafe { packed_avx2::<F, 12, 4>(n, k, m, d, a, o, ldo) },
+        (Tier::Avx2, _) => unsafe { packed_avx2::<F, 12, 4>(n, k, m, d, a, o, ldo) },
         (_, 8) => gemm_packed::<F, false, 8, 4>(n, k, m, d, a, o, ldo),
         _ => gemm_packed::<F, false, 4, 4>(n, k, m, d, a, o, ldo),
     }

@@ -48,9 +48,9 @@ use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
 use crate::forward::logits_softmax;
 use crate::kernels::{gemm, simd_sum_of_squares};
 use crate::matvec::{self, ClipSgd, as_f64, as_f64_mut};
-use crate::optim::Optimizer;
 use crate::train::{StepBuffers, StepReport, bounds_are_finite, parameter_bound};
 use crate::{Float, Loss, Params, TokenId};
+use rnn::Optimizer;
 
 /// Whether [`sgd_step`] runs for these parameters and this batch: `f64` with the AVX-512
 /// kernels of [`matvec`], one sequence, at most 56 hidden units (the rows the general
@@ -453,7 +453,8 @@ fn update<F: Float>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Clip, OptimizerConfig, rnn_backward, rnn_forward};
+    use crate::{Clip, OptimizerConfig};
+    use crate::{backward as full_backward, forward as full_forward};
     use ndarray::{Array2, ShapeBuilder};
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
@@ -507,15 +508,15 @@ mod tests {
                     assert_eq!(buf.mirror.holds, Holds::Newer);
                 }
                 buf.sync(&mut fused);
-                let (loss, cache) = rnn_forward(&general, x, y, a0.view());
+                let (loss, cache) = full_forward(&general, x, y, a0.view());
                 // The hidden states the caller carries on, from the fused step's buffers.
                 assert!(buf.fused);
                 for len in 0..=x.nrows() {
                     assert_eq!(buf.hidden(len), cache.a_prev(len), "a<{len}>");
                 }
-                let (mut grads, _) = rnn_backward(&general, x, y, &cache);
-                let norm = clip.apply(&mut grads);
-                assert!(opt_general.step_checked(&mut general, &grads));
+                let (mut grads, _) = full_backward(&general, x, y, &cache);
+                let norm = crate::apply_clip(clip, &mut grads);
+                assert!(crate::step_checked(&mut opt_general, &mut general, &grads));
                 let at = format!("n_a {n_a} n_y {n_y} round {round}");
                 if n_a == 1 {
                     // A 1 × n_y W_yaᵀ is both row- and column-major in place but only
@@ -576,10 +577,10 @@ mod tests {
                 .expect("the fused step applies")
                 .expect("a finite step");
             buf.sync(&mut fused);
-            let (loss, cache) = rnn_forward(&general, x.view(), y.view(), a0.view());
-            let (mut grads, _) = rnn_backward(&general, x.view(), y.view(), &cache);
-            let norm = clip.apply(&mut grads);
-            proptest::prop_assert!(Optimizer::new(sgd, &general).step_checked(&mut general, &grads));
+            let (loss, cache) = full_forward(&general, x.view(), y.view(), a0.view());
+            let (mut grads, _) = full_backward(&general, x.view(), y.view(), &cache);
+            let norm = crate::apply_clip(clip, &mut grads);
+            proptest::prop_assert!(crate::step_checked(&mut Optimizer::new(sgd, &general), &mut general, &grads));
             proptest::prop_assert_eq!(&fused, &general);
             proptest::prop_assert_eq!(report.loss, loss);
             proptest::prop_assert!((report.grad_norm - norm).abs() <= 1e-12 * norm.max(1e-300));
@@ -621,10 +622,10 @@ mod tests {
             )
             .expect("the fused step applies")
             .expect("a finite step");
-            let (_, cache) = rnn_forward(&general, x, y, hidden.view());
-            let (mut grads, _) = rnn_backward(&general, x, y, &cache);
+            let (_, cache) = full_forward(&general, x, y, hidden.view());
+            let (mut grads, _) = full_backward(&general, x, y, &cache);
             Clip::Value(1.0).apply(&mut grads);
-            assert!(opt_general.step_checked(&mut general, &grads));
+            assert!(crate::step_checked(&mut opt_general, &mut general, &grads));
             assert_eq!(buf.hidden(len), cache.a_prev(len), "length {len}");
             hidden.assign(&buf.hidden(len));
             buf.sync(&mut fused);

@@ -2,14 +2,14 @@
 
 use std::collections::HashMap;
 
-use rnn::export::{
+use rnn_data::{Corpus, CorpusOptions};
+use rnn_engine::export::{
     ImportError, METADATA_KEY, TENSOR_NAMES, from_safetensors, state_from_import, to_safetensors,
 };
-use rnn::{Dtype, TrainConfig, Trainer};
-use rnn_data::{Corpus, CorpusOptions};
+use rnn_engine::{Dtype, TrainConfig, Trainer};
 use safetensors::tensor::{Dtype as StDtype, TensorView};
 
-fn trained_state(dtype: Dtype) -> rnn::TrainState<f64> {
+fn trained_state(dtype: Dtype) -> rnn_engine::TrainState<f64> {
     let text = "anchisaurus\nbrachiosaurus\ncamptosaurus\ndiplodocus\n".repeat(5);
     let corpus = Corpus::from_text("<names>", &text, CorpusOptions::lines()).unwrap();
     let config = TrainConfig {
@@ -211,8 +211,8 @@ fn imported_weights_predict_the_same() {
     let x = ndarray::array![[None], [Some(1)], [Some(2)]];
     let y = ndarray::array![[Some(1)], [Some(2)], [Some(0)]];
     let a0 = ndarray::Array2::zeros((8, 1));
-    let (l1, _) = rnn::rnn_forward(&state.params, x.view(), y.view(), a0.view());
-    let (l2, _) = rnn::rnn_forward(&params, x.view(), y.view(), a0.view());
+    let (l1, _) = rnn_engine::forward(&state.params, x.view(), y.view(), a0.view());
+    let (l2, _) = rnn_engine::forward(&params, x.view(), y.view(), a0.view());
     assert_eq!(l1, l2);
 }
 
@@ -258,13 +258,13 @@ fn a_configuration_that_cannot_train_is_refused() {
     ));
     // The largest accepted batch imports into a checkpoint that loads.
     let ok = with_config(&bytes, |c| {
-        c["batch"] = rnn::export::MAX_IMPORT_BATCH.into()
+        c["batch"] = rnn_engine::export::MAX_IMPORT_BATCH.into()
     });
     let (params, info) = from_safetensors(&ok).unwrap();
     let state = state_from_import(params, &info);
-    let ckpt = rnn::Checkpoint::new(&state, "<test>");
+    let ckpt = rnn_engine::Checkpoint::new(&state, "<test>");
     let json = serde_json::to_vec(&ckpt).unwrap();
-    rnn::Checkpoint::from_bytes(&json, std::path::Path::new("<test>")).unwrap();
+    rnn_engine::Checkpoint::from_bytes(&json, std::path::Path::new("<test>")).unwrap();
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! (stride 50) and, for W_aa, also as the fused training step runs them: rows and
 //! activations 64-byte aligned and zero-padded to 56.
 fn main() {
-    for (name, ns) in rnn::bench::kernel_probe_a() {
+    for (name, ns) in rnn_engine::bench::kernel_probe_a() {
         println!("{name:30} {ns:8.0} ns");
     }
 }

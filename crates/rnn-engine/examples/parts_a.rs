@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use ndarray::Array2;
-use rnn::{Bptt, Cache, Grads, Params, rnn_backward_into, rnn_forward_into};
+use rnn_engine::{Bptt, Cache, Grads, Params, backward_into, forward_into};
 
 fn main() {
     let (v, n_a, t) = (27usize, 50usize, 12usize);
@@ -20,7 +20,7 @@ fn main() {
     for round in 0..3 {
         let start = Instant::now();
         for _ in 0..n {
-            std::hint::black_box(rnn_forward_into(
+            std::hint::black_box(forward_into(
                 &params,
                 x.view(),
                 y.view(),
@@ -31,7 +31,7 @@ fn main() {
         let fwd = start.elapsed().as_secs_f64() / n as f64;
         let start = Instant::now();
         for _ in 0..n {
-            rnn_backward_into(&params, x.view(), y.view(), &cache, &mut grads, &mut bptt);
+            backward_into(&params, x.view(), y.view(), &cache, &mut grads, &mut bptt);
             std::hint::black_box(&grads);
         }
         let bwd = start.elapsed().as_secs_f64() / n as f64;

@@ -1,7 +1,7 @@
 //! Quick throughput probe for the two standard configurations (development aid; the
 //! supported entry point is `charrnn bench`): `speed a|b [threads]`.
 
-use rnn::bench::{BenchConfig, run_bench};
+use rnn_engine::bench::{BenchConfig, run_bench};
 
 fn main() {
     let which = std::env::args().nth(1).unwrap_or_default();

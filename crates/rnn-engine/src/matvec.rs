@@ -34,7 +34,7 @@ use crate::Float;
 pub(crate) fn available<F: Float>() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        TypeId::of::<F>() == TypeId::of::<f64>() && crate::kernels::has_avx512()
+        TypeId::of::<F>() == TypeId::of::<f64>() && crate::isa::tier() == crate::isa::Tier::Avx512
     }
     #[cfg(not(target_arch = "x86_64"))]
     {

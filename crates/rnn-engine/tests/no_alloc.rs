@@ -16,7 +16,7 @@ use std::cell::Cell;
 use ndarray::{Array2, ShapeBuilder};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rnn::{Bptt, Cache, Float, Grads, Params, TokenId, rnn_backward_into, rnn_forward_into};
+use rnn_engine::{Bptt, Cache, Float, Grads, Params, TokenId, backward_into, forward_into};
 
 struct Counting;
 
@@ -74,8 +74,8 @@ fn allocations_in_second_pass<F: Float>(v: usize, n_a: usize, m: usize, t: usize
     let mut bptt = Bptt::new();
     let mut grads = Grads::zeros(v, n_a, v);
     let mut pass = || {
-        rnn_forward_into(&params, x.view(), y.view(), a0.view(), &mut cache);
-        rnn_backward_into(&params, x.view(), y.view(), &cache, &mut grads, &mut bptt);
+        forward_into(&params, x.view(), y.view(), a0.view(), &mut cache);
+        backward_into(&params, x.view(), y.view(), &cache, &mut grads, &mut bptt);
     };
     pass(); // sizes the buffers
     let before = allocations();
@@ -97,11 +97,11 @@ fn the_per_step_loop_does_not_allocate() {
     // with its aligned copy of W_aa and W_ya) and of config A with a batch of 4 names
     // (the general path), after two steps that size every buffer.
     for batch in [1, 4] {
-        let config = rnn::bench::BenchConfig {
+        let config = rnn_engine::bench::BenchConfig {
             batch,
-            ..rnn::bench::BenchConfig::a()
+            ..rnn_engine::bench::BenchConfig::a()
         };
-        let mut step = rnn::bench::step_probe::<f64>(&config);
+        let mut step = rnn_engine::bench::step_probe::<f64>(&config);
         step();
         step();
         let before = allocations();

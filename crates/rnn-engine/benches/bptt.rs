@@ -10,9 +10,8 @@ use divan::Bencher;
 use ndarray::{Array1, Array2, ShapeBuilder};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rnn::{
-    Bptt, Cache, Float, Grads, Params, TokenId, hidden_step_into, rnn_backward_into,
-    rnn_forward_into, rnn_step_backward,
+use rnn_engine::{
+    Bptt, Cache, Float, Grads, Params, TokenId, backward_into, forward_into, hidden_step_into,
 };
 
 fn main() {
@@ -79,7 +78,7 @@ fn step_backward_of<F: Float>(bencher: Bencher<'_, '_>, config: &str) {
     let dy = Array2::from_elem((n_y, m).f(), F::cast(0.01));
     let mut da_next = Array2::from_elem((n_a, m), F::cast(0.01));
     bencher.bench_local(|| {
-        rnn_step_backward(
+        rnn::rnn_step_backward(
             dy.view(),
             &mut grads,
             &mut da_next,
@@ -108,8 +107,8 @@ fn bptt_of<F: Float>(bencher: Bencher<'_, '_>, config: &str) {
     let mut bptt = Bptt::new();
     let mut grads = Grads::zeros(n_x, n_a, n_y);
     bencher.bench_local(|| {
-        rnn_forward_into(&s.params, s.x.view(), s.y.view(), s.a0.view(), &mut cache);
-        rnn_backward_into(
+        forward_into(&s.params, s.x.view(), s.y.view(), s.a0.view(), &mut cache);
+        backward_into(
             &s.params,
             s.x.view(),
             s.y.view(),
@@ -125,10 +124,10 @@ fn bptt_of<F: Float>(bencher: Bencher<'_, '_>, config: &str) {
 #[divan::bench(args = ["a", "b"])]
 fn train_step(bencher: Bencher<'_, '_>, config: &str) {
     if config == "a" {
-        let mut step = rnn::bench::step_probe::<f64>(&rnn::bench::BenchConfig::a());
+        let mut step = rnn_engine::bench::step_probe::<f64>(&rnn_engine::bench::BenchConfig::a());
         bencher.bench_local(&mut step);
     } else {
-        let mut step = rnn::bench::step_probe::<f32>(&rnn::bench::BenchConfig::b());
+        let mut step = rnn_engine::bench::step_probe::<f32>(&rnn_engine::bench::BenchConfig::b());
         bencher.bench_local(&mut step);
     }
 }

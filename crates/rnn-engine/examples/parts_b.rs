@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use ndarray::{Array2, ShapeBuilder};
-use rnn::{Bptt, Cache, Grads, Params, rnn_backward_into, rnn_forward_into};
+use rnn_engine::{Bptt, Cache, Grads, Params, backward_into, forward_into};
 
 fn time(n: usize, mut f: impl FnMut()) -> f64 {
     f();
@@ -21,7 +21,7 @@ fn main() {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(1);
-    rnn::bench::with_threads(threads, run);
+    rnn_engine::bench::with_threads(threads, run);
 }
 
 fn run() {
@@ -45,7 +45,7 @@ fn run() {
     let n = 20;
     for round in 0..3 {
         let fwd = time(n, || {
-            std::hint::black_box(rnn_forward_into(
+            std::hint::black_box(forward_into(
                 &params,
                 x.view(),
                 y.view(),
@@ -54,19 +54,19 @@ fn run() {
             ));
         });
         let bwd = time(n, || {
-            rnn_backward_into(&params, x.view(), y.view(), &cache, &mut grads, &mut bptt);
+            backward_into(&params, x.view(), y.view(), &cache, &mut grads, &mut bptt);
         });
         let dw = time(n, || {
-            rnn::bench::gemm_probe(a.view(), a.t(), out.view_mut());
+            rnn_engine::bench::gemm_probe(a.view(), a.t(), out.view_mut());
         });
         let wy_a = time(n, || {
-            rnn::bench::gemm_probe(wy_cm.view(), a.view(), out_y.view_mut());
+            rnn_engine::bench::gemm_probe(wy_cm.view(), a.view(), out_y.view_mut());
         });
         let dwy = time(n, || {
-            rnn::bench::gemm_probe(a.view(), out_y.t(), dwy_t.view_mut());
+            rnn_engine::bench::gemm_probe(a.view(), out_y.t(), dwy_t.view_mut());
         });
         let da = time(n, || {
-            rnn::bench::gemm_probe(wy.t(), out_y.view(), a2.view_mut());
+            rnn_engine::bench::gemm_probe(wy.t(), out_y.view(), a2.view_mut());
         });
         let gf = |flops: f64, ms: f64| flops / ms / 1e6;
         let fl = 2.0 * (n_a * n_a * t * m) as f64;

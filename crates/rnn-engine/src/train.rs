@@ -1,0 +1,1188 @@
+//! Training: the loop around forward, backward, clipping and the update, in the two modes
+//! of the classic recipes (one name per example, or a continuous stream cut into chunks).
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Instant;
+
+use ndarray::{Array2, ArrayView2, ShapeBuilder};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use rnn_data::{
+    Batch, BatchError, Corpus, CorpusError, CorpusMode, EncodeError, Example, StreamBatches,
+    TokenId, Vocab,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::kernels::{simd_clip_value_sgd, simd_sum_of_squares};
+use crate::{
+    Bptt, Cache, Clip, Float, Grads, Loss, Optimizer, OptimizerConfig, Params, SampleConfig,
+    backward_into, forward_into,
+};
+
+/// The element type training runs in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dtype {
+    /// Single precision: the fast path.
+    F32,
+    /// Double precision: the reference.
+    F64,
+}
+
+impl fmt::Display for Dtype {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Dtype::F32 => "f32",
+            Dtype::F64 => "f64",
+        })
+    }
+}
+
+impl FromStr for Dtype {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "f32" => Ok(Dtype::F32),
+            "f64" => Ok(Dtype::F64),
+            other => Err(format!("unknown dtype {other:?} (expected f32 or f64)")),
+        }
+    }
+}
+
+/// Everything that defines a training run. Start from a preset
+/// ([`TrainConfig::dinosaurs`], [`TrainConfig::text`]) and change fields.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// One example per line (names) or a continuous stream.
+    pub mode: CorpusMode,
+    /// Lowercase the text when loading it.
+    pub lowercase: bool,
+    /// Hidden size n_a.
+    pub hidden: usize,
+    /// Number of updates.
+    pub steps: u64,
+    /// Optimizer and learning rate.
+    pub optimizer: OptimizerConfig,
+    /// Gradient clipping.
+    pub clip: Clip,
+    /// Examples (lines mode) or parallel streams (stream mode) per update, m.
+    pub batch: usize,
+    /// Stream mode: characters per chunk for truncated BPTT, T.
+    pub seq_len: usize,
+    /// Seed for initialisation, shuffling and sampling.
+    pub seed: u64,
+    /// Element type.
+    pub dtype: Dtype,
+    /// Fraction of the data held out for validation (0 for none).
+    pub val_fraction: f64,
+    /// Steps per history row (losses and norms are averaged over them).
+    pub log_every: u64,
+    /// Steps between validation passes (0 for never).
+    pub eval_every: u64,
+    /// Steps between samples (0 for never).
+    pub sample_every: u64,
+    /// How many samples to draw each time.
+    pub n_samples: usize,
+    /// Maximum length of a sample.
+    pub sample_max_len: usize,
+}
+
+impl TrainConfig {
+    /// The classic dinosaur-name recipe: one name per step, n_a = 50, SGD with lr 0.01,
+    /// element-wise clipping at 5, f64, hidden state carried from name to name.
+    pub fn dinosaurs() -> Self {
+        TrainConfig {
+            mode: CorpusMode::Lines,
+            lowercase: true,
+            hidden: 50,
+            steps: 35_000,
+            optimizer: OptimizerConfig::sgd(0.01),
+            clip: Clip::Value(5.0),
+            batch: 1,
+            seq_len: 0,
+            seed: 0,
+            dtype: Dtype::F64,
+            val_fraction: 0.05,
+            log_every: 10,
+            eval_every: 1000,
+            sample_every: 5000,
+            n_samples: 7,
+            sample_max_len: 50,
+        }
+    }
+
+    /// Continuous text in the manner of min-char-rnn, batched: 32 parallel streams, chunks
+    /// of 64 characters, n_a = 256, Adam with lr 0.002, clipping by norm at 5, f32.
+    pub fn text() -> Self {
+        TrainConfig {
+            mode: CorpusMode::Stream,
+            lowercase: false,
+            hidden: 256,
+            steps: 2_000,
+            optimizer: OptimizerConfig::adam(0.002),
+            clip: Clip::Norm(5.0),
+            batch: 32,
+            seq_len: 64,
+            seed: 0,
+            dtype: Dtype::F32,
+            val_fraction: 0.05,
+            log_every: 10,
+            eval_every: 200,
+            sample_every: 500,
+            n_samples: 2,
+            sample_max_len: 200,
+        }
+    }
+
+    /// Karpathy's min-char-rnn: one stream, chunks of 25, n_a = 100, Adagrad with lr 0.1,
+    /// element-wise clipping at 5.
+    pub fn min_char_rnn() -> Self {
+        TrainConfig {
+            hidden: 100,
+            optimizer: OptimizerConfig::adagrad(0.1),
+            clip: Clip::Value(5.0),
+            batch: 1,
+            seq_len: 25,
+            dtype: Dtype::F64,
+            steps: 10_000,
+            ..Self::text()
+        }
+    }
+
+    /// Checks every field, naming the first bad one.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |field: &'static str, value: String, expected: &'static str| {
+            Err(ConfigError {
+                field,
+                value,
+                expected,
+            })
+        };
+        if !(1..=MAX_HIDDEN).contains(&self.hidden) {
+            return bad("hidden", self.hidden.to_string(), "between 1 and 8192");
+        }
+        let lr = self.optimizer.lr();
+        if !(lr.is_finite() && lr > 0.0) {
+            return bad("lr", lr.to_string(), "a finite number > 0");
+        }
+        if !(1..=MAX_BATCH).contains(&self.batch) {
+            return bad("batch", self.batch.to_string(), "between 1 and 65536");
+        }
+        if self.mode == CorpusMode::Stream && !(1..=MAX_SEQ_LEN).contains(&self.seq_len) {
+            return bad("seq_len", self.seq_len.to_string(), "between 1 and 65536");
+        }
+        match self.clip {
+            Clip::Value(c) | Clip::Norm(c) if !(c.is_finite() && c > 0.0) => {
+                return bad("clip", c.to_string(), "a finite number > 0");
+            }
+            _ => {}
+        }
+        if !(0.0..=0.5).contains(&self.val_fraction) {
+            return bad(
+                "val_fraction",
+                self.val_fraction.to_string(),
+                "between 0 and 0.5",
+            );
+        }
+        if self.log_every == 0 {
+            return bad("log_every", "0".into(), "at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// The largest hidden size a configuration accepts: W_aa alone is n_a² numbers, so a typo
+/// such as `--hidden 1000000` must be an error, not an attempt to allocate 8 TB.
+pub const MAX_HIDDEN: usize = 8192;
+
+/// The largest batch (examples or streams per update) a configuration accepts.
+pub const MAX_BATCH: usize = 1 << 16;
+
+/// The longest chunk for truncated BPTT a configuration accepts.
+pub const MAX_SEQ_LEN: usize = 1 << 16;
+
+/// A configuration value out of range.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("invalid {field} = {value}: expected {expected}")]
+pub struct ConfigError {
+    /// The field (as named by the command-line flag).
+    pub field: &'static str,
+    /// The value given.
+    pub value: String,
+    /// What is allowed.
+    pub expected: &'static str,
+}
+
+/// Why training could not start or go on.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// A configuration value is out of range.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The corpus could not be split or loaded.
+    #[error(transparent)]
+    Corpus(#[from] CorpusError),
+    /// The text has a character the model's vocabulary lacks.
+    #[error("{origin}: {source}")]
+    Encode {
+        /// Which text.
+        origin: String,
+        /// The character and position.
+        source: EncodeError,
+    },
+    /// Too little text for the requested batch shape.
+    #[error("{origin}: {source}")]
+    Batch {
+        /// Which text.
+        origin: String,
+        /// The numbers involved.
+        source: BatchError,
+    },
+    /// The corpus mode differs from the configuration's.
+    #[error("corpus {origin} is in {found} mode but the configuration says {expected}")]
+    ModeMismatch {
+        /// Which text.
+        origin: String,
+        /// The corpus mode.
+        found: CorpusMode,
+        /// The configured mode.
+        expected: CorpusMode,
+    },
+    /// A non-finite loss, gradient or parameter: training stopped and the parameters are
+    /// those of the last good step.
+    #[error(
+        "training diverged at step {step}: loss {loss}, gradient norm {grad_norm}; parameters kept from step {}",
+        step - 1
+    )]
+    Diverged {
+        /// The step that failed (1-based).
+        step: u64,
+        /// Its loss.
+        loss: f64,
+        /// Its gradient norm before clipping.
+        grad_norm: f64,
+    },
+}
+
+/// One row of the training history (`history.csv`).
+///
+/// Losses are per example, as in the classic recipes: the summed loss of one name in
+/// lines mode, of one chunk of T characters in stream mode, averaged over the batch and
+/// over the `log_every` steps of the row. The validation loss is in the same unit.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HistoryRow {
+    /// Step at the end of the row's interval.
+    pub step: u64,
+    /// Mean training loss per example over the interval.
+    pub loss: f64,
+    /// Exponentially smoothed loss (0.999 / 0.001 per step) at `step`.
+    pub smoothed_loss: f64,
+    /// Validation loss per example, when a validation pass ran at `step`.
+    pub val_loss: Option<f64>,
+    /// Mean global gradient norm before clipping over the interval.
+    pub grad_norm: f64,
+    /// Training characters per second over the interval.
+    pub chars_per_s: f64,
+}
+
+/// A validation pass.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Evaluation {
+    /// Step at which it ran.
+    pub step: u64,
+    /// Summed loss and number of predicted characters.
+    pub loss: Loss,
+    /// Loss per example, in the unit of [`HistoryRow::loss`].
+    pub per_example: f64,
+}
+
+/// What the training loop reports to its observer.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// After every step: the step number, the loss per example and the smoothed loss.
+    Step {
+        /// Step just completed (1-based).
+        step: u64,
+        /// Loss per example at this step.
+        loss: f64,
+        /// Smoothed loss.
+        smoothed_loss: f64,
+        /// Characters trained on at this step.
+        chars: u64,
+    },
+    /// Every `log_every` steps, a new history row.
+    Log(&'a HistoryRow),
+    /// Every `eval_every` steps, a validation pass.
+    Validation(&'a Evaluation),
+    /// Every `sample_every` steps, freshly sampled text.
+    Samples {
+        /// Step at which they were drawn.
+        step: u64,
+        /// The samples.
+        samples: &'a [String],
+    },
+}
+
+/// The examples for each mode.
+#[derive(Debug, Clone)]
+enum Data {
+    Lines {
+        train: Vec<Example>,
+        val: Vec<Example>,
+        /// Order of the current epoch and its number.
+        order: Vec<usize>,
+        epoch: u64,
+    },
+    Stream {
+        train: StreamBatches,
+        val: Vec<TokenId>,
+    },
+}
+
+/// The complete state of a run: what a checkpoint stores, apart from the data.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(bound = "F: Float")]
+pub struct TrainState<F: Float = f64> {
+    /// The configuration.
+    pub config: TrainConfig,
+    /// The model's vocabulary.
+    pub vocab: Vocab,
+    /// Steps completed.
+    pub step: u64,
+    /// The parameters.
+    pub params: Params<F>,
+    /// The optimizer and its accumulators.
+    pub optimizer: Optimizer<F>,
+    /// The generator used for samples during training.
+    pub sample_rng: ChaCha8Rng,
+    /// The hidden state carried into the next step, (n_a, m).
+    pub hidden: Array2<F>,
+    /// The smoothed loss.
+    pub smoothed_loss: f64,
+    /// History rows so far.
+    pub history: Vec<HistoryRow>,
+}
+
+impl<F: Float> TrainState<F> {
+    /// The same state in another float type (exact from f32 to f64 and back).
+    pub fn cast<G: Float>(&self) -> TrainState<G> {
+        TrainState {
+            config: self.config.clone(),
+            vocab: self.vocab.clone(),
+            step: self.step,
+            params: self.params.cast(),
+            optimizer: self.optimizer.cast(),
+            sample_rng: self.sample_rng.clone(),
+            hidden: self.hidden.mapv(|v| G::cast(v.as_f64())),
+            smoothed_loss: self.smoothed_loss,
+            history: self.history.clone(),
+        }
+    }
+}
+
+/// A training run in progress.
+#[derive(Debug)]
+pub struct Trainer<F: Float = f64> {
+    state: TrainState<F>,
+    data: Data,
+    buffers: StepBuffers<F>,
+    interval: Interval,
+}
+
+/// The buffers of one training step (forward cache, backward buffers, gradients and the
+/// copy of the parameters kept in case the update diverges), sized once per batch shape.
+#[derive(Debug)]
+pub(crate) struct StepBuffers<F: Float> {
+    pub(crate) cache: Cache<F>,
+    pub(crate) bptt: Bptt<F>,
+    pub(crate) grads: Grads<F>,
+    pub(crate) last_good: Params<F>,
+    /// A bound on |θ| over the parameters, as left by the last fused clip-and-SGD step,
+    /// or `None` when not known (before the first step, after a step of the general path).
+    pub(crate) max_abs: Option<F>,
+    /// The aligned copies of W_aa and W_ya that the fused batch-1 step works on; newer
+    /// than the parameters after such a step, until [`StepBuffers::sync`].
+    pub(crate) mirror: crate::batch1::Mirror<F>,
+    /// The padded activations and deltas of the fused batch-1 step.
+    pub(crate) work: crate::batch1::Work,
+    /// Whether the last step was the fused one, whose activations are in `work` (the
+    /// cache then holds an older step's).
+    pub(crate) fused: bool,
+}
+
+impl<F: Float> StepBuffers<F> {
+    pub(crate) fn new(params: &Params<F>) -> Self {
+        StepBuffers {
+            cache: Cache::new(),
+            bptt: Bptt::new(),
+            grads: Grads::zeros(params.n_x(), params.n_a(), params.n_y()),
+            last_good: params.clone(),
+            max_abs: None,
+            mirror: Default::default(),
+            work: Default::default(),
+            fused: false,
+        }
+    }
+
+    /// a<len>, the hidden state after the first `len` steps of the last training step
+    /// (a<0> for 0), (n_a, m): from the fused step's buffers or from the cache.
+    pub(crate) fn hidden(&self, len: usize) -> ArrayView2<'_, F> {
+        if self.fused
+            && let Some(a) = self.work.hidden::<F>(len)
+        {
+            return a;
+        }
+        self.cache.a_prev(len)
+    }
+
+    /// Brings `params` up to date after fused batch-1 steps (see [`crate::batch1`]): call
+    /// before anything but [`update_step`] reads them.
+    pub(crate) fn sync(&mut self, params: &mut Params<F>) {
+        self.mirror.store(params);
+    }
+}
+
+/// The loss and the gradient norm (before clipping) of a step.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct StepReport {
+    pub(crate) loss: Loss,
+    pub(crate) grad_norm: f64,
+}
+
+/// One update: forward from `a0`, backward, clip, update. A non-finite loss or gradient
+/// norm stops before the update; non-finite parameters after it are replaced by the ones
+/// before. Either way the error carries the step's report and `params` are the last good
+/// ones.
+///
+/// This is the training step both [`Trainer`] and [`crate::bench`] run.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn update_step<F: Float>(
+    params: &mut Params<F>,
+    optimizer: &mut Optimizer<F>,
+    clip: Clip,
+    x: ArrayView2<'_, Option<TokenId>>,
+    y: ArrayView2<'_, Option<TokenId>>,
+    a0: ArrayView2<'_, F>,
+    buf: &mut StepBuffers<F>,
+) -> Result<StepReport, StepReport> {
+    if let (Clip::Value(c), OptimizerConfig::Sgd { lr }) = (clip, optimizer.config)
+        && let Some(result) = crate::batch1::sgd_step(params, optimizer, c, lr, x, y, a0, buf)
+    {
+        return result;
+    }
+    // The paths below read and write `params` themselves.
+    buf.sync(params);
+    buf.mirror.forget();
+    buf.fused = false;
+    let loss = forward_into(params, x, y, a0, &mut buf.cache);
+    backward_into(params, x, y, &buf.cache, &mut buf.grads, &mut buf.bptt);
+    if let (Clip::Value(c), OptimizerConfig::Sgd { lr }) = (clip, optimizer.config)
+        && let Some(result) = clip_value_sgd_fused(params, optimizer, c, lr, loss, buf)
+    {
+        return result;
+    }
+    // Clip (returns the norm before clipping), then check before touching parameters.
+    buf.max_abs = None;
+    let grad_norm = crate::apply_clip(clip, &mut buf.grads);
+    let report = StepReport { loss, grad_norm };
+    if !loss.total.is_finite() || !grad_norm.is_finite() {
+        return Err(report);
+    }
+    buf.last_good.assign(params);
+    if !crate::step_checked(optimizer, params, &buf.grads) {
+        params.assign(&buf.last_good);
+        return Err(report);
+    }
+    Ok(report)
+}
+
+/// The classic recipe's clip and update (element-wise clipping, then SGD) in one pass
+/// instead of four (clip, norm, back up, update), with the same results bit for bit
+/// (tested): each entry is clamped and θ − lr·g written over θ in place, while the squares
+/// of the unclipped gradients are summed for the report.
+///
+/// The general path checks the gradient norm before it touches the parameters; here the
+/// norm is known only after the pass, so it is proved finite beforehand, from the inputs
+/// of the gradient products ([`gradients_are_bounded`]). No copy of the parameters is
+/// needed either, because this step cannot make them non-finite: a clamped update moves an
+/// entry by at most lr·c, so every new |θ| is at most `max_abs` + lr·c (with a margin
+/// for rounding, [`step_bound`]), and the step runs only when that bound is finite. The
+/// bound then becomes `max_abs` for the next step: it is measured once, by a pass over the
+/// parameters, and grows by lr·c per step after that (by 1,750 over the classic recipe's
+/// 35,000 steps), which spares the update pass the work of measuring it.
+///
+/// Returns `None`, having changed nothing, when the arrays do not share one contiguous
+/// layout or either bound fails; the general path (with its checks and its copy) then runs.
+fn clip_value_sgd_fused<F: Float>(
+    params: &mut Params<F>,
+    optimizer: &mut Optimizer<F>,
+    c: f64,
+    lr: f64,
+    loss: Loss,
+    buf: &mut StepBuffers<F>,
+) -> Option<Result<StepReport, StepReport>> {
+    let layouts_match =
+        params
+            .arrays()
+            .into_iter()
+            .zip(buf.grads.arrays())
+            .all(|((_, p), (_, g))| {
+                p.dim() == g.dim()
+                    && p.strides() == g.strides()
+                    && p.as_slice_memory_order().is_some()
+            });
+    if !layouts_match {
+        return None;
+    }
+    let bound = parameter_bound(params, buf, c, lr)?;
+    let (c, lr) = (F::cast(c), F::cast(lr));
+    if !loss.total.is_finite() {
+        let grad_norm = buf.grads.global_norm();
+        return Some(Err(StepReport { loss, grad_norm }));
+    }
+    if !gradients_are_bounded(&buf.cache, &buf.bptt, params.n_params()) {
+        return None;
+    }
+    optimizer.t += 1;
+    let mut sum_sq = 0.0f64;
+    for ((_, p), (_, g)) in params.arrays_mut().into_iter().zip(buf.grads.arrays()) {
+        let p = p.as_slice_memory_order_mut().expect("checked above");
+        let g = g.as_slice_memory_order().expect("checked above");
+        sum_sq += simd_clip_value_sgd(p, g, c, lr);
+    }
+    buf.max_abs = Some(bound);
+    let grad_norm = sum_sq.sqrt();
+    debug_assert!(grad_norm.is_finite(), "bounded by gradients_are_bounded");
+    Some(Ok(StepReport { loss, grad_norm }))
+}
+
+/// The bound on every |θ| after a clipped SGD step ([`step_bound`] of `buf.max_abs`, which
+/// is measured first if unknown), or `None` when it is not finite and the in-place update
+/// could overflow.
+pub(crate) fn parameter_bound<F: Float>(
+    params: &Params<F>,
+    buf: &mut StepBuffers<F>,
+    c: f64,
+    lr: f64,
+) -> Option<F> {
+    let max_abs = *buf.max_abs.get_or_insert_with(|| {
+        let all = params.arrays().into_iter().flat_map(|(_, p)| p.iter());
+        all.fold(F::zero(), |m, &v| m.max(v.abs()))
+    });
+    // Every new |θ| is at most this, rounding included (see `clip_value_sgd_fused`).
+    Some(step_bound(max_abs, F::cast(c), F::cast(lr))).filter(|b| b.is_finite())
+}
+
+/// A bound on |θ − lr·clamp(g, −c, c)| for every |θ| ≤ `max_abs`, rounding included: the
+/// exact value is at most `max_abs` + lr·c, and lr·c exceeds its computed value by a factor
+/// of at most 1 + ε, so (`max_abs` + lr·c)(1 + 4ε), computed, is an upper bound of it, and
+/// rounding the update to the nearest float cannot exceed a float bound.
+fn step_bound<F: Float>(max_abs: F, c: F, lr: F) -> F {
+    (max_abs + (lr * c).abs()) * (F::one() + F::cast(4.0) * F::epsilon())
+}
+
+/// Whether every gradient entry, and the sum of their squares, is surely finite, judged
+/// from what the gradient products read (with a finite loss, which the caller checked):
+///
+/// - dy = ŷ − y has entries in [−1, 1]: a finite loss means a finite softmax;
+/// - the activations a<t> are tanh values in [−1, 1], and a<0> is bounded by A = max(1,
+///   Σ|a<0>|);
+/// - each entry of dW_aa, dW_ax and db_a is a sum over steps of da_raw entries times
+///   activations or ones, so at most S·A with S = Σ|da_raw|; each entry of dW_ya and db_y
+///   is at most T·m·A.
+///
+/// With G = 2·max(S, T·m)·A (the 2 covers rounding) every entry is at most G, and the
+/// sum of the N squares at most N·G². S and A are bounded from above by √(n Σ v²), which
+/// a NaN or ∞ anywhere in da_raw or a<0> makes non-finite, failing the test as it should.
+/// Costs one vectorized pass over da_raw (T·m·n_a values).
+pub(crate) fn gradients_are_bounded<F: Float>(
+    cache: &Cache<F>,
+    bptt: &Bptt<F>,
+    n_params: usize,
+) -> bool {
+    // Σ|v| ≤ √(n Σ v²) (Cauchy–Schwarz), through the vectorized sum of squares; an
+    // overflow there only makes the bound fail.
+    let abs_sum = |v: ndarray::ArrayView2<'_, F>| match v.as_slice_memory_order() {
+        Some(s) => (s.len() as f64 * simd_sum_of_squares(s)).sqrt(),
+        None => v.iter().map(|x| x.as_f64().abs()).sum::<f64>(),
+    };
+    let (s, a0) = (abs_sum(bptt.da_raw_all()), abs_sum(cache.a0()));
+    let steps = cache.n_steps() * cache.batch();
+    bounds_are_finite(s, a0, steps, n_params)
+}
+
+/// The test of [`gradients_are_bounded`] from upper bounds `s` of Σ|da_raw| and `a0` of
+/// Σ|a<0>| (NaN or ∞ when unknown), over `steps` columns.
+pub(crate) fn bounds_are_finite(s: f64, a0: f64, steps: usize, n_params: usize) -> bool {
+    // (`max` would drop a NaN, hence the explicit test.)
+    if !(s.is_finite() && a0.is_finite()) {
+        return false;
+    }
+    let g = 2.0 * s.max(steps as f64) * a0.max(1.0);
+    (2.0 * n_params as f64 * g * g).is_finite()
+}
+
+/// Accumulators for the current history row.
+#[derive(Debug, Default, Clone)]
+struct Interval {
+    steps: u64,
+    loss: f64,
+    grad_norm: f64,
+    chars: u64,
+    started: Option<Instant>,
+}
+
+impl<F: Float> Trainer<F> {
+    /// A new run on `corpus` (its vocabulary becomes the model's), with parameters drawn
+    /// from the configured seed.
+    pub fn new(config: TrainConfig, corpus: &Corpus) -> Result<Self, TrainError> {
+        config.validate()?;
+        let vocab = corpus.vocab();
+        let v = vocab.len();
+        let mut init_rng = ChaCha8Rng::seed_from_u64(config.seed);
+        let params = Params::init(v, config.hidden, v, &mut init_rng);
+        let optimizer = Optimizer::new(config.optimizer, &params);
+        // The sampling generator is separate from initialisation and shuffling, so that
+        // drawing samples never changes what the model learns.
+        let sample_rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x5A4D_504C_4552);
+        let hidden = Array2::zeros((config.hidden, config.batch).f());
+        let smoothed_loss = initial_smoothed_loss(&config, v);
+        let state = TrainState {
+            config,
+            vocab,
+            step: 0,
+            params,
+            optimizer,
+            sample_rng,
+            hidden,
+            smoothed_loss,
+            history: Vec::new(),
+        };
+        Self::from_state(state, corpus)
+    }
+
+    /// Continues a run from a saved state, on the same corpus (which must be encodable
+    /// with the state's vocabulary).
+    pub fn from_state(state: TrainState<F>, corpus: &Corpus) -> Result<Self, TrainError> {
+        let config = &state.config;
+        config.validate()?;
+        if corpus.mode() != config.mode {
+            return Err(TrainError::ModeMismatch {
+                origin: corpus.origin().to_string(),
+                found: corpus.mode(),
+                expected: config.mode,
+            });
+        }
+        let data = build_data(config, corpus, &state.vocab)?;
+        let p = &state.params;
+        Ok(Trainer {
+            buffers: StepBuffers::new(p),
+            interval: Interval::default(),
+            data,
+            state,
+        })
+    }
+
+    /// The run's state (for checkpoints).
+    pub fn state(&self) -> &TrainState<F> {
+        &self.state
+    }
+
+    /// Consumes the trainer, returning its state.
+    pub fn into_state(self) -> TrainState<F> {
+        self.state
+    }
+
+    /// The current parameters.
+    pub fn params(&self) -> &Params<F> {
+        &self.state.params
+    }
+
+    /// The vocabulary.
+    pub fn vocab(&self) -> &Vocab {
+        &self.state.vocab
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TrainConfig {
+        &self.state.config
+    }
+
+    /// Steps completed.
+    pub fn step(&self) -> u64 {
+        self.state.step
+    }
+
+    /// History rows so far.
+    pub fn history(&self) -> &[HistoryRow] {
+        &self.state.history
+    }
+
+    /// Runs up to `n_steps` more steps (stopping at `config.steps`), reporting to
+    /// `observer`. On divergence returns [`TrainError::Diverged`] with the parameters of
+    /// the last good step in place.
+    pub fn run(
+        &mut self,
+        n_steps: u64,
+        observer: &mut dyn FnMut(&Event<'_>),
+    ) -> Result<(), TrainError> {
+        let end = (self.state.step + n_steps).min(self.state.config.steps);
+        let mut result = Ok(());
+        while self.state.step < end && result.is_ok() {
+            result = self.train_step(observer);
+        }
+        self.buffers.sync(&mut self.state.params);
+        result
+    }
+
+    /// Runs to `config.steps`.
+    pub fn run_to_end(&mut self, observer: &mut dyn FnMut(&Event<'_>)) -> Result<(), TrainError> {
+        self.run(u64::MAX - self.state.step, observer)
+    }
+
+    // ANCHOR: train_step
+    fn train_step(&mut self, observer: &mut dyn FnMut(&Event<'_>)) -> Result<(), TrainError> {
+        let step = self.state.step + 1;
+        let m = self.state.config.batch;
+        let batch = self.next_batch();
+        let (x, y) = (batch.inputs.view(), batch.targets.view());
+        let st = &mut self.state;
+        self.interval.started.get_or_insert_with(Instant::now);
+
+        // Forward, backward, clip and update from the carried hidden state.
+        let report = update_step(
+            &mut st.params,
+            &mut st.optimizer,
+            st.config.clip,
+            x,
+            y,
+            st.hidden.view(),
+            &mut self.buffers,
+        );
+        let (Ok(StepReport { loss, grad_norm }) | Err(StepReport { loss, grad_norm })) = report;
+        let per_example = loss.total / m as f64;
+        if report.is_err() {
+            return Err(TrainError::Diverged {
+                step,
+                loss: per_example,
+                grad_norm,
+            });
+        }
+        carry_hidden(&self.buffers, &batch, &mut st.hidden);
+        st.smoothed_loss = 0.999 * st.smoothed_loss + 0.001 * per_example;
+        st.step = step;
+        // ANCHOR_END: train_step
+
+        let chars = loss.n_targets as u64;
+        observer(&Event::Step {
+            step,
+            loss: per_example,
+            smoothed_loss: st.smoothed_loss,
+            chars,
+        });
+        let iv = &mut self.interval;
+        iv.steps += 1;
+        iv.loss += per_example;
+        iv.grad_norm += grad_norm;
+        iv.chars += chars;
+        let at_end = step == st.config.steps;
+        let validate =
+            st.config.eval_every > 0 && (step.is_multiple_of(st.config.eval_every) || at_end);
+        if validate {
+            // The validation pass reads the parameters (`sample_texts` syncs itself).
+            self.buffers.sync(&mut self.state.params);
+        }
+        let evaluation = if validate { self.validate(step) } else { None };
+        if let Some(e) = &evaluation {
+            observer(&Event::Validation(e));
+        }
+        if step.is_multiple_of(self.state.config.log_every) || at_end {
+            let row = self.close_interval(step, evaluation.map(|e| e.per_example));
+            observer(&Event::Log(&row));
+            self.state.history.push(row);
+        }
+        let cfg = &self.state.config;
+        if cfg.sample_every > 0 && step.is_multiple_of(cfg.sample_every) && cfg.n_samples > 0 {
+            let samples = self.sample_texts();
+            observer(&Event::Samples {
+                step,
+                samples: &samples,
+            });
+        }
+        Ok(())
+    }
+
+    fn close_interval(&mut self, step: u64, val_loss: Option<f64>) -> HistoryRow {
+        let iv = std::mem::take(&mut self.interval);
+        let n = iv.steps.max(1) as f64;
+        let secs = iv.started.map_or(0.0, |t| t.elapsed().as_secs_f64());
+        HistoryRow {
+            step,
+            loss: iv.loss / n,
+            smoothed_loss: self.state.smoothed_loss,
+            val_loss,
+            grad_norm: iv.grad_norm / n,
+            chars_per_s: if secs > 0.0 {
+                iv.chars as f64 / secs
+            } else {
+                0.0
+            },
+        }
+    }
+
+    /// The batch for the next step (the step number decides it, so a resumed run sees the
+    /// same data).
+    fn next_batch(&mut self) -> Batch {
+        let step = self.state.step;
+        let cfg = &self.state.config;
+        match &mut self.data {
+            Data::Lines {
+                train,
+                order,
+                epoch,
+                ..
+            } => {
+                let n = train.len() as u64;
+                let m = cfg.batch as u64;
+                let examples: Vec<Example> = (0..m)
+                    .map(|j| {
+                        let g = step * m + j;
+                        let e = g / n;
+                        if e != *epoch || order.is_empty() {
+                            *order = epoch_order(cfg.seed, e, train.len());
+                            *epoch = e;
+                        }
+                        train[order[(g % n) as usize]].clone()
+                    })
+                    .collect();
+                Batch::from_examples(&examples)
+            }
+            Data::Stream { train, .. } => {
+                let k = (step % train.n_chunks() as u64) as usize;
+                if k == 0 {
+                    // Back at the start of the text: start from a fresh state, as
+                    // min-char-rnn does.
+                    self.state.hidden.fill(F::zero());
+                }
+                train.chunk(k)
+            }
+        }
+    }
+
+    /// Loss on the held-out data, or `None` when there is none.
+    pub fn validate(&self, step: u64) -> Option<Evaluation> {
+        let cfg = &self.state.config;
+        let p = &self.state.params;
+        let (loss, n_examples) = match &self.data {
+            Data::Lines { val, .. } if !val.is_empty() => (evaluate_lines(p, val, 256), val.len()),
+            Data::Stream { val, .. } if val.len() > 1 => {
+                let loss = evaluate_stream(p, val, cfg.seq_len);
+                let n = loss.n_targets.div_ceil(cfg.seq_len);
+                (loss, n)
+            }
+            _ => return None,
+        };
+        let per_example = match cfg.mode {
+            CorpusMode::Lines => loss.total / n_examples as f64,
+            CorpusMode::Stream => loss.per_char() * cfg.seq_len as f64,
+        };
+        Some(Evaluation {
+            step,
+            loss,
+            per_example,
+        })
+    }
+
+    /// Draws `n_samples` texts with the run's sampling generator.
+    pub fn sample_texts(&mut self) -> Vec<String> {
+        self.buffers.sync(&mut self.state.params);
+        let st = &mut self.state;
+        let newline = st.vocab.newline_id();
+        let config = SampleConfig {
+            temperature: 1.0,
+            top_k: None,
+            max_len: st.config.sample_max_len,
+            stop: match st.config.mode {
+                CorpusMode::Lines => newline,
+                CorpusMode::Stream => None,
+            },
+        };
+        // In stream mode the model never saw "no input", so start it on a newline (or the
+        // first character of the vocabulary).
+        let prefix: Vec<TokenId> = match st.config.mode {
+            CorpusMode::Lines => vec![],
+            CorpusMode::Stream => vec![newline.unwrap_or(0)],
+        };
+        (0..st.config.n_samples)
+            .map(|_| {
+                let s = rnn::sample(&st.params, &prefix, &config, &mut st.sample_rng);
+                st.vocab
+                    .decode(&s.ids)
+                    .unwrap_or_default()
+                    .trim_start_matches('\n')
+                    .to_string()
+            })
+            .collect()
+    }
+}
+
+/// The classic starting value of the smoothed loss: the loss of a uniform guess over an
+/// example, −ln(1/V) per character times 7 characters for a name (about 23.07 for V = 27),
+/// or times T in stream mode.
+// ANCHOR: initial_smoothed_loss
+pub fn initial_smoothed_loss(config: &TrainConfig, vocab_size: usize) -> f64 {
+    let per_char = (vocab_size as f64).ln();
+    match config.mode {
+        CorpusMode::Lines => per_char * 7.0,
+        CorpusMode::Stream => per_char * config.seq_len as f64,
+    }
+}
+// ANCHOR_END: initial_smoothed_loss
+
+/// The permutation of `n` examples for epoch `epoch`: a function of the seed and the
+/// epoch only, so any step's data can be found again on resume.
+fn epoch_order(seed: u64, epoch: u64, n: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut rng =
+        ChaCha8Rng::seed_from_u64(seed.wrapping_add(epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+    order.shuffle(&mut rng);
+    order
+}
+
+/// Carries each column's last real hidden state into the next step (a padded column stops
+/// at its own length).
+fn carry_hidden<F: Float>(buf: &StepBuffers<F>, batch: &Batch, hidden: &mut Array2<F>) {
+    for (j, &len) in batch.lengths.iter().enumerate() {
+        if len > 0 {
+            hidden.column_mut(j).assign(&buf.hidden(len).column(j));
+        }
+    }
+}
+
+fn build_data(config: &TrainConfig, corpus: &Corpus, vocab: &Vocab) -> Result<Data, TrainError> {
+    let enc = |c: &Corpus| -> Result<Vec<Example>, TrainError> {
+        c.line_examples(vocab).map_err(|source| TrainError::Encode {
+            origin: c.origin().to_string(),
+            source,
+        })
+    };
+    let (train, val) = if config.val_fraction > 0.0 {
+        let (t, v) = corpus.split_validation(config.val_fraction)?;
+        (t, Some(v))
+    } else {
+        (corpus.clone(), None)
+    };
+    match config.mode {
+        CorpusMode::Lines => Ok(Data::Lines {
+            train: enc(&train)?,
+            val: val.as_ref().map(enc).transpose()?.unwrap_or_default(),
+            order: Vec::new(),
+            epoch: 0,
+        }),
+        CorpusMode::Stream => {
+            let ids = |c: &Corpus| {
+                vocab.encode(c.text()).map_err(|source| TrainError::Encode {
+                    origin: c.origin().to_string(),
+                    source,
+                })
+            };
+            let train_ids = ids(&train)?;
+            let batches =
+                StreamBatches::new(train_ids, config.batch, config.seq_len).map_err(|source| {
+                    TrainError::Batch {
+                        origin: train.origin().to_string(),
+                        source,
+                    }
+                })?;
+            let val = val.as_ref().map(ids).transpose()?.unwrap_or_default();
+            Ok(Data::Stream {
+                train: batches,
+                val,
+            })
+        }
+    }
+}
+
+/// Summed loss of `examples`, each from a zero hidden state, in padded batches of up to
+/// `batch` examples.
+pub fn evaluate_lines<F: Float>(params: &Params<F>, examples: &[Example], batch: usize) -> Loss {
+    let mut total = Loss::default();
+    let mut cache = Cache::new();
+    for chunk in examples.chunks(batch.max(1)) {
+        let b = Batch::from_examples(chunk);
+        let a0 = Array2::zeros((params.n_a(), b.batch_size()).f());
+        let l = forward_into(
+            params,
+            b.inputs.view(),
+            b.targets.view(),
+            a0.view(),
+            &mut cache,
+        );
+        total.total += l.total;
+        total.n_targets += l.n_targets;
+    }
+    total
+}
+
+/// Summed loss of predicting each next character of `ids` from the ones before, in chunks
+/// of `seq_len` with the hidden state carried across chunks.
+pub fn evaluate_stream<F: Float>(params: &Params<F>, ids: &[TokenId], seq_len: usize) -> Loss {
+    let mut total = Loss::default();
+    let mut cache = Cache::new();
+    let mut a = Array2::zeros((params.n_a(), 1).f());
+    let n = ids.len().saturating_sub(1);
+    let mut start = 0;
+    while start < n {
+        let len = seq_len.max(1).min(n - start);
+        let x = Array2::from_shape_fn((len, 1), |(t, _)| Some(ids[start + t]));
+        let y = Array2::from_shape_fn((len, 1), |(t, _)| Some(ids[start + t + 1]));
+        let l = forward_into(params, x.view(), y.view(), a.view(), &mut cache);
+        a.assign(&cache.a_last());
+        total.total += l.total;
+        total.n_targets += l.n_targets;
+        start += len;
+    }
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::forward;
+
+    /// One `update_step` from `start` on a fresh optimizer and fresh buffers: the
+    /// parameters after it, the optimizer, the buffers and the result.
+    #[allow(clippy::type_complexity)]
+    fn one_step(
+        start: &Params,
+        clip: Clip,
+        opt: OptimizerConfig,
+        x: ArrayView2<'_, Option<TokenId>>,
+        y: ArrayView2<'_, Option<TokenId>>,
+        a0: ArrayView2<'_, f64>,
+    ) -> (
+        Params,
+        Optimizer<f64>,
+        StepBuffers<f64>,
+        Result<StepReport, StepReport>,
+    ) {
+        let mut params = start.clone();
+        let mut optimizer = Optimizer::new(opt, &params);
+        let mut buf = StepBuffers::new(&params);
+        let result = update_step(&mut params, &mut optimizer, clip, x, y, a0, &mut buf);
+        buf.sync(&mut params);
+        (params, optimizer, buf, result)
+    }
+
+    /// The fused clip-and-SGD passes give the same parameters and report, bit for bit, as
+    /// clipping and then updating, and leave the gradients as backpropagation computed them.
+    /// (Two sequences: at batch 1 in `f64` on AVX-512 the step of `crate::batch1` runs
+    /// instead, tested in its module.)
+    #[test]
+    fn fused_clip_and_sgd_equals_the_general_path() {
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        // Large weights, so that many gradient entries exceed the clip value.
+        let start: Params = Params::init_with_std(9, 21, 9, 2.0, &mut rng);
+        let x = ndarray::array![
+            [None, Some(4)],
+            [Some(3), Some(3)],
+            [Some(1), Some(8)],
+            [Some(7), Some(1)],
+            [Some(2), Some(5)]
+        ];
+        let y = ndarray::array![
+            [Some(3), Some(3)],
+            [Some(1), Some(8)],
+            [Some(7), Some(1)],
+            [Some(2), Some(5)],
+            [Some(0), None]
+        ];
+        let a0 = Array2::zeros((21, 2).f());
+        let (clip, sgd) = (Clip::Value(0.5), OptimizerConfig::sgd(0.1));
+
+        let (fused, opt, buf, result) = one_step(&start, clip, sgd, x.view(), y.view(), a0.view());
+        let report = result.expect("a finite step");
+
+        let mut general = start.clone();
+        let mut opt_general = Optimizer::new(sgd, &general);
+        let (loss, cache) = forward(&general, x.view(), y.view(), a0.view());
+        let (mut grads, _) = crate::backward(&general, x.view(), y.view(), &cache);
+        let unclipped = grads.clone();
+        let norm = crate::apply_clip(clip, &mut grads);
+        assert!(
+            grads.w_aa.iter().any(|g| g.abs() == 0.5),
+            "some entries were clipped"
+        );
+        assert!(crate::step_checked(&mut opt_general, &mut general, &grads));
+
+        assert_eq!(fused, general);
+        assert_eq!(buf.grads, unclipped);
+        assert_eq!(report.grad_norm, norm);
+        assert_eq!(report.loss, loss);
+        assert_eq!(opt.t, opt_general.t);
+        let max_abs = fused
+            .arrays()
+            .into_iter()
+            .flat_map(|(_, p)| p.iter().copied());
+        // The bound on |θ| after the step: the largest |θ| before it, plus lr·c.
+        let before = start
+            .arrays()
+            .into_iter()
+            .flat_map(|(_, p)| p.iter().copied());
+        let before = before.map(f64::abs).fold(0.0, f64::max);
+        let after = max_abs.map(f64::abs).fold(0.0, f64::max);
+        assert_eq!(buf.max_abs, Some(step_bound(before, 0.5, 0.1)));
+        assert!(after <= before + 0.1 * 0.5);
+    }
+
+    /// When the in-place step could overflow (lr·c near the largest float), the general
+    /// path runs: the update that would make parameters infinite is refused and the
+    /// parameters are left as they were.
+    #[test]
+    fn fused_step_falls_back_when_parameters_could_overflow() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let start: Params = Params::init_with_std(9, 21, 9, 2.0, &mut rng);
+        let x = ndarray::array![[None], [Some(3)], [Some(1)], [Some(7)], [Some(2)]];
+        let y = ndarray::array![[Some(3)], [Some(1)], [Some(7)], [Some(2)], [Some(0)]];
+        let a0 = Array2::zeros((21, 1).f());
+        // lr·c is far beyond the largest float: any gradient entry above 2 overflows.
+        let (clip, sgd) = (Clip::Value(5.0), OptimizerConfig::sgd(f64::MAX / 2.0));
+        let (params, _, buf, result) = one_step(&start, clip, sgd, x.view(), y.view(), a0.view());
+        let report = result.expect_err("the update overflows");
+        assert!(report.loss.total.is_finite() && report.grad_norm.is_finite());
+        assert_eq!(params, start, "the parameters before the step are kept");
+        assert_eq!(buf.max_abs, None);
+    }
+
+    /// The one-pass update runs only when the gradients are provably finite: a hidden
+    /// state a<0> of 1e200 (which dW_aa multiplies) makes the bound fail, and the general
+    /// path, which checks the norm before updating, takes the step instead.
+    #[test]
+    fn fused_step_declines_when_gradients_are_not_provably_finite() {
+        let mut rng = ChaCha8Rng::seed_from_u64(6);
+        let start: Params = Params::init(9, 21, 9, &mut rng);
+        let x = ndarray::array![[Some(1)], [Some(3)], [Some(1)]];
+        let y = ndarray::array![[Some(3)], [Some(1)], [Some(0)]];
+        let (clip, sgd) = (Clip::Value(5.0), OptimizerConfig::sgd(0.01));
+        for (a0_value, fused_expected) in [(0.5, true), (1e200, false)] {
+            let a0 = Array2::from_elem((21, 1).f(), a0_value);
+            let (params, _, buf, result) =
+                one_step(&start, clip, sgd, x.view(), y.view(), a0.view());
+            let report = result.expect("a finite step");
+            let bounded = gradients_are_bounded(&buf.cache, &buf.bptt, params.n_params());
+            assert_eq!(bounded, fused_expected, "a0 = {a0_value}");
+            // The general path leaves no bound on |θ| behind; the fused one does.
+            assert_eq!(buf.max_abs.is_some(), fused_expected, "a0 = {a0_value}");
+
+            let mut general = start.clone();
+            let (_, cache) = forward(&general, x.view(), y.view(), a0.view());
+            let (mut grads, _) = crate::backward(&general, x.view(), y.view(), &cache);
+            assert_eq!(report.grad_norm, crate::apply_clip(clip, &mut grads));
+            let mut opt_general = Optimizer::new(sgd, &general);
+            assert!(crate::step_checked(&mut opt_general, &mut general, &grads));
+            assert_eq!(params, general, "a0 = {a0_value}");
+        }
+    }
+}

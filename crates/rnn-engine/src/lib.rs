@@ -64,8 +64,8 @@ pub use isa::Tier;
 pub use optim::step_checked;
 pub use train::{
     ConfigError, Dtype, Evaluation, Event, HistoryRow, MAX_BATCH, MAX_HIDDEN, MAX_SEQ_LEN,
-    TrainConfig, TrainError, TrainState, Trainer, evaluate_lines, evaluate_stream,
-    initial_smoothed_loss,
+    StepBuffers, StepReport, TrainConfig, TrainError, TrainState, Trainer, evaluate_lines,
+    evaluate_stream, initial_smoothed_loss, update_step,
 };
 
 pub use rnn::{Clip, Grads, Loss, Optimizer, OptimizerConfig, Params, SampleConfig, TokenId};

@@ -393,8 +393,12 @@ pub struct Trainer<F: Float = f64> {
 
 /// The buffers of one training step (forward cache, backward buffers, gradients and the
 /// copy of the parameters kept in case the update diverges), sized once per batch shape.
+///
+/// After [`update_step`], the parameters may be newer in these buffers than in the
+/// [`Params`] passed to it (the fused batch-1 step works on its own aligned copy): call
+/// [`StepBuffers::sync`] before reading them.
 #[derive(Debug)]
-pub(crate) struct StepBuffers<F: Float> {
+pub struct StepBuffers<F: Float> {
     pub(crate) cache: Cache<F>,
     pub(crate) bptt: Bptt<F>,
     pub(crate) grads: Grads<F>,
@@ -413,7 +417,8 @@ pub(crate) struct StepBuffers<F: Float> {
 }
 
 impl<F: Float> StepBuffers<F> {
-    pub(crate) fn new(params: &Params<F>) -> Self {
+    /// Empty buffers for parameters shaped like `params`.
+    pub fn new(params: &Params<F>) -> Self {
         StepBuffers {
             cache: Cache::new(),
             bptt: Bptt::new(),
@@ -428,7 +433,7 @@ impl<F: Float> StepBuffers<F> {
 
     /// a<len>, the hidden state after the first `len` steps of the last training step
     /// (a<0> for 0), (n_a, m): from the fused step's buffers or from the cache.
-    pub(crate) fn hidden(&self, len: usize) -> ArrayView2<'_, F> {
+    pub fn hidden(&self, len: usize) -> ArrayView2<'_, F> {
         if self.fused
             && let Some(a) = self.work.hidden::<F>(len)
         {
@@ -439,16 +444,18 @@ impl<F: Float> StepBuffers<F> {
 
     /// Brings `params` up to date after fused batch-1 steps (see [`crate::batch1`]): call
     /// before anything but [`update_step`] reads them.
-    pub(crate) fn sync(&mut self, params: &mut Params<F>) {
+    pub fn sync(&mut self, params: &mut Params<F>) {
         self.mirror.store(params);
     }
 }
 
 /// The loss and the gradient norm (before clipping) of a step.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct StepReport {
-    pub(crate) loss: Loss,
-    pub(crate) grad_norm: f64,
+pub struct StepReport {
+    /// The loss of the step's forward pass, before the update.
+    pub loss: Loss,
+    /// The global L2 norm of the gradients before clipping.
+    pub grad_norm: f64,
 }
 
 /// One update: forward from `a0`, backward, clip, update. A non-finite loss or gradient
@@ -456,9 +463,14 @@ pub(crate) struct StepReport {
 /// before. Either way the error carries the step's report and `params` are the last good
 /// ones.
 ///
-/// This is the training step both [`Trainer`] and [`crate::bench`] run.
+/// This is the training step both [`Trainer`] and [`crate::bench`] run: the engine's
+/// [`rnn::train_step`], with the checks that keep the last good parameters.
+///
+/// # Shapes
+///
+/// `x`, `y`: (T, m), `a0`: (n_a, m).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn update_step<F: Float>(
+pub fn update_step<F: Float>(
     params: &mut Params<F>,
     optimizer: &mut Optimizer<F>,
     clip: Clip,
@@ -742,7 +754,6 @@ impl<F: Float> Trainer<F> {
         self.run(u64::MAX - self.state.step, observer)
     }
 
-    // ANCHOR: train_step
     fn train_step(&mut self, observer: &mut dyn FnMut(&Event<'_>)) -> Result<(), TrainError> {
         let step = self.state.step + 1;
         let m = self.state.config.batch;
@@ -773,7 +784,6 @@ impl<F: Float> Trainer<F> {
         carry_hidden(&self.buffers, &batch, &mut st.hidden);
         st.smoothed_loss = 0.999 * st.smoothed_loss + 0.001 * per_example;
         st.step = step;
-        // ANCHOR_END: train_step
 
         let chars = loss.n_targets as u64;
         observer(&Event::Step {
@@ -928,18 +938,15 @@ impl<F: Float> Trainer<F> {
     }
 }
 
-/// The classic starting value of the smoothed loss: the loss of a uniform guess over an
-/// example, −ln(1/V) per character times 7 characters for a name (about 23.07 for V = 27),
-/// or times T in stream mode.
-// ANCHOR: initial_smoothed_loss
+/// The classic starting value of the smoothed loss ([`rnn::initial_smoothed_loss`]): a
+/// uniform guess over 7 characters for a name, or over a chunk of T in stream mode.
 pub fn initial_smoothed_loss(config: &TrainConfig, vocab_size: usize) -> f64 {
-    let per_char = (vocab_size as f64).ln();
-    match config.mode {
-        CorpusMode::Lines => per_char * 7.0,
-        CorpusMode::Stream => per_char * config.seq_len as f64,
-    }
+    let chars = match config.mode {
+        CorpusMode::Lines => 7,
+        CorpusMode::Stream => config.seq_len,
+    };
+    rnn::initial_smoothed_loss(vocab_size, chars)
 }
-// ANCHOR_END: initial_smoothed_loss
 
 /// The permutation of `n` examples for epoch `epoch`: a function of the seed and the
 /// epoch only, so any step's data can be found again on resume.

@@ -214,6 +214,36 @@ fn every_include_resolves_to_a_file_and_a_nonempty_anchor() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
+/// Chapters 3 to 9 teach the model from the reference: every Rust file they include is
+/// under `crates/rnn/src/`, never the engine (chapter 11 shows the engine).
+#[test]
+fn chapters_3_to_9_include_only_reference_code() {
+    let reference = normalize(&root().join("crates").join("rnn").join("src"));
+    let mut problems = Vec::new();
+    let mut n = 0;
+    for chapter in chapters() {
+        let name = chapter.file_name().unwrap().to_string_lossy().into_owned();
+        let number = name.split('-').next().and_then(|n| n.parse::<u32>().ok());
+        if !number.is_some_and(|n| (3..=9).contains(&n)) {
+            continue;
+        }
+        let dir = chapter.parent().expect("chapter in a directory");
+        for (path, _) in includes(&read(&chapter)) {
+            if !path.ends_with(".rs") {
+                continue;
+            }
+            n += 1;
+            if !normalize(&dir.join(&path)).starts_with(&reference) {
+                problems.push(format!(
+                    "{name}: {path} is not reference code (crates/rnn/src/)"
+                ));
+            }
+        }
+    }
+    assert!(n > 0, "chapters 3 to 9 include no Rust code at all");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
 #[test]
 fn every_anchor_in_the_crates_is_used_by_the_book() {
     let mut used = BTreeSet::new();

@@ -468,9 +468,13 @@ mod tests {
     #[test]
     fn fused_step_gives_the_general_paths_bits() {
         let probe = Params::<f64>::zeros(3, 8, 3);
-        if !applies(&probe, Array2::from_elem((1, 1), None).view()) {
+        if !crate::isa::runs_at(
+            crate::isa::Tier::Avx512,
+            "batch1::fused_step_gives_the_general_paths_bits",
+        ) {
             return;
         }
+        assert!(applies(&probe, Array2::from_elem((1, 1), None).view()));
         let x = ndarray::array![
             [None],
             [Some(2)],
@@ -556,10 +560,14 @@ mod tests {
             c in 0.05f64..5.0,
             lr in 0.001f64..0.5,
         ) {
-            let probe = Params::<f64>::zeros(2, 2, 2);
-            if !applies(&probe, Array2::from_elem((1, 1), None).view()) {
+            // Reported as skipped once, by name, at a tier without these kernels.
+            static HERE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+            let name = "batch1::fused_step_matches_the_general_path_everywhere";
+            if !*HERE.get_or_init(|| crate::isa::runs_at(crate::isa::Tier::Avx512, name)) {
                 return Ok(());
             }
+            let probe = Params::<f64>::zeros(2, 2, 2);
+            proptest::prop_assert!(applies(&probe, Array2::from_elem((1, 1), None).view()));
             use rand::Rng;
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
             let mut fused: Params = Params::init_with_std(n_x, n_a, n_x, std, &mut rng);
@@ -593,9 +601,13 @@ mod tests {
     #[test]
     fn buffers_reused_across_lengths_keep_the_bits() {
         let probe = Params::<f64>::zeros(2, 2, 2);
-        if !applies(&probe, Array2::from_elem((1, 1), None).view()) {
+        if !crate::isa::runs_at(
+            crate::isa::Tier::Avx512,
+            "batch1::buffers_reused_across_lengths_keep_the_bits",
+        ) {
             return;
         }
+        assert!(applies(&probe, Array2::from_elem((1, 1), None).view()));
         let (n_x, n_a) = (11, 50);
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         let mut fused: Params = Params::init_with_std(n_x, n_a, n_x, 0.5, &mut rng);

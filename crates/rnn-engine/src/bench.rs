@@ -8,7 +8,7 @@
 //! multiply-add.
 //!
 //! ```
-//! use rnn::bench::{BenchConfig, run_bench};
+//! use rnn_engine::bench::{BenchConfig, run_bench};
 //!
 //! let mut config = BenchConfig::a();
 //! config.steps = 20;

@@ -120,6 +120,31 @@ pub(crate) fn tier() -> Tier {
     Tier::current()
 }
 
+/// For tests of tier-specific kernels: whether this process runs at `needed`. When it
+/// does not, the test `name` is reported as skipped, by name, on standard error and in
+/// the file `RNN_SKIP_LOG` names (CI prints it after each tier's run), so that no test
+/// passes in silence without testing anything.
+#[cfg(test)]
+pub(crate) fn runs_at(needed: Tier, name: &str) -> bool {
+    let current = tier();
+    if current == needed {
+        return true;
+    }
+    let line = format!("skipped {name}: needs the {needed} tier, this process runs at {current}");
+    eprintln!("{line}");
+    if let Some(path) = std::env::var_os("RNN_SKIP_LOG") {
+        use std::io::Write;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path);
+        if let Ok(mut f) = file {
+            let _ = f.write_all(format!("{line}\n").as_bytes());
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

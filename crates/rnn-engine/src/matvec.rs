@@ -1380,7 +1380,10 @@ mod tests {
     /// (1..=8 rows, partial and overlapping blocks, more than 64 rows, short and long k).
     #[test]
     fn rows_and_cols_match_plain_sums() {
-        if !available::<f64>() {
+        if !crate::isa::runs_at(
+            crate::isa::Tier::Avx512,
+            "matvec::rows_and_cols_match_plain_sums",
+        ) {
             return;
         }
         let val = |a: usize, b: usize| ((a * 31 + b * 17) % 23) as f64 / 7.0 - 1.5;
@@ -1427,7 +1430,10 @@ mod tests {
     /// of the full tree: the same bits, on values whose sums depend on that order.
     #[test]
     fn partial_blocks_reduce_in_the_full_trees_order() {
-        if !available::<f64>() {
+        if !crate::isa::runs_at(
+            crate::isa::Tier::Avx512,
+            "matvec::partial_blocks_reduce_in_the_full_trees_order",
+        ) {
             return;
         }
         // Magnitudes from 1e-8 to 1e8 with both signs: reassociating changes the result.
@@ -1458,7 +1464,10 @@ mod tests {
     /// of `crate::batch1`) give the bits of the same rows unpadded.
     #[test]
     fn padded_rows_give_the_bits_of_unpadded_rows() {
-        if !available::<f64>() {
+        if !crate::isa::runs_at(
+            crate::isa::Tier::Avx512,
+            "matvec::padded_rows_give_the_bits_of_unpadded_rows",
+        ) {
             return;
         }
         let val = |a: usize, b: usize| ((a * 37 + b * 11) % 29) as f64 / 3.0 - 4.5;
@@ -1510,7 +1519,10 @@ mod tests {
     #[test]
     fn softmax_exp_has_the_bits_of_fast_exp() {
         use crate::Float;
-        if !available::<f64>() {
+        if !crate::isa::runs_at(
+            crate::isa::Tier::Avx512,
+            "matvec::softmax_exp_has_the_bits_of_fast_exp",
+        ) {
             return;
         }
         let mut ds: Vec<f64> = vec![0.0, -0.0, -1e-300, -f64::MIN_POSITIVE, -1.0, -708.5];
@@ -1537,7 +1549,10 @@ mod tests {
     #[test]
     fn recurrence_tanh_has_the_bits_of_fast_tanh() {
         use crate::Float;
-        if !available::<f64>() {
+        if !crate::isa::runs_at(
+            crate::isa::Tier::Avx512,
+            "matvec::recurrence_tanh_has_the_bits_of_fast_tanh",
+        ) {
             return;
         }
         let mut xs: Vec<f64> = vec![0.0, -0.0, 1e-300, 5e-324, 1e-8, 0.5, 19.99, 20.0, 20.01];
@@ -1556,7 +1571,10 @@ mod tests {
     /// (underflow to 0 included) and columns with and without a target.
     #[test]
     fn softmax_block_matches_the_portable_softmax() {
-        if !available::<f64>() {
+        if !crate::isa::runs_at(
+            crate::isa::Tier::Avx512,
+            "matvec::softmax_block_matches_the_portable_softmax",
+        ) {
             return;
         }
         let mut state = 0x2545_F491_4F6C_DD1Du64;

@@ -133,7 +133,7 @@ pub fn backward<F: Float>(
 /// per-step hidden gradients in `bptt`. No allocation once the buffers have the right
 /// shape.
 ///
-/// The same formulas as [`rnn_step_backward`], grouped for speed: everything that does
+/// The same formulas as [`rnn::rnn_step_backward`], grouped for speed: everything that does
 /// not depend on the recurrence (the output layer's gradients, dW_aa, db_a and the
 /// scatter into dW_ax) runs once over all steps; only da, da_raw and da_next go step by
 /// step, from the last to the first.

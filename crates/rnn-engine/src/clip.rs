@@ -7,7 +7,7 @@ use rnn::Clip;
 
 /// Clips `grads` in place as `clip` says and returns their global L2 norm before
 /// clipping, as [`rnn::Clip::apply`] does, with the vectorized loops of
-/// [`crate::kernels`].
+/// the engine's kernels.
 pub fn apply_clip<F: Float>(clip: Clip, grads: &mut Grads<F>) -> f64 {
     match clip {
         Clip::None => global_norm(grads),

@@ -449,7 +449,7 @@ mod avx512 {
     /// touches memory outside its mask.
     #[inline(always)]
     unsafe fn load(p: *const f64, m: __mmask8) -> __m512d {
-        // SAFETY (caller): the lanes of `m` from p are readable.
+        // SAFETY: (caller) the lanes of `m` from p are readable.
         unsafe {
             if m == 0xFF {
                 _mm512_loadu_pd(p)
@@ -464,6 +464,8 @@ mod avx512 {
     /// where in the block it sits.
     #[inline(always)]
     unsafe fn reduce8(acc: [__m512d; 8]) -> __m512d {
+        // SAFETY: register arithmetic only (no memory access); AVX-512F is enabled for
+        // every caller, which is a `#[target_feature(enable = "avx512f")]` kernel.
         unsafe {
             // [a0(0+1), a1(0+1), a0(2+3), a1(2+3), ...] for each pair of registers.
             let pair = |a: __m512d, b: __m512d| {
@@ -496,7 +498,7 @@ mod avx512 {
         inputs: &[Option<crate::TokenId>],
         a: *mut f64,
     ) {
-        // SAFETY (all): the caller's contract, with nv registers a column.
+        // SAFETY: (all) the caller's contract, with nv registers a column.
         unsafe {
             match nv {
                 1 => recurrence_nv::<1>(n_a, w, inputs, a),
@@ -520,7 +522,7 @@ mod avx512 {
         inputs: &[Option<crate::TokenId>],
         a: *mut f64,
     ) {
-        // SAFETY (all): the caller's contract: columns of 8·NV, every one read or written
+        // SAFETY: (all) the caller's contract: columns of 8·NV, every one read or written
         // inside a, W_ax or b_a.
         unsafe {
             let ld = 8 * NV;
@@ -616,7 +618,7 @@ mod avx512 {
                 }
             }
         }
-        // SAFETY (all): the caller's contract, for rows i..i + R ≤ n.
+        // SAFETY: (all) the caller's contract, for rows i..i + R ≤ n.
         unsafe {
             let mut i = 0;
             while i + 8 <= n {
@@ -678,7 +680,7 @@ mod avx512 {
     /// each row block's loads at constant offsets from one address.
     #[inline(always)]
     unsafe fn rows_nv<const NV: usize>(n: usize, w: *const f64, x: *const f64, out: *mut f64) {
-        // SAFETY (all): the caller's contract, for rows i..i + R ≤ n of NV registers.
+        // SAFETY: (all) the caller's contract, for rows i..i + R ≤ n of NV registers.
         unsafe {
             let xv: [__m512d; NV] = std::array::from_fn(|v| _mm512_loadu_pd(x.add(8 * v)));
             let mut i = 0;
@@ -707,7 +709,7 @@ mod avx512 {
         x: &[__m512d; NV],
         out: *mut f64,
     ) {
-        // SAFETY (caller): R rows of NV registers from w, R outputs at out.
+        // SAFETY: (caller) R rows of NV registers from w, R outputs at out.
         unsafe {
             let mut acc = [_mm512_setzero_pd(); 8];
             for (v, &xv) in x.iter().enumerate() {
@@ -724,6 +726,7 @@ mod avx512 {
     #[cfg(test)]
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn reduce_both<const R: usize>(vals: &[f64]) -> ([f64; 8], [f64; 8]) {
+        // SAFETY: the caller's contract: `vals` holds 8·R values (the loads read them).
         unsafe {
             let mut acc = [_mm512_setzero_pd(); 8];
             for (r, a) in acc.iter_mut().take(R).enumerate() {
@@ -740,6 +743,7 @@ mod avx512 {
     /// which adds each row's lanes in the same order, so the same bits.
     #[inline(always)]
     unsafe fn reduce<const R: usize>(acc: [__m512d; 8]) -> __m512d {
+        // SAFETY: register arithmetic only (no memory access), inside AVX-512F kernels.
         unsafe {
             let zero = _mm512_setzero_pd();
             // 128-bit lanes 0 and 2 of a with those of b, plus lanes 1 and 3.
@@ -809,6 +813,8 @@ mod avx512 {
         b: *const f64,
         t: [usize; NC],
     ) -> [(f64, f64); NC] {
+        // SAFETY: the caller's contract: NC columns of n values at z, n bias values at b;
+        // the loads and stores are masked to n, so nothing outside them is touched.
         unsafe {
             let masks: [__mmask8; NV] = std::array::from_fn(|v| mask(n - 8 * v));
             let col = |c: usize| z.add(c * n);
@@ -901,7 +907,7 @@ mod avx512 {
         k: Consts,
         sq: &mut __m512d,
     ) {
-        // SAFETY (caller): the lanes of `m` from p are readable and writable, and with DQ
+        // SAFETY: (caller) the lanes of `m` from p are readable and writable, and with DQ
         // the CPU has AVX-512DQ.
         unsafe {
             *sq = _mm512_fmadd_pd(g, g, *sq);
@@ -939,7 +945,7 @@ mod avx512 {
                     // SAFETY: the caller's contract.
                     unsafe { $with::<true>($($arg,)* $step) }
                 }
-                // SAFETY (both): the caller's contract, and `has_dq` checked the CPU.
+                // SAFETY: (both) the caller's contract, and `has_dq` checked the CPU.
                 unsafe {
                     if super::has_dq() && $step.c > 0.0 {
                         with_dq($($arg,)* $step)
@@ -1011,7 +1017,7 @@ mod avx512 {
             ldw,
         };
         let k = Consts::new(step);
-        // SAFETY (all): the caller's contract; NV registers cover a row of n.
+        // SAFETY: (all) the caller's contract; NV registers cover a row of n.
         unsafe {
             match n.div_ceil(8) {
                 1 => outer_rows::<1, 3, DQ>(o, rows, k),
@@ -1106,7 +1112,7 @@ mod avx512 {
         step: super::ClipSgd,
     ) -> f64 {
         let c = Consts::new(step);
-        // SAFETY (all): the caller's contract; NV registers cover n.
+        // SAFETY: (all) the caller's contract; NV registers cover n.
         unsafe {
             match n.div_ceil(8) {
                 1 => column_sum::<1, DQ>(n, k, s, lds, p, c),
@@ -1131,7 +1137,7 @@ mod avx512 {
         step: super::ClipSgd,
     ) -> f64 {
         let c = Consts::new(step);
-        // SAFETY (all): the caller's contract; NV registers cover n.
+        // SAFETY: (all) the caller's contract; NV registers cover n.
         unsafe {
             match n.div_ceil(8) {
                 1 => input_columns::<1, DQ>(n, s, inputs, chains, w, c),
@@ -1156,7 +1162,7 @@ mod avx512 {
         w: *mut f64,
         c: Consts,
     ) -> f64 {
-        // SAFETY (all): the caller's contract: `first` has an entry per column of w,
+        // SAFETY: (all) the caller's contract: `first` has an entry per column of w,
         // `next` one per step, and the chains hold steps below inputs.len().
         unsafe {
             let m = masks::<NV>(n);
@@ -1222,6 +1228,8 @@ mod avx512 {
         x: *const f64,
         out: *mut f64,
     ) {
+        // SAFETY: the caller's contract: n rows of k columns of w with stride ldw, k values
+        // at x, n at out; each block reads and writes only rows below n.
         unsafe {
             let mut i = 0;
             while i < n {
@@ -1253,6 +1261,8 @@ mod avx512 {
         x: *const f64,
         out: *mut f64,
     ) {
+        // SAFETY: the caller's contract: `len` rows of k columns of w (stride ldw), k values
+        // at x and `len` outputs at out, the last register masked to `len`.
         unsafe {
             let sums = col_block_regs::<NV, CH>(len, k, w, ldw, x);
             for (v, s) in sums.into_iter().enumerate() {
@@ -1270,6 +1280,8 @@ mod avx512 {
         ldw: usize,
         x: *const f64,
     ) -> [__m512d; NV] {
+        // SAFETY: the caller's contract: `len` rows of k columns of w (stride ldw) and k
+        // values at x; the last register's loads are masked to `len`.
         unsafe {
             // Every register full but the last, which may be partial.
             let masks: [__mmask8; NV] =
@@ -1314,7 +1326,7 @@ mod avx512 {
         da_raw: *mut f64,
         n_steps: usize,
     ) -> f64 {
-        // SAFETY (all): the caller's contract, with nv registers a column (the chain
+        // SAFETY: (all) the caller's contract, with nv registers a column (the chain
         // counts of `cols` for these widths).
         unsafe {
             let args = (n_a, w_aa, a, da, da_raw, n_steps);
@@ -1344,7 +1356,7 @@ mod avx512 {
             usize,
         ),
     ) -> f64 {
-        // SAFETY (all): the caller's contract: T columns of 8·NV in da and da_raw, T + 1
+        // SAFETY: (all) the caller's contract: T columns of 8·NV in da and da_raw, T + 1
         // in a, n_a rows of W_aa.
         unsafe {
             let ld = 8 * NV;

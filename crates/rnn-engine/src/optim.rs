@@ -8,7 +8,7 @@ use rnn::{Optimizer, OptimizerConfig};
 use crate::{Float, Grads, Params};
 
 /// Applies one update to `params` from `grads`, as [`rnn::Optimizer::step`] does, over
-/// whole arrays with the vectorized loops of [`crate::kernels`]. Returns whether every
+/// whole arrays with the vectorized loops of the engine's kernels. Returns whether every
 /// updated parameter is finite (checked in the same pass as the update).
 pub fn step_checked<F: Float>(
     opt: &mut Optimizer<F>,

@@ -46,7 +46,7 @@ macro_rules! packed_kernel {
             out: *mut $t,
             ldo: usize,
         ) {
-            // SAFETY (all calls): the caller's contract, for the columns j..j+NB < m.
+            // SAFETY: (all calls) the caller's contract, for the columns j..j+NB < m.
             unsafe {
                 let mut j = 0;
                 while j + 8 <= m {
@@ -192,7 +192,7 @@ pub(crate) unsafe fn short_f64(
         ldo,
         last: ((1u32 << (n - 8 * (n.div_ceil(8) - 1))) - 1) as __mmask8,
     };
-    // SAFETY (all calls): the caller's contract, and NV registers cover the n rows.
+    // SAFETY: (all calls) the caller's contract, and NV registers cover the n rows.
     unsafe {
         match n.div_ceil(8) {
             1 => short_cols::<1>(s, m),

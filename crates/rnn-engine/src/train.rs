@@ -431,7 +431,7 @@ impl<F: Float> StepBuffers<F> {
         }
     }
 
-    /// a<len>, the hidden state after the first `len` steps of the last training step
+    /// `a<len>`, the hidden state after the first `len` steps of the last training step
     /// (a<0> for 0), (n_a, m): from the fused step's buffers or from the cache.
     pub fn hidden(&self, len: usize) -> ArrayView2<'_, F> {
         if self.fused
@@ -442,7 +442,7 @@ impl<F: Float> StepBuffers<F> {
         self.cache.a_prev(len)
     }
 
-    /// Brings `params` up to date after fused batch-1 steps (see [`crate::batch1`]): call
+    /// Brings `params` up to date after fused batch-1 steps (the fused step works on its own aligned copy): call
     /// before anything but [`update_step`] reads them.
     pub fn sync(&mut self, params: &mut Params<F>) {
         self.mirror.store(params);

@@ -37,7 +37,7 @@ pub fn output_delta<F: Float>(
 
 // ANCHOR: step_backward
 /// One step of backpropagation, as in the post: adds this step's contribution to `grads`
-/// and replaces `da_next` (on entry dL/da<t> from the future, on exit dL/da<t-1>).
+/// and replaces `da_next` (on entry `dL/da<t>` from the future, on exit `dL/da<t-1>`).
 ///
 /// # Shapes
 ///

@@ -64,9 +64,9 @@ impl AddAssign for Loss {
 /// ŷ at step t, (n_y, m).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Cache<F: Float = f64> {
-    /// a<0>, a<1>, …, a<T>: T + 1 arrays of (n_a, m).
+    /// `a<0>`, `a<1>`, …, `a<T>`: T + 1 arrays of (n_a, m).
     pub a: Vec<Array2<F>>,
-    /// ŷ<1>, …, ŷ<T>: T arrays of (n_y, m).
+    /// `ŷ<1>`, …, `ŷ<T>`: T arrays of (n_y, m).
     pub y_hat: Vec<Array2<F>>,
 }
 
@@ -96,12 +96,12 @@ impl<F: Float> Cache<F> {
         self.a[self.n_steps()].view()
     }
 
-    /// a<1>, …, a<T> side by side, (n_a, T·m): step t in columns t·m .. (t+1)·m.
+    /// `a<1>`, …, `a<T>` side by side, (n_a, T·m): step t in columns t·m .. (t+1)·m.
     pub fn a_all(&self) -> Array2<F> {
         side_by_side(&self.a[1..], self.a[0].nrows())
     }
 
-    /// ŷ<1>, …, ŷ<T> side by side, (n_y, T·m).
+    /// `ŷ<1>`, …, `ŷ<T>` side by side, (n_y, T·m).
     pub fn y_hat_all(&self) -> Array2<F> {
         let n_y = self.y_hat.first().map_or(0, |y| y.nrows());
         side_by_side(&self.y_hat, n_y)

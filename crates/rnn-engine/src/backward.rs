@@ -171,7 +171,6 @@ pub fn backward_into<F: Float>(
 }
 // ANCHOR_END: backward
 
-// ANCHOR: deltas
 /// The deltas of [`backward_into`], everything but the parameter gradients, into
 /// `bptt`: `dy<t> = ŷ<t> − y<t>`, then `da<t>` and `da_raw<t>` from the last step to the
 /// first, and `dL/da<0>`. The parameter gradients are sums over the steps of these deltas
@@ -249,7 +248,6 @@ pub(crate) fn deltas_into<F: Float>(
         );
     }
 }
-// ANCHOR_END: deltas
 
 /// dst ← dst + src, over slices (vectorized for this CPU) when both are contiguous.
 fn add_into<F: Float>(mut dst: ArrayViewMut1<'_, F>, src: ArrayView1<'_, F>) {
@@ -259,15 +257,6 @@ fn add_into<F: Float>(mut dst: ArrayViewMut1<'_, F>, src: ArrayView1<'_, F>) {
     }
 }
 
-/// dst ← dst + src, element by element.
-#[inline(always)]
-pub(crate) fn add_slice<F: Float>(dst: &mut [F], src: &[F]) {
-    for (d, &s) in dst.iter_mut().zip(src) {
-        *d += s;
-    }
-}
-
-// ANCHOR: backward_steps
 /// The backward recurrence over the columns of the step-indexed buffers (n_a, columns,
 /// T), from the last step to the first:
 ///
@@ -349,18 +338,6 @@ fn backward_steps_batch1<F: Float>(
     }
     true
 }
-
-/// da ← da + da_next, then da_raw = (1 − a²) ⊙ da: the gradient through tanh, whose
-/// derivative at the pre-activation is 1 − tanh² = 1 − a². All four are the same shape.
-#[inline(always)]
-pub(crate) fn through_tanh<F: Float>(da: &mut [F], da_raw: &mut [F], da_next: &[F], a: &[F]) {
-    for (((da, dr), &dn), &a) in da.iter_mut().zip(da_raw).zip(da_next).zip(a) {
-        *da += dn;
-        *dr = (F::one() - a * a) * *da;
-    }
-}
-
-// ANCHOR_END: backward_steps
 
 /// The elements of a block of columns of one of the crate's column-major buffers, which
 /// are contiguous.

@@ -203,7 +203,6 @@ pub struct AtomicWriteError {
     pub source: std::io::Error,
 }
 
-// ANCHOR: atomic_save
 /// Writes a file atomically: `write` fills a temporary file in the same directory, which
 /// is flushed to disk and then renamed over `path`. A rename within one file system is
 /// atomic, so a crash, a kill or a full disk at any moment leaves either the old file or
@@ -247,7 +246,6 @@ pub fn write_atomically(
     }
     result
 }
-// ANCHOR_END: atomic_save
 
 /// Removes temporary files that earlier saves of the same checkpoint left behind when their
 /// process was killed between creating and renaming them (best effort; they are never read).

@@ -1,7 +1,7 @@
 //! The clipping of [`rnn::Clip`], vectorized, and the fused clip-and-SGD pass.
 
 use crate::kernels::{simd_clamp_with_norm, simd_scale};
-use crate::norms::{global_norm, sum_of_squares, sum_of_squares_slice};
+use crate::norms::{global_norm, sum_of_squares};
 use crate::{Float, Grads};
 use rnn::Clip;
 
@@ -33,17 +33,6 @@ fn clip_value_with_norm<F: Float>(grads: &mut Grads<F>, c: f64) -> f64 {
     sum_sq.sqrt()
 }
 
-/// Clamps every entry of `s` to [−c, c] and returns Σ s² from before, in `f64`, in the
-/// same pass.
-#[inline(always)]
-pub(crate) fn clamp_with_norm<F: Float>(s: &mut [F], c: F) -> f64 {
-    let sum_sq = sum_of_squares_slice(s);
-    for v in s.iter_mut() {
-        *v = v.max(-c).min(c);
-    }
-    sum_sq
-}
-
 /// Clipping by global norm, with PyTorch `clip_grad_norm_` semantics: all gradients are
 /// multiplied by `min(1, max / (norm + 1e-6))`, where `norm` is the L2 norm over all of
 /// them. Returns `norm`, measured before clipping.
@@ -60,37 +49,6 @@ fn clip_norm<F: Float>(grads: &mut Grads<F>, max: f64) -> f64 {
         }
     }
     norm
-}
-
-/// Element-wise clipping to [−c, c] and the SGD step in one pass, in place:
-/// p ← p − lr·clamp(g, −c, c), one fused multiply-add as in the optimizer. Returns Σ g² of
-/// the unclipped gradients, summed in the same order as
-/// [`sum_of_squares_slice`](crate::norms::sum_of_squares_slice) (so the same bits).
-#[inline(always)]
-pub(crate) fn clip_value_sgd<F: Float>(p: &mut [F], g: &[F], c: F, lr: F) -> f64 {
-    let mut sq = [0.0f64; 8];
-    let n_full = p.len() - p.len() % 8;
-    let (p_full, p_tail) = p.split_at_mut(n_full);
-    let (g_full, g_tail) = g.split_at(n_full);
-    for (p8, g8) in p_full.chunks_exact_mut(8).zip(g_full.chunks_exact(8)) {
-        for ((sq, p), &g) in sq.iter_mut().zip(p8).zip(g8) {
-            *sq += g.as_f64() * g.as_f64();
-            *p = (-lr).mul_add(g.max(-c).min(c), *p);
-        }
-    }
-    let tail: f64 = g_tail.iter().map(|&v| v.as_f64() * v.as_f64()).sum();
-    for (p, &g) in p_tail.iter_mut().zip(g_tail) {
-        *p = (-lr).mul_add(g.max(-c).min(c), *p);
-    }
-    sq.iter().sum::<f64>() + tail
-}
-
-/// s ← by · s.
-#[inline(always)]
-pub(crate) fn scale<F: Float>(s: &mut [F], by: F) {
-    for v in s.iter_mut() {
-        *v *= by;
-    }
 }
 
 #[cfg(test)]

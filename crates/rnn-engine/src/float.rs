@@ -85,7 +85,6 @@ fn exp_f32(x: f32) -> f32 {
     p * scale
 }
 
-// ANCHOR: f64_math
 /// ln 2 split in two: `LN2_HI` has 21 trailing zero bits, so n·`LN2_HI` is exact for every
 /// n this module uses (Cody and Waite's range reduction).
 pub(crate) const LN2_HI: f64 = f64::from_bits(0x3FE6_2E42_FEE0_0000);
@@ -165,7 +164,6 @@ fn tanh_f64(x: f64) -> f64 {
     let u = s.mul_add(expm1_small(r), s - 1.0);
     (-u / (u + 2.0)).copysign(x)
 }
-// ANCHOR_END: f64_math
 
 #[cfg(test)]
 mod tests {

@@ -142,7 +142,6 @@ impl<F: Float> Default for Cache<F> {
     }
 }
 
-// ANCHOR: hidden_step
 /// The first equation for one time step, written into `a_next`:
 /// `a<t>` = tanh(W_ax `x<t>` + W_aa `a<t-1>` + b_a).
 ///
@@ -196,26 +195,6 @@ fn hidden_step_with<F: Float>(
     }
 }
 
-/// a ← tanh(a + w_x + b_a) in one pass, w_x being the gathered column of W_ax (or nothing
-/// for no input).
-#[inline(always)]
-pub(crate) fn input_bias_tanh<F: Float>(a: &mut [F], w_x: Option<&[F]>, b_a: &[F]) {
-    match w_x {
-        Some(w) => {
-            for ((a, &w), &b) in a.iter_mut().zip(w).zip(b_a) {
-                *a = (*a + w + b).fast_tanh();
-            }
-        }
-        None => {
-            for (a, &b) in a.iter_mut().zip(b_a) {
-                *a = (*a + b).fast_tanh();
-            }
-        }
-    }
-}
-// ANCHOR_END: hidden_step
-
-// ANCHOR: output_step
 /// The second equation for any number of columns, written into `y_hat`:
 /// ŷ = softmax(W_ya a + b_y), column by column. Returns the summed negative log-likelihood
 /// of `targets` (a `None` target adds nothing).
@@ -282,9 +261,7 @@ pub(crate) fn logits_softmax<F: Float>(
         }
     }
 }
-// ANCHOR_END: output_step
 
-// ANCHOR: softmax
 /// Adds the bias to each column of logits in `z` (columns of `n_y` side by side) and turns
 /// it into probabilities in place. Returns the summed −ln p[target] over the columns with a
 /// target.
@@ -322,61 +299,6 @@ fn softmax_columns<F: Float>(
     loss
 }
 
-/// z ← z + b_y − max(z + b_y) for one column. Returns z[target] after the shift.
-#[inline(always)]
-pub(crate) fn shift_logits<F: Float>(
-    z: &mut [F],
-    b_y: &[F],
-    target: Option<TokenId>,
-) -> Option<f64> {
-    for (z, &b) in z.iter_mut().zip(b_y) {
-        *z += b;
-    }
-    let max = lanes(z, F::neg_infinity(), F::max);
-    for v in z.iter_mut() {
-        *v -= max;
-    }
-    target.map(|id| z[id as usize].as_f64())
-}
-
-/// e ← e / Σ e for one column. Returns the sum.
-#[inline(always)]
-pub(crate) fn normalize<F: Float>(e: &mut [F]) -> f64 {
-    let sum = lanes(e, F::zero(), |s, v| s + v);
-    let inv = sum.recip();
-    for v in e.iter_mut() {
-        *v *= inv;
-    }
-    sum.as_f64()
-}
-
-/// z ← e^z.
-#[inline(always)]
-pub(crate) fn exp_in_place<F: Float>(z: &mut [F]) {
-    for v in z.iter_mut() {
-        *v = v.fast_exp();
-    }
-}
-// ANCHOR_END: softmax
-
-/// Folds `s` with `op` in eight independent lanes, then folds the lanes: a reduction the
-/// compiler can vectorize (a single running value is a chain it must keep in order).
-#[inline(always)]
-fn lanes<F: Float>(s: &[F], init: F, op: impl Fn(F, F) -> F) -> F {
-    let mut acc = [init; 8];
-    let chunks = s.chunks_exact(8);
-    let tail = chunks.remainder();
-    for c in chunks {
-        for (a, &v) in acc.iter_mut().zip(c) {
-            *a = op(*a, v);
-        }
-    }
-    for (a, &v) in acc.iter_mut().zip(tail) {
-        *a = op(*a, v);
-    }
-    acc.into_iter().fold(init, op)
-}
-
 /// A column as a slice: borrowed when it is contiguous (always, for the crate's own
 /// column-major buffers), else copied.
 #[inline]
@@ -409,7 +331,6 @@ pub fn forward<F: Float>(
     (loss, cache)
 }
 
-// ANCHOR: forward
 /// [`forward`] into a reused [`Cache`]: no allocation once the cache has the right
 /// shape.
 ///
@@ -459,7 +380,6 @@ pub fn forward_into<F: Float>(
         cache.y_hat.view_mut(),
     )
 }
-// ANCHOR_END: forward
 
 /// W_aa's rows when a pass at batch `m` runs on the batch-1 kernels of [`matvec`] (`f64`,
 /// AVX-512, m = 1, W_aa row-major, W_ax column-major, b_a contiguous), else `None`. Forward

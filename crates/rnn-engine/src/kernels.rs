@@ -28,9 +28,9 @@ use std::any::TypeId;
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 
+use crate::elementwise::AdamStep;
 use crate::isa::{Tier, tier};
 use crate::matvec;
-use crate::optim::AdamStep;
 use crate::{Float, TokenId};
 
 /// Products of at least this many floating-point operations are split over the threads of
@@ -266,7 +266,6 @@ struct Operand<'a, F> {
     cs: usize,
 }
 
-// ANCHOR: simd
 /// Defines a function that runs the `#[inline(always)]` function `$imp` compiled for the
 /// widest vector instructions this CPU has: AVX-512F, AVX2, or the x86-64 baseline (SSE2),
 /// chosen at run time. Element-wise loops written as plain Rust over slices are then
@@ -323,42 +322,41 @@ macro_rules! isa_variants {
 }
 
 simd_fn! {
-    /// [`input_bias_tanh`](crate::forward::input_bias_tanh), vectorized for this CPU.
+    /// [`input_bias_tanh`](crate::elementwise::input_bias_tanh), vectorized for this CPU.
     pub(crate) fn simd_input_bias_tanh<F: Float>(a: &mut [F], w_x: Option<&[F]>, b_a: &[F])
-        = crate::forward::input_bias_tanh;
-    /// [`shift_logits`](crate::forward::shift_logits), vectorized for this CPU.
+        = crate::elementwise::input_bias_tanh;
+    /// [`shift_logits`](crate::elementwise::shift_logits), vectorized for this CPU.
     pub(crate) fn simd_shift_logits<F: Float>(z: &mut [F], b_y: &[F], target: Option<TokenId>)
-        -> Option<f64> = crate::forward::shift_logits;
-    /// [`exp_in_place`](crate::forward::exp_in_place), vectorized for this CPU.
-    pub(crate) fn simd_exp_in_place<F: Float>(z: &mut [F]) = crate::forward::exp_in_place;
-    /// [`normalize`](crate::forward::normalize), vectorized for this CPU.
-    pub(crate) fn simd_normalize<F: Float>(e: &mut [F]) -> f64 = crate::forward::normalize;
-    /// [`through_tanh`](crate::backward::through_tanh), vectorized for this CPU.
+        -> Option<f64> = crate::elementwise::shift_logits;
+    /// [`exp_in_place`](crate::elementwise::exp_in_place), vectorized for this CPU.
+    pub(crate) fn simd_exp_in_place<F: Float>(z: &mut [F]) = crate::elementwise::exp_in_place;
+    /// [`normalize`](crate::elementwise::normalize), vectorized for this CPU.
+    pub(crate) fn simd_normalize<F: Float>(e: &mut [F]) -> f64 = crate::elementwise::normalize;
+    /// [`through_tanh`](crate::elementwise::through_tanh), vectorized for this CPU.
     pub(crate) fn simd_through_tanh<F: Float>(da: &mut [F], da_raw: &mut [F], da_next: &[F], a: &[F])
-        = crate::backward::through_tanh;
-    /// [`add_slice`](crate::backward::add_slice), vectorized for this CPU.
-    pub(crate) fn simd_add<F: Float>(dst: &mut [F], src: &[F]) = crate::backward::add_slice;
-    /// [`sum_of_squares_slice`](crate::norms::sum_of_squares_slice), vectorized for this CPU.
+        = crate::elementwise::through_tanh;
+    /// [`add_slice`](crate::elementwise::add_slice), vectorized for this CPU.
+    pub(crate) fn simd_add<F: Float>(dst: &mut [F], src: &[F]) = crate::elementwise::add_slice;
+    /// [`sum_of_squares_slice`](crate::elementwise::sum_of_squares_slice), vectorized for this CPU.
     pub(crate) fn simd_sum_of_squares<F: Float>(s: &[F]) -> f64
-        = crate::norms::sum_of_squares_slice;
-    /// [`clamp_with_norm`](crate::clip::clamp_with_norm), vectorized for this CPU.
+        = crate::elementwise::sum_of_squares_slice;
+    /// [`clamp_with_norm`](crate::elementwise::clamp_with_norm), vectorized for this CPU.
     pub(crate) fn simd_clamp_with_norm<F: Float>(s: &mut [F], c: F) -> f64
-        = crate::clip::clamp_with_norm;
-    /// [`clip_value_sgd`](crate::clip::clip_value_sgd), vectorized for this CPU.
+        = crate::elementwise::clamp_with_norm;
+    /// [`clip_value_sgd`](crate::elementwise::clip_value_sgd), vectorized for this CPU.
     pub(crate) fn simd_clip_value_sgd<F: Float>(p: &mut [F], g: &[F], c: F, lr: F) -> f64
-        = crate::clip::clip_value_sgd;
-    /// [`scale`](crate::clip::scale), vectorized for this CPU.
-    pub(crate) fn simd_scale<F: Float>(s: &mut [F], by: F) = crate::clip::scale;
-    /// [`sgd_slice`](crate::optim::sgd_slice), vectorized for this CPU.
-    pub(crate) fn simd_sgd<F: Float>(p: &mut [F], g: &[F], lr: F) -> bool = crate::optim::sgd_slice;
-    /// [`adagrad_slice`](crate::optim::adagrad_slice), vectorized for this CPU.
+        = crate::elementwise::clip_value_sgd;
+    /// [`scale`](crate::elementwise::scale), vectorized for this CPU.
+    pub(crate) fn simd_scale<F: Float>(s: &mut [F], by: F) = crate::elementwise::scale;
+    /// [`sgd_slice`](crate::elementwise::sgd_slice), vectorized for this CPU.
+    pub(crate) fn simd_sgd<F: Float>(p: &mut [F], g: &[F], lr: F) -> bool = crate::elementwise::sgd_slice;
+    /// [`adagrad_slice`](crate::elementwise::adagrad_slice), vectorized for this CPU.
     pub(crate) fn simd_adagrad<F: Float>(p: &mut [F], g: &[F], h: &mut [F], lr: F, eps: F) -> bool
-        = crate::optim::adagrad_slice;
-    /// [`adam_slice`](crate::optim::adam_slice), vectorized for this CPU.
+        = crate::elementwise::adagrad_slice;
+    /// [`adam_slice`](crate::elementwise::adam_slice), vectorized for this CPU.
     pub(crate) fn simd_adam<F: Float>(p: &mut [F], g: &[F], m: &mut [F], v: &mut [F], h: AdamStep<F>) -> bool
-        = crate::optim::adam_slice;
+        = crate::elementwise::adam_slice;
 }
-// ANCHOR_END: simd
 
 // ANCHOR: dispatch
 /// `out = w · a` with w (n, k) column-major (column stride `ldw`), out (n, m) column-major
@@ -552,7 +550,6 @@ fn madd<F: Float, const FMA: bool>(w: F, b: F, acc: F) -> F {
     if FMA { w.mul_add(b, acc) } else { w * b + acc }
 }
 
-// ANCHOR: tile
 /// out[i..i+MR, j..j+NB] = w[i..i+MR, :] · a[:, j..j+NB].
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
@@ -616,7 +613,6 @@ fn tile_sums<F: Float, const FMA: bool, const MR: usize, const NB: usize>(
     }
     acc
 }
-// ANCHOR_END: tile
 
 /// out[i..i+MR, j] = w[i..i+MR, :] · a[:, j], and the same for the MR2 rows from i2 (none
 /// when MR2 is 0), in CH independent chains of multiply-adds (p = c, c + CH, c + 2·CH, ...
@@ -817,7 +813,6 @@ fn transpose_f64_avx(s: &[f64], d: &mut [f64], n: usize, m: usize) {
     transpose_edges(s, d, n, m, n_full, m_full);
 }
 
-// ANCHOR: packed
 /// A matrix stored for the kernel's tiles: panels of MR rows (the tile height this CPU's
 /// kernel uses), each holding its MR × k entries column after column, so that a tile reads
 /// its w in one sequential stream instead of k strided pieces. The last panel is padded
@@ -1057,7 +1052,6 @@ fn packed_tiles<F: Float, const FMA: bool, const MR: usize, const NB: usize>(
         }
     }
 }
-// ANCHOR_END: packed
 
 /// W_aa (or W_aaᵀ) as the per-step products read it.
 #[derive(Clone, Copy)]

@@ -41,6 +41,7 @@ mod batch1;
 pub mod bench;
 mod checkpoint;
 mod clip;
+mod elementwise;
 pub mod export;
 mod float;
 mod forward;

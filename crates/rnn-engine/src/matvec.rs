@@ -513,7 +513,6 @@ mod avx512 {
         }
     }
 
-    // ANCHOR: recurrence
     /// [`recurrence`] with NV registers a column.
     #[inline(always)]
     unsafe fn recurrence_nv<const NV: usize>(
@@ -543,7 +542,6 @@ mod avx512 {
             }
         }
     }
-    // ANCHOR_END: recurrence
 
     /// `tanh_f64` of `crate::float` lane by lane, operation for operation (the same bits):
     /// tanh |x| = −u / (u + 2) with u = e^(−2|x|) − 1 = 2ⁿ(eʳ − 1) + (2ⁿ − 1), |x| capped
@@ -589,7 +587,6 @@ mod avx512 {
         out
     }
 
-    // ANCHOR: dot_rows
     /// See [`super::rows`].
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn rows(
@@ -674,7 +671,6 @@ mod avx512 {
             _mm512_mask_storeu_pd(out.add(first), mask(R), sums);
         }
     }
-    // ANCHOR_END: dot_rows
 
     /// [`rows`] for rows of exactly NV registers (k = ldw = 8·NV): x in NV registers, and
     /// each row block's loads at constant offsets from one address.
@@ -802,7 +798,6 @@ mod avx512 {
         out
     }
 
-    // ANCHOR: softmax_simd
     /// NC columns (side by side, n values each) of [`super::softmax_block`], each phase
     /// done for all NC before the next so that their chains overlap: returns, per column,
     /// (Σ e^(z − max), z[t] − max), the second 0 when t ≥ n (no target).
@@ -871,7 +866,6 @@ mod avx512 {
             std::array::from_fn(|c| (sums[c], shifted[c]))
         }
     }
-    // ANCHOR_END: softmax_simd
 
     /// Broadcast constants of a [`super::ClipSgd`] step.
     #[derive(Clone, Copy)]
@@ -895,10 +889,9 @@ mod avx512 {
         }
     }
 
-    // ANCHOR: clip_sgd_apply
     /// One register of gradient entries: adds their squares to `sq`, then writes
     /// p − lr·clamp(g, −c, c) over the lanes of `m` of p: the bits of
-    /// [`crate::clip::clip_value_sgd`], which computes `(−lr).mul_add(g.max(−c).min(c), p)`.
+    /// [`crate::elementwise::clip_value_sgd`], which computes `(−lr).mul_add(g.max(−c).min(c), p)`.
     #[inline(always)]
     unsafe fn clip_sgd<const DQ: bool>(
         g: __m512d,
@@ -922,7 +915,6 @@ mod avx512 {
             _mm512_mask_storeu_pd(p, m, updated);
         }
     }
-    // ANCHOR_END: clip_sgd_apply
 
     /// The masks of the NV registers that cover n values: all full but the last.
     #[inline(always)]
@@ -1067,7 +1059,6 @@ mod avx512 {
         }
     }
 
-    // ANCHOR: outer_tile
     /// Rows j..j+NB: for each step p, the NV registers of v's column p, loaded once, times
     /// each row's broadcast s[j + jj + p·lds]; then each finished row's clip and step.
     #[inline(always)]
@@ -1100,7 +1091,6 @@ mod avx512 {
             }
         }
     }
-    // ANCHOR_END: outer_tile
 
     #[inline(always)]
     unsafe fn column_sum_sgd_with<const DQ: bool>(
@@ -1343,7 +1333,6 @@ mod avx512 {
         }
     }
 
-    // ANCHOR: backward_recurrence
     /// [`backward_recurrence`] with NV registers a column and the CH chains of `cols`.
     #[inline(always)]
     unsafe fn backward_nv<const NV: usize, const CH: usize>(
@@ -1381,7 +1370,6 @@ mod avx512 {
             _mm512_reduce_add_pd(sq)
         }
     }
-    // ANCHOR_END: backward_recurrence
 }
 
 #[cfg(test)]
@@ -1612,9 +1600,9 @@ mod tests {
                 let mut want = z.clone();
                 let mut want_total = 0.0;
                 for (col, t) in want.chunks_exact_mut(n_y).zip(&targets) {
-                    let shifted = crate::forward::shift_logits(col, &b, *t);
-                    crate::forward::exp_in_place(col);
-                    let sum = crate::forward::normalize(col);
+                    let shifted = crate::elementwise::shift_logits(col, &b, *t);
+                    crate::elementwise::exp_in_place(col);
+                    let sum = crate::elementwise::normalize(col);
                     if let Some(s) = shifted {
                         want_total += sum.ln() - s;
                     }

@@ -2,6 +2,7 @@
 
 use ndarray::{Array2, Zip};
 
+use crate::elementwise::{AdamStep, adagrad_one, adam_one, sgd_one};
 use crate::kernels::{simd_adagrad, simd_adam, simd_sgd};
 use rnn::{Optimizer, OptimizerConfig};
 
@@ -101,77 +102,9 @@ pub fn step_checked<F: Float>(
     }
     finite
 }
-/// SGD for one entry: θ ← θ − lr·g, as one fused multiply-add (one rounding). Returns
-/// whether θ is still finite.
-#[inline(always)]
-fn sgd_one<F: Float>(p: &mut F, g: F, lr: F) -> bool {
-    *p = (-lr).mul_add(g, *p);
-    p.is_finite()
-}
-
-/// Adagrad for one entry: G ← G + g²; θ ← θ − lr·g / √(G + eps).
-#[inline(always)]
-fn adagrad_one<F: Float>(p: &mut F, g: F, h: &mut F, lr: F, eps: F) -> bool {
-    *h += g * g;
-    *p -= lr * g / (*h + eps).sqrt();
-    p.is_finite()
-}
-
-/// Adam's hyperparameters for one update, with the bias corrections of step t folded in:
-/// `step` = lr·√(1−β₂ᵗ)/(1−β₁ᵗ) and `eps_hat` = eps·√(1−β₂ᵗ).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct AdamStep<F> {
-    step: F,
-    eps_hat: F,
-    beta1: F,
-    beta2: F,
-}
-
-/// Adam for one entry: m ← β₁m + (1−β₁)g; v ← β₂v + (1−β₂)g²;
-/// θ ← θ − lr·m̂ / (√v̂ + eps), with m̂ = m/(1−β₁ᵗ), v̂ = v/(1−β₂ᵗ).
-#[inline(always)]
-fn adam_one<F: Float>(p: &mut F, g: F, m: &mut F, v: &mut F, h: AdamStep<F>) -> bool {
-    *m = h.beta1 * *m + (F::one() - h.beta1) * g;
-    *v = h.beta2 * *v + (F::one() - h.beta2) * g * g;
-    *p -= h.step * *m / (v.sqrt() + h.eps_hat);
-    p.is_finite()
-}
 
 // The same rules over whole arrays, as slices; `kernels` compiles them for the CPU's vector
 // width. The finiteness flags are and-ed without an early exit, so the loops vectorize.
-
-#[inline(always)]
-pub(crate) fn sgd_slice<F: Float>(p: &mut [F], g: &[F], lr: F) -> bool {
-    let mut finite = true;
-    for (p, &g) in p.iter_mut().zip(g) {
-        finite &= sgd_one(p, g, lr);
-    }
-    finite
-}
-
-#[inline(always)]
-pub(crate) fn adagrad_slice<F: Float>(p: &mut [F], g: &[F], h: &mut [F], lr: F, eps: F) -> bool {
-    let mut finite = true;
-    for ((p, &g), h) in p.iter_mut().zip(g).zip(h) {
-        finite &= adagrad_one(p, g, h, lr, eps);
-    }
-    finite
-}
-
-#[inline(always)]
-pub(crate) fn adam_slice<F: Float>(
-    p: &mut [F],
-    g: &[F],
-    m: &mut [F],
-    v: &mut [F],
-    h: AdamStep<F>,
-) -> bool {
-    let mut finite = true;
-    for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m).zip(v) {
-        finite &= adam_one(p, g, m, v, h);
-    }
-    finite
-}
 
 /// The memory of `p` and `g` as two slices, when both are contiguous with the same layout
 /// (so that equal positions hold equal entries).

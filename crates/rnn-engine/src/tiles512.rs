@@ -84,7 +84,6 @@ macro_rules! packed_kernel {
             unsafe {
                 for q in 0..n.div_ceil(MR) {
                     let panel = w.add(q * MR * k);
-                    // ANCHOR: tile512
                     let mut acc = [[$zero(); 3]; NB];
                     for p in 0..k {
                         let wp = panel.add(p * MR);
@@ -99,7 +98,6 @@ macro_rules! packed_kernel {
                             acc_j[2] = $fmadd(w2, b, acc_j[2]);
                         }
                     }
-                    // ANCHOR_END: tile512
                     let i = q * MR;
                     let rows = (n - i).min(MR);
                     for (jj, acc_j) in acc.iter().enumerate() {

@@ -30,9 +30,9 @@
 //! products run over the padded length: a zero weight times a zero activation in a
 //! padding lane is exactly what a masked load puts there, so the sums do not change. The
 //! mirror is the master copy of the parameters from one fused step to the next;
-//! [`crate::train::StepBuffers::sync`] writes it back, and the callers of the step do so
+//! [`crate::step::StepBuffers::sync`] writes it back, and the callers of the step do so
 //! before anything else reads them. The hidden states stay in the [`Work`], where
-//! [`crate::train::StepBuffers::hidden`] reads the one the caller carries on.
+//! [`crate::step::StepBuffers::hidden`] reads the one the caller carries on.
 //!
 //! Every sum is added in the order of the general path's kernels, so the parameters come
 //! out with the same bits (tested); only the reported gradient norm is summed in another
@@ -46,9 +46,9 @@ use std::any::TypeId;
 use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
 
 use crate::forward::logits_softmax;
+use crate::guard::{StepReport, bounds_are_finite, parameter_bound};
 use crate::kernels::{gemm, simd_sum_of_squares};
 use crate::matvec::{self, ClipSgd, as_f64, as_f64_mut};
-use crate::train::{StepBuffers, StepReport, bounds_are_finite, parameter_bound};
 use crate::{Float, Loss, Params, TokenId};
 use rnn::Optimizer;
 
@@ -296,12 +296,24 @@ impl Work {
     }
 }
 
+/// The fused step's state, which the caller's step buffers keep between steps: the
+/// aligned copy of the parameters, the padded activations and deltas, a bound on |θ|
+/// after the last fused clip-and-SGD update (of either path), and whether the last step
+/// ran here.
+#[derive(Debug, Default)]
+pub(crate) struct Fused<F: Float> {
+    pub(crate) mirror: Mirror<F>,
+    pub(crate) work: Work,
+    pub(crate) max_abs: Option<F>,
+    pub(crate) ran: bool,
+}
+
 // ANCHOR: sgd_step
 /// One step of the classic recipe, fused as described in the [module docs](self):
 /// forward, deltas, then each parameter's gradient formed, clipped to [−c, c] and applied
 /// (θ ← θ − lr·clamp(g)) in registers. The parameters are read from and written to
-/// `buf`'s mirror, which is then newer than `params` until `buf.sync(params)`; the
-/// activations a<0..T> stay in `buf`'s [`Work`], where `buf.hidden(len)` reads them (the
+/// `fused`'s mirror, which is then newer than `params` until the caller's buffers sync
+/// them; the activations a<0..T> stay in `fused`'s [`Work`], where they are read (the
 /// cache is not filled). Returns `None`, having changed no parameter, when the step does
 /// not apply here or a guard fails; the caller then syncs and takes the general path.
 #[allow(clippy::too_many_arguments)]
@@ -313,7 +325,7 @@ pub(crate) fn sgd_step<F: Float>(
     x: ArrayView2<'_, Option<TokenId>>,
     y: ArrayView2<'_, Option<TokenId>>,
     a0: ArrayView2<'_, F>,
-    buf: &mut StepBuffers<F>,
+    fused: &mut Fused<F>,
 ) -> Option<Result<StepReport, StepReport>> {
     if !applies(params, x) {
         return None;
@@ -322,9 +334,9 @@ pub(crate) fn sgd_step<F: Float>(
     let a0 = as_f64(a0.as_slice_memory_order()?)?;
     // The bound is measured on `params` only when unknown, which happens only while they
     // are current (before the first fused step, or after the general path synced them).
-    debug_assert!(buf.max_abs.is_some() || buf.mirror.holds != Holds::Newer);
-    let bound = parameter_bound(params, buf, c, lr)?;
-    let (mirror, work) = (&mut buf.mirror, &mut buf.work);
+    debug_assert!(fused.max_abs.is_some() || fused.mirror.holds != Holds::Newer);
+    let bound = parameter_bound(params, &mut fused.max_abs, c, lr)?;
+    let (mirror, work) = (&mut fused.mirror, &mut fused.work);
     if mirror.holds == Holds::Nothing {
         let shape = (mirror.n_x, mirror.n_a, mirror.n_y);
         mirror.load(params);
@@ -349,9 +361,9 @@ pub(crate) fn sgd_step<F: Float>(
     let sum_sq = update(mirror, work, inputs, ClipSgd { c, lr })?;
     mirror.holds = Holds::Newer;
     work.n_a = n_a;
-    buf.fused = true;
+    fused.ran = true;
     optimizer.t += 1;
-    buf.max_abs = Some(bound);
+    fused.max_abs = Some(bound);
     let grad_norm = sum_sq.sqrt();
     Some(Ok(StepReport { loss, grad_norm }))
 }
@@ -453,6 +465,7 @@ fn update<F: Float>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::step::StepBuffers;
     use crate::{Clip, OptimizerConfig};
     use crate::{backward as full_backward, forward as full_forward};
     use ndarray::{Array2, ShapeBuilder};
@@ -504,17 +517,26 @@ mod tests {
             let mut buf = StepBuffers::new(&fused);
             for round in 0..3 {
                 let (x, y) = (x.view(), y.view());
-                let report = sgd_step(&mut fused, &mut opt, 0.5, 0.1, x, y, a0.view(), &mut buf)
-                    .expect("the fused step applies")
-                    .expect("a finite step");
+                let report = sgd_step(
+                    &mut fused,
+                    &mut opt,
+                    0.5,
+                    0.1,
+                    x,
+                    y,
+                    a0.view(),
+                    &mut buf.fused,
+                )
+                .expect("the fused step applies")
+                .expect("a finite step");
                 // W_aa and W_ya are newer in the mirror until the sync.
                 if round < 2 {
-                    assert_eq!(buf.mirror.holds, Holds::Newer);
+                    assert_eq!(buf.fused.mirror.holds, Holds::Newer);
                 }
                 buf.sync(&mut fused);
                 let (loss, cache) = full_forward(&general, x, y, a0.view());
                 // The hidden states the caller carries on, from the fused step's buffers.
-                assert!(buf.fused);
+                assert!(buf.fused.ran);
                 for len in 0..=x.nrows() {
                     assert_eq!(buf.hidden(len), cache.a_prev(len), "a<{len}>");
                 }
@@ -581,7 +603,7 @@ mod tests {
             let (clip, sgd) = (Clip::Value(c), OptimizerConfig::sgd(lr));
             let mut opt = Optimizer::new(sgd, &fused);
             let mut buf = StepBuffers::new(&fused);
-            let report = sgd_step(&mut fused, &mut opt, c, lr, x.view(), y.view(), a0.view(), &mut buf)
+            let report = sgd_step(&mut fused, &mut opt, c, lr, x.view(), y.view(), a0.view(), &mut buf.fused)
                 .expect("the fused step applies")
                 .expect("a finite step");
             buf.sync(&mut fused);
@@ -630,7 +652,7 @@ mod tests {
                 x,
                 y,
                 hidden.view(),
-                &mut buf,
+                &mut buf.fused,
             )
             .expect("the fused step applies")
             .expect("a finite step");
@@ -665,7 +687,19 @@ mod tests {
         let mut same = wide.clone();
         let a0 = Array2::zeros((57, 1).f());
         let (x, y) = (one.view(), one.view());
-        assert!(sgd_step(&mut same, &mut opt, 5.0, 0.1, x, y, a0.view(), &mut buf).is_none());
+        assert!(
+            sgd_step(
+                &mut same,
+                &mut opt,
+                5.0,
+                0.1,
+                x,
+                y,
+                a0.view(),
+                &mut buf.fused
+            )
+            .is_none()
+        );
         assert_eq!(same, wide);
     }
 }

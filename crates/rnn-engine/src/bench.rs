@@ -23,7 +23,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::train::{StepBuffers, update_step};
+use crate::step::{StepBuffers, update_step};
 use crate::{Clip, Dtype, Float, Optimizer, OptimizerConfig, Params, TokenId};
 
 /// A benchmark configuration. Start from a preset ([`BenchConfig::a`],

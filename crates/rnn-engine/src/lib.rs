@@ -45,11 +45,13 @@ mod elementwise;
 pub mod export;
 mod float;
 mod forward;
+mod guard;
 mod isa;
 mod kernels;
 mod matvec;
 mod norms;
 mod optim;
+mod step;
 #[cfg(target_arch = "x86_64")]
 mod tiles512;
 mod train;
@@ -61,12 +63,14 @@ pub use checkpoint::{
 pub use clip::apply_clip;
 pub use float::Float;
 pub use forward::{Cache, forward, forward_into, hidden_step_into, output_into};
+pub use guard::StepReport;
 pub use isa::Tier;
 pub use optim::step_checked;
+pub use step::{StepBuffers, update_step};
 pub use train::{
     ConfigError, Dtype, Evaluation, Event, HistoryRow, MAX_BATCH, MAX_HIDDEN, MAX_SEQ_LEN,
-    StepBuffers, StepReport, TrainConfig, TrainError, TrainState, Trainer, evaluate_lines,
-    evaluate_stream, initial_smoothed_loss, update_step,
+    TrainConfig, TrainError, TrainState, Trainer, evaluate_lines, evaluate_stream,
+    initial_smoothed_loss,
 };
 
 pub use rnn::{Clip, Grads, Loss, Optimizer, OptimizerConfig, Params, SampleConfig, TokenId};

@@ -5,7 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Instant;
 
-use ndarray::{Array2, ArrayView2, ShapeBuilder};
+use ndarray::{Array2, ShapeBuilder};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -15,10 +15,10 @@ use rnn_data::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::kernels::{simd_clip_value_sgd, simd_sum_of_squares};
+use crate::guard::StepReport;
+use crate::step::{StepBuffers, update_step};
 use crate::{
-    Bptt, Cache, Clip, Float, Grads, Loss, Optimizer, OptimizerConfig, Params, SampleConfig,
-    backward_into, forward_into,
+    Cache, Clip, Float, Loss, Optimizer, OptimizerConfig, Params, SampleConfig, forward_into,
 };
 
 /// The element type training runs in.
@@ -389,251 +389,6 @@ pub struct Trainer<F: Float = f64> {
     data: Data,
     buffers: StepBuffers<F>,
     interval: Interval,
-}
-
-/// The buffers of one training step (forward cache, backward buffers, gradients and the
-/// copy of the parameters kept in case the update diverges), sized once per batch shape.
-///
-/// After [`update_step`], the parameters may be newer in these buffers than in the
-/// [`Params`] passed to it (the fused batch-1 step works on its own aligned copy): call
-/// [`StepBuffers::sync`] before reading them.
-#[derive(Debug)]
-pub struct StepBuffers<F: Float> {
-    pub(crate) cache: Cache<F>,
-    pub(crate) bptt: Bptt<F>,
-    pub(crate) grads: Grads<F>,
-    pub(crate) last_good: Params<F>,
-    /// A bound on |θ| over the parameters, as left by the last fused clip-and-SGD step,
-    /// or `None` when not known (before the first step, after a step of the general path).
-    pub(crate) max_abs: Option<F>,
-    /// The aligned copies of W_aa and W_ya that the fused batch-1 step works on; newer
-    /// than the parameters after such a step, until [`StepBuffers::sync`].
-    pub(crate) mirror: crate::batch1::Mirror<F>,
-    /// The padded activations and deltas of the fused batch-1 step.
-    pub(crate) work: crate::batch1::Work,
-    /// Whether the last step was the fused one, whose activations are in `work` (the
-    /// cache then holds an older step's).
-    pub(crate) fused: bool,
-}
-
-impl<F: Float> StepBuffers<F> {
-    /// Empty buffers for parameters shaped like `params`.
-    pub fn new(params: &Params<F>) -> Self {
-        StepBuffers {
-            cache: Cache::new(),
-            bptt: Bptt::new(),
-            grads: Grads::zeros(params.n_x(), params.n_a(), params.n_y()),
-            last_good: params.clone(),
-            max_abs: None,
-            mirror: Default::default(),
-            work: Default::default(),
-            fused: false,
-        }
-    }
-
-    /// `a<len>`, the hidden state after the first `len` steps of the last training step
-    /// (a<0> for 0), (n_a, m): from the fused step's buffers or from the cache.
-    pub fn hidden(&self, len: usize) -> ArrayView2<'_, F> {
-        if self.fused
-            && let Some(a) = self.work.hidden::<F>(len)
-        {
-            return a;
-        }
-        self.cache.a_prev(len)
-    }
-
-    /// Brings `params` up to date after fused batch-1 steps (the fused step works on its own aligned copy): call
-    /// before anything but [`update_step`] reads them.
-    pub fn sync(&mut self, params: &mut Params<F>) {
-        self.mirror.store(params);
-    }
-}
-
-/// The loss and the gradient norm (before clipping) of a step.
-#[derive(Clone, Copy, Debug)]
-pub struct StepReport {
-    /// The loss of the step's forward pass, before the update.
-    pub loss: Loss,
-    /// The global L2 norm of the gradients before clipping.
-    pub grad_norm: f64,
-}
-
-/// One update: forward from `a0`, backward, clip, update. A non-finite loss or gradient
-/// norm stops before the update; non-finite parameters after it are replaced by the ones
-/// before. Either way the error carries the step's report and `params` are the last good
-/// ones.
-///
-/// This is the training step both [`Trainer`] and [`crate::bench`] run: the engine's
-/// [`rnn::train_step`], with the checks that keep the last good parameters.
-///
-/// # Shapes
-///
-/// `x`, `y`: (T, m), `a0`: (n_a, m).
-#[allow(clippy::too_many_arguments)]
-pub fn update_step<F: Float>(
-    params: &mut Params<F>,
-    optimizer: &mut Optimizer<F>,
-    clip: Clip,
-    x: ArrayView2<'_, Option<TokenId>>,
-    y: ArrayView2<'_, Option<TokenId>>,
-    a0: ArrayView2<'_, F>,
-    buf: &mut StepBuffers<F>,
-) -> Result<StepReport, StepReport> {
-    if let (Clip::Value(c), OptimizerConfig::Sgd { lr }) = (clip, optimizer.config)
-        && let Some(result) = crate::batch1::sgd_step(params, optimizer, c, lr, x, y, a0, buf)
-    {
-        return result;
-    }
-    // The paths below read and write `params` themselves.
-    buf.sync(params);
-    buf.mirror.forget();
-    buf.fused = false;
-    let loss = forward_into(params, x, y, a0, &mut buf.cache);
-    backward_into(params, x, y, &buf.cache, &mut buf.grads, &mut buf.bptt);
-    if let (Clip::Value(c), OptimizerConfig::Sgd { lr }) = (clip, optimizer.config)
-        && let Some(result) = clip_value_sgd_fused(params, optimizer, c, lr, loss, buf)
-    {
-        return result;
-    }
-    // Clip (returns the norm before clipping), then check before touching parameters.
-    buf.max_abs = None;
-    let grad_norm = crate::apply_clip(clip, &mut buf.grads);
-    let report = StepReport { loss, grad_norm };
-    if !loss.total.is_finite() || !grad_norm.is_finite() {
-        return Err(report);
-    }
-    buf.last_good.assign(params);
-    if !crate::step_checked(optimizer, params, &buf.grads) {
-        params.assign(&buf.last_good);
-        return Err(report);
-    }
-    Ok(report)
-}
-
-/// The classic recipe's clip and update (element-wise clipping, then SGD) in one pass
-/// instead of four (clip, norm, back up, update), with the same results bit for bit
-/// (tested): each entry is clamped and θ − lr·g written over θ in place, while the squares
-/// of the unclipped gradients are summed for the report.
-///
-/// The general path checks the gradient norm before it touches the parameters; here the
-/// norm is known only after the pass, so it is proved finite beforehand, from the inputs
-/// of the gradient products ([`gradients_are_bounded`]). No copy of the parameters is
-/// needed either, because this step cannot make them non-finite: a clamped update moves an
-/// entry by at most lr·c, so every new |θ| is at most `max_abs` + lr·c (with a margin
-/// for rounding, [`step_bound`]), and the step runs only when that bound is finite. The
-/// bound then becomes `max_abs` for the next step: it is measured once, by a pass over the
-/// parameters, and grows by lr·c per step after that (by 1,750 over the classic recipe's
-/// 35,000 steps), which spares the update pass the work of measuring it.
-///
-/// Returns `None`, having changed nothing, when the arrays do not share one contiguous
-/// layout or either bound fails; the general path (with its checks and its copy) then runs.
-fn clip_value_sgd_fused<F: Float>(
-    params: &mut Params<F>,
-    optimizer: &mut Optimizer<F>,
-    c: f64,
-    lr: f64,
-    loss: Loss,
-    buf: &mut StepBuffers<F>,
-) -> Option<Result<StepReport, StepReport>> {
-    let layouts_match =
-        params
-            .arrays()
-            .into_iter()
-            .zip(buf.grads.arrays())
-            .all(|((_, p), (_, g))| {
-                p.dim() == g.dim()
-                    && p.strides() == g.strides()
-                    && p.as_slice_memory_order().is_some()
-            });
-    if !layouts_match {
-        return None;
-    }
-    let bound = parameter_bound(params, buf, c, lr)?;
-    let (c, lr) = (F::cast(c), F::cast(lr));
-    if !loss.total.is_finite() {
-        let grad_norm = buf.grads.global_norm();
-        return Some(Err(StepReport { loss, grad_norm }));
-    }
-    if !gradients_are_bounded(&buf.cache, &buf.bptt, params.n_params()) {
-        return None;
-    }
-    optimizer.t += 1;
-    let mut sum_sq = 0.0f64;
-    for ((_, p), (_, g)) in params.arrays_mut().into_iter().zip(buf.grads.arrays()) {
-        let p = p.as_slice_memory_order_mut().expect("checked above");
-        let g = g.as_slice_memory_order().expect("checked above");
-        sum_sq += simd_clip_value_sgd(p, g, c, lr);
-    }
-    buf.max_abs = Some(bound);
-    let grad_norm = sum_sq.sqrt();
-    debug_assert!(grad_norm.is_finite(), "bounded by gradients_are_bounded");
-    Some(Ok(StepReport { loss, grad_norm }))
-}
-
-/// The bound on every |θ| after a clipped SGD step ([`step_bound`] of `buf.max_abs`, which
-/// is measured first if unknown), or `None` when it is not finite and the in-place update
-/// could overflow.
-pub(crate) fn parameter_bound<F: Float>(
-    params: &Params<F>,
-    buf: &mut StepBuffers<F>,
-    c: f64,
-    lr: f64,
-) -> Option<F> {
-    let max_abs = *buf.max_abs.get_or_insert_with(|| {
-        let all = params.arrays().into_iter().flat_map(|(_, p)| p.iter());
-        all.fold(F::zero(), |m, &v| m.max(v.abs()))
-    });
-    // Every new |θ| is at most this, rounding included (see `clip_value_sgd_fused`).
-    Some(step_bound(max_abs, F::cast(c), F::cast(lr))).filter(|b| b.is_finite())
-}
-
-/// A bound on |θ − lr·clamp(g, −c, c)| for every |θ| ≤ `max_abs`, rounding included: the
-/// exact value is at most `max_abs` + lr·c, and lr·c exceeds its computed value by a factor
-/// of at most 1 + ε, so (`max_abs` + lr·c)(1 + 4ε), computed, is an upper bound of it, and
-/// rounding the update to the nearest float cannot exceed a float bound.
-fn step_bound<F: Float>(max_abs: F, c: F, lr: F) -> F {
-    (max_abs + (lr * c).abs()) * (F::one() + F::cast(4.0) * F::epsilon())
-}
-
-/// Whether every gradient entry, and the sum of their squares, is surely finite, judged
-/// from what the gradient products read (with a finite loss, which the caller checked):
-///
-/// - dy = ŷ − y has entries in [−1, 1]: a finite loss means a finite softmax;
-/// - the activations a<t> are tanh values in [−1, 1], and a<0> is bounded by A = max(1,
-///   Σ|a<0>|);
-/// - each entry of dW_aa, dW_ax and db_a is a sum over steps of da_raw entries times
-///   activations or ones, so at most S·A with S = Σ|da_raw|; each entry of dW_ya and db_y
-///   is at most T·m·A.
-///
-/// With G = 2·max(S, T·m)·A (the 2 covers rounding) every entry is at most G, and the
-/// sum of the N squares at most N·G². S and A are bounded from above by √(n Σ v²), which
-/// a NaN or ∞ anywhere in da_raw or a<0> makes non-finite, failing the test as it should.
-/// Costs one vectorized pass over da_raw (T·m·n_a values).
-pub(crate) fn gradients_are_bounded<F: Float>(
-    cache: &Cache<F>,
-    bptt: &Bptt<F>,
-    n_params: usize,
-) -> bool {
-    // Σ|v| ≤ √(n Σ v²) (Cauchy–Schwarz), through the vectorized sum of squares; an
-    // overflow there only makes the bound fail.
-    let abs_sum = |v: ndarray::ArrayView2<'_, F>| match v.as_slice_memory_order() {
-        Some(s) => (s.len() as f64 * simd_sum_of_squares(s)).sqrt(),
-        None => v.iter().map(|x| x.as_f64().abs()).sum::<f64>(),
-    };
-    let (s, a0) = (abs_sum(bptt.da_raw_all()), abs_sum(cache.a0()));
-    let steps = cache.n_steps() * cache.batch();
-    bounds_are_finite(s, a0, steps, n_params)
-}
-
-/// The test of [`gradients_are_bounded`] from upper bounds `s` of Σ|da_raw| and `a0` of
-/// Σ|a<0>| (NaN or ∞ when unknown), over `steps` columns.
-pub(crate) fn bounds_are_finite(s: f64, a0: f64, steps: usize, n_params: usize) -> bool {
-    // (`max` would drop a NaN, hence the explicit test.)
-    if !(s.is_finite() && a0.is_finite()) {
-        return false;
-    }
-    let g = 2.0 * s.max(steps as f64) * a0.max(1.0);
-    (2.0 * n_params as f64 * g * g).is_finite()
 }
 
 /// Accumulators for the current history row.
@@ -1058,6 +813,9 @@ pub fn evaluate_stream<F: Float>(params: &Params<F>, ids: &[TokenId], seq_len: u
 mod tests {
     use super::*;
     use crate::forward;
+    use crate::guard::gradients_are_bounded;
+    use crate::guard::step_bound;
+    use ndarray::ArrayView2;
 
     /// One `update_step` from `start` on a fresh optimizer and fresh buffers: the
     /// parameters after it, the optimizer, the buffers and the result.
@@ -1140,7 +898,7 @@ mod tests {
             .flat_map(|(_, p)| p.iter().copied());
         let before = before.map(f64::abs).fold(0.0, f64::max);
         let after = max_abs.map(f64::abs).fold(0.0, f64::max);
-        assert_eq!(buf.max_abs, Some(step_bound(before, 0.5, 0.1)));
+        assert_eq!(buf.fused.max_abs, Some(step_bound(before, 0.5, 0.1)));
         assert!(after <= before + 0.1 * 0.5);
     }
 
@@ -1160,7 +918,7 @@ mod tests {
         let report = result.expect_err("the update overflows");
         assert!(report.loss.total.is_finite() && report.grad_norm.is_finite());
         assert_eq!(params, start, "the parameters before the step are kept");
-        assert_eq!(buf.max_abs, None);
+        assert_eq!(buf.fused.max_abs, None);
     }
 
     /// The one-pass update runs only when the gradients are provably finite: a hidden
@@ -1181,7 +939,11 @@ mod tests {
             let bounded = gradients_are_bounded(&buf.cache, &buf.bptt, params.n_params());
             assert_eq!(bounded, fused_expected, "a0 = {a0_value}");
             // The general path leaves no bound on |θ| behind; the fused one does.
-            assert_eq!(buf.max_abs.is_some(), fused_expected, "a0 = {a0_value}");
+            assert_eq!(
+                buf.fused.max_abs.is_some(),
+                fused_expected,
+                "a0 = {a0_value}"
+            );
 
             let mut general = start.clone();
             let (_, cache) = forward(&general, x.view(), y.view(), a0.view());

@@ -73,8 +73,9 @@ fn print_result(
     gemm_n: usize,
 ) -> anyhow::Result<()> {
     let fraction = r.gflops / gemm;
+    let tier = rnn_engine::Tier::current();
     println!(
-        "config {} (V {}, n_a {}, batch {}, T {}), {}, {} thread(s), {} steps in {:.2} s",
+        "config {} (V {}, n_a {}, batch {}, T {}), {}, {} thread(s), {} tier, {} steps in {:.2} s",
         config.name,
         config.vocab,
         config.hidden,
@@ -82,6 +83,7 @@ fn print_result(
         config.seq_len,
         r.dtype,
         r.threads,
+        tier,
         r.steps,
         r.seconds
     );
@@ -100,6 +102,7 @@ fn print_result(
         "config": r.config,
         "dtype": r.dtype,
         "threads": r.threads,
+        "tier": tier.name(),
         "steps": r.steps,
         "chars": r.chars,
         "seconds": r.seconds,

@@ -579,3 +579,33 @@ fn usage_errors_keep_clap_exit_code() {
         .code(2);
     assert_eq!(listing(tmp.path()), Vec::<PathBuf>::new());
 }
+
+/// `charrnn bench` names the tier it ran at, and `RNN_ISA` chooses it: a lower tier is
+/// followed, a name that is not a tier falls back with a message.
+#[test]
+fn bench_reports_the_tier_rnn_isa_chose() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |isa: &str| {
+        let output = common::charrnn(dir.path())
+            .env("RNN_ISA", isa)
+            .args(["bench", "--config", "a", "--steps", "3", "--gemm-n", "64"])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_str(stdout.lines().last().expect("a JSON line")).unwrap();
+        (stdout, stderr, json["tier"].as_str().unwrap_or("").to_string())
+    };
+    let (stdout, stderr, tier) = run("portable");
+    assert_eq!(tier, "portable");
+    assert!(stdout.contains("portable tier"), "{stdout}");
+    assert!(stderr.is_empty(), "{stderr}");
+    let (_, stderr, tier) = run("sse9");
+    assert!(
+        stderr.contains("RNN_ISA=sse9 is not a tier (expected avx512, avx2 or portable)"),
+        "{stderr}"
+    );
+    assert!(["avx512", "avx2", "portable"].contains(&tier.as_str()), "{tier}");
+}

@@ -596,7 +596,11 @@ fn bench_reports_the_tier_rnn_isa_chose() {
         let stderr = String::from_utf8(output.stderr).unwrap();
         let json: serde_json::Value =
             serde_json::from_str(stdout.lines().last().expect("a JSON line")).unwrap();
-        (stdout, stderr, json["tier"].as_str().unwrap_or("").to_string())
+        (
+            stdout,
+            stderr,
+            json["tier"].as_str().unwrap_or("").to_string(),
+        )
     };
     let (stdout, stderr, tier) = run("portable");
     assert_eq!(tier, "portable");
@@ -607,5 +611,8 @@ fn bench_reports_the_tier_rnn_isa_chose() {
         stderr.contains("RNN_ISA=sse9 is not a tier (expected avx512, avx2 or portable)"),
         "{stderr}"
     );
-    assert!(["avx512", "avx2", "portable"].contains(&tier.as_str()), "{tier}");
+    assert!(
+        ["avx512", "avx2", "portable"].contains(&tier.as_str()),
+        "{tier}"
+    );
 }

@@ -34,9 +34,11 @@
 //! before anything else reads them. The hidden states stay in the [`Work`], where
 //! [`crate::step::StepBuffers::hidden`] reads the one the caller carries on.
 //!
-//! Every sum is added in the order of the general path's kernels, so the parameters come
-//! out with the same bits (tested); only the reported gradient norm is summed in another
-//! order. The guards are those of the fused clip-and-SGD pass of [`crate::train`]: the
+//! At the AVX-512 tier every sum is added in the order of the general path's kernels, so
+//! the parameters come out with the same bits (tested); only the reported gradient norm is
+//! summed in another order. At the AVX2 and portable tiers the same step runs on the
+//! kernels of `crate::padded` (plain Rust compiled for the tier), which add in orders of
+//! their own: the same results to rounding, tested against the reference like every path. The guards are those of the fused clip-and-SGD pass of [`crate::train`]: the
 //! loss must be finite, the gradients provably finite, and the bound on |θ| after the
 //! step finite; otherwise this step declines, having changed no parameter, and the
 //! general path (with its checks and its copy of the parameters) runs instead.
@@ -45,24 +47,26 @@ use std::any::TypeId;
 
 use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
 
-use crate::forward::logits_softmax;
+use crate::forward::{logits_softmax, softmax_columns};
 use crate::guard::{StepReport, bounds_are_finite, parameter_bound};
 use crate::kernels::{gemm, simd_sum_of_squares};
 use crate::matvec::{self, ClipSgd, as_f64, as_f64_mut};
+use crate::padded;
 use crate::{Float, Loss, Params, TokenId};
 use rnn::Optimizer;
 
-/// Whether [`sgd_step`] runs for these parameters and this batch: `f64` with the AVX-512
-/// kernels of [`matvec`], one sequence, at most 56 hidden units (the rows the general
-/// path's whole-column kernel takes, so that both sum every gradient entry in one chain
-/// and give the same bits; above that it switches to the blocked kernel, which sums
-/// single columns in two chains) and at most 64 outputs (a column of logits in eight
-/// registers), and the arrays in the layouts the mirror copies from: W_aa and W_ya
-/// row-major, W_ax column-major, all contiguous.
+/// Whether [`sgd_step`] runs for these parameters and this batch: `f64`, one sequence, at
+/// most 56 hidden units (the rows the general path's whole-column kernel takes, so that at
+/// the AVX-512 tier both sum every gradient entry in one chain and give the same bits;
+/// above that it switches to the blocked kernel, which sums single columns in two chains)
+/// and at most 64 outputs (a column of logits in eight registers), and the arrays in the
+/// layouts the mirror copies from: W_aa and W_ya row-major, W_ax column-major, all
+/// contiguous. At the AVX-512 tier the step runs on the intrinsics of [`matvec`]; at the
+/// others on the portable kernels of `crate::padded`, compiled for the tier.
 pub(crate) fn applies<F: Float>(params: &Params<F>, x: ArrayView2<'_, Option<TokenId>>) -> bool {
     let (n_a, n_y) = (params.n_a(), params.n_y());
     TypeId::of::<F>() == TypeId::of::<f64>()
-        && matvec::available::<F>()
+        && (matvec::available::<F>() || avx2().is_some())
         && x.ncols() == 1
         && (1..=56).contains(&n_a)
         && (1..=64).contains(&n_y)
@@ -71,6 +75,18 @@ pub(crate) fn applies<F: Float>(params: &Params<F>, x: ArrayView2<'_, Option<Tok
         && params.w_ax.t().is_standard_layout()
         && params.b_a.as_slice_memory_order().is_some()
         && params.b_y.as_slice_memory_order().is_some()
+}
+
+/// The SIMD of the AVX2 tier for the kernels of [`padded`], when this process runs there.
+fn avx2() -> Option<pulp::x86::V3> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        padded::avx2()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        None
+    }
 }
 
 /// The number of `F` in 64 bytes, a register.
@@ -383,8 +399,23 @@ fn forward(
     let n_steps = inputs.len();
     let a = work.a.get_mut((n_steps + 1) * ld);
     a[..n_a].copy_from_slice(a0);
-    // Every step in one call, over whole registers: the padding is zero throughout.
-    matvec::recurrence((n_a, ld), p.w_aa, p.w_ax, p.b_a, inputs, a).then_some(())?;
+    // Every step in one call, over whole registers: the padding is zero throughout. The
+    // intrinsics at the AVX-512 tier, else the portable kernel compiled for this tier.
+    if !matvec::recurrence((n_a, ld), p.w_aa, p.w_ax, p.b_a, inputs, a) {
+        let simd = avx2()?;
+        let w = (p.w_aa, p.w_ax, p.b_a);
+        simd.vectorize(|| padded::recurrence(simd, (n_a, ld), w, inputs, a));
+    }
+    if !matvec::available::<f64>() {
+        // The logits row by row over the padded columns (a general product would take
+        // this row-major W_ya to the large-matrix GEMM, whose packing costs more than the
+        // product), then the softmax and the loss.
+        let z = work.y.get_mut(n_steps * n_y);
+        let a_all = &a[ld..(n_steps + 1) * ld];
+        let simd = avx2()?;
+        simd.vectorize(|| padded::logits(simd, p.w_ya, (n_y, ld), a_all, z));
+        return Some(softmax_columns(z, n_y, p.b_y, y.iter().copied()));
+    }
     let w_ya = ArrayView2::from_shape((n_y, ld).strides((ld, 1)), p.w_ya).ok()?;
     let a_all = ArrayView2::from_shape((ld, n_steps).f(), &a[ld..]).ok()?;
     let y_hat = ArrayViewMut2::from_shape((n_y, n_steps).f(), work.y.get_mut(n_steps * n_y));
@@ -417,18 +448,27 @@ fn deltas(
     }
     let expect = "the buffers hold these shapes";
     // W_yaᵀ dy<t> for every step at once, over whole registers.
-    let w_ya_t = ArrayView2::from_shape((ld, n_y).f(), p.w_ya).expect(expect);
-    let dy = ArrayView2::from_shape((n_y, n_steps).f(), &*dy).expect(expect);
     let da = work.da.get_mut(n_steps * ld);
-    gemm(
-        w_ya_t,
-        dy,
-        ArrayViewMut2::from_shape((ld, n_steps).f(), &mut *da).expect(expect),
-    );
+    if matvec::available::<f64>() {
+        let w_ya_t = ArrayView2::from_shape((ld, n_y).f(), p.w_ya).expect(expect);
+        let dy = ArrayView2::from_shape((n_y, n_steps).f(), &*dy).expect(expect);
+        gemm(
+            w_ya_t,
+            dy,
+            ArrayViewMut2::from_shape((ld, n_steps).f(), &mut *da).expect(expect),
+        );
+    } else {
+        let simd = avx2().expect("`applies` checked the kernels");
+        simd.vectorize(|| padded::output_deltas(simd, p.w_ya, (n_y, ld), dy, da));
+    }
     let a = work.a.get((n_steps + 1) * ld);
     let da_raw = work.da_raw.get_mut(n_steps * ld);
-    matvec::backward_recurrence((n_a, ld), p.w_aa, a, da, da_raw, n_steps)
-        .expect("`applies` checked the kernels and the sizes")
+    matvec::backward_recurrence((n_a, ld), p.w_aa, a, da, da_raw, n_steps).unwrap_or_else(|| {
+        let simd = avx2().expect("`applies` checked the kernels");
+        simd.vectorize(|| {
+            padded::backward_recurrence(simd, (n_a, ld), p.w_aa, (a, da), da_raw, n_steps)
+        })
+    })
 }
 
 /// Step 3 of the [module docs](self): every parameter's gradient, clipped and applied in
@@ -446,17 +486,28 @@ fn update<F: Float>(
     let (a_prev, a_all) = (&a[..n_steps * ld], &a[ld..]);
     let dy = work.y.get(n_steps * n_y);
     let da_raw = work.da_raw.get(n_steps * ld);
-    let expect = "`applies` checked the kernels and the sizes";
     // W_ya: row j is Σ_t dy<t>[j] a<t>; W_aa: row j is Σ_t da_raw<t>[j] a<t-1>; each over
-    // whole padded registers.
+    // whole padded registers. Then the biases, the sums of their deltas over all steps,
+    // and W_ax: column i is the sum of da_raw<t> over the steps whose input is i.
+    if !matvec::available::<f64>() {
+        let simd = avx2()?;
+        let cl = (step.c, step.lr);
+        let chains = padded::chains(inputs, p.w_ax.len() / ld, &mut work.chains);
+        return Some(simd.vectorize(|| {
+            padded::outer_rows_sgd(simd, (p.w_ya, n_y, ld), (a_all, dy, n_y), n_steps, cl)
+                + padded::outer_rows_sgd(simd, (p.w_aa, n_a, ld), (a_prev, da_raw, ld), n_steps, cl)
+                + padded::column_sum_sgd(simd, p.b_y, (dy, n_y), n_steps, cl)
+                + padded::column_sum_sgd(simd, p.b_a, (da_raw, ld), n_steps, cl)
+                + padded::input_columns_sgd(simd, (p.w_ax, ld), da_raw, chains, cl)
+        }));
+    }
+    let expect = "`applies` checked the kernels and the sizes";
     let mut sum_sq =
         matvec::outer_rows_sgd((p.w_ya, n_y, ld), ld, a_all, dy, n_y, n_steps, step).expect(expect);
     sum_sq += matvec::outer_rows_sgd((p.w_aa, n_a, ld), ld, a_prev, da_raw, ld, n_steps, step)
         .expect(expect);
-    // The biases: the sums of their deltas over all steps.
     sum_sq += matvec::column_sum_sgd(p.b_y, dy, n_y, n_steps, step).expect(expect);
     sum_sq += matvec::column_sum_sgd(p.b_a, da_raw, ld, n_steps, step).expect(expect);
-    // W_ax: column i is the sum of da_raw<t> over the steps whose input is i.
     let chains = &mut work.chains;
     sum_sq += matvec::input_columns_sgd(p.w_ax, ld, da_raw, inputs, chains, step).expect(expect);
     Some(sum_sq)

@@ -269,7 +269,7 @@ pub(crate) fn logits_softmax<F: Float>(
 /// Three passes: per column, add the bias and subtract the column's maximum; then e^x over
 /// the whole block at once (one long vectorized loop instead of a short one per column);
 /// then, per column, divide by the sum.
-fn softmax_columns<F: Float>(
+pub(crate) fn softmax_columns<F: Float>(
     z: &mut [F],
     n_y: usize,
     b_y: &[F],

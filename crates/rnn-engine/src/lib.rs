@@ -51,6 +51,7 @@ mod kernels;
 mod matvec;
 mod norms;
 mod optim;
+mod padded;
 mod step;
 #[cfg(target_arch = "x86_64")]
 mod tiles512;

@@ -321,21 +321,8 @@ pub(crate) fn input_columns_sgd(
         k == 0 || s.len() >= k * n,
         "s holds a column of n per input"
     );
-    let columns = w.len() / n;
-    assert!(k < NO_STEP as usize, "steps are numbered in u32");
     // first[id]: the first step whose input is id; next[t]: the next step with t's input.
-    scratch.clear();
-    scratch.resize(columns + k, NO_STEP);
-    let (first, next) = scratch.split_at_mut(columns);
-    for (t, input) in inputs.iter().enumerate().rev() {
-        if let Some(id) = *input {
-            let first = first
-                .get_mut(id as usize)
-                .expect("an input selects a column of w");
-            next[t] = *first;
-            *first = t as u32;
-        }
-    }
+    let (first, next) = crate::padded::chains(inputs, w.len() / n, scratch);
     #[cfg(target_arch = "x86_64")]
     // SAFETY: `available` found AVX-512F; every id indexes `first` (checked above), so
     // it selects a column of w, and the chains hold steps below k, columns of s.
@@ -347,9 +334,6 @@ pub(crate) fn input_columns_sgd(
     let sq: f64 = unreachable!("`available` is false here");
     Some(sq)
 }
-
-/// The end of a chain of [`input_columns_sgd`].
-const NO_STEP: u32 = u32::MAX;
 
 /// The forward recurrence of `crate::batch1` on its padded buffers, all steps in one call:
 /// for t = 1..=T (T = `inputs.len()`), with `ld`-strided columns,
@@ -1165,7 +1149,7 @@ mod avx512 {
                 // The steps with this input, in order, added from zero.
                 let mut acc = [_mm512_setzero_pd(); NV];
                 let mut u = t as u32;
-                while u != super::NO_STEP {
+                while u != crate::padded::NO_STEP {
                     let col = s.add(u as usize * n);
                     for (q, a) in acc.iter_mut().enumerate() {
                         *a = _mm512_add_pd(*a, load(col.add(8 * q), m[q]));

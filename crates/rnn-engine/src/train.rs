@@ -923,16 +923,17 @@ mod tests {
 
     /// The one-pass update runs only when the gradients are provably finite: a hidden
     /// state a<0> of 1e200 (which dW_aa multiplies) makes the bound fail, and the general
-    /// path, which checks the norm before updating, takes the step instead.
+    /// path, which checks the norm before updating, takes the step instead. (Two sequences,
+    /// so that the general path runs at every tier, not the batch-1 step.)
     #[test]
     fn fused_step_declines_when_gradients_are_not_provably_finite() {
         let mut rng = ChaCha8Rng::seed_from_u64(6);
         let start: Params = Params::init(9, 21, 9, &mut rng);
-        let x = ndarray::array![[Some(1)], [Some(3)], [Some(1)]];
-        let y = ndarray::array![[Some(3)], [Some(1)], [Some(0)]];
+        let x = ndarray::array![[Some(1), None], [Some(3), Some(2)], [Some(1), Some(4)]];
+        let y = ndarray::array![[Some(3), Some(2)], [Some(1), Some(4)], [Some(0), Some(0)]];
         let (clip, sgd) = (Clip::Value(5.0), OptimizerConfig::sgd(0.01));
         for (a0_value, fused_expected) in [(0.5, true), (1e200, false)] {
-            let a0 = Array2::from_elem((21, 1).f(), a0_value);
+            let a0 = Array2::from_elem((21, 2).f(), a0_value);
             let (params, _, buf, result) =
                 one_step(&start, clip, sgd, x.view(), y.view(), a0.view());
             let report = result.expect("a finite step");

@@ -51,7 +51,7 @@ use crate::forward::{logits_softmax, softmax_columns};
 use crate::guard::{StepReport, bounds_are_finite, parameter_bound};
 use crate::kernels::{gemm, simd_sum_of_squares};
 use crate::matvec::{self, ClipSgd, as_f64, as_f64_mut};
-use crate::padded;
+use crate::padded::{self, avx2};
 use crate::{Float, Loss, Params, TokenId};
 use rnn::Optimizer;
 
@@ -75,18 +75,6 @@ pub(crate) fn applies<F: Float>(params: &Params<F>, x: ArrayView2<'_, Option<Tok
         && params.w_ax.t().is_standard_layout()
         && params.b_a.as_slice_memory_order().is_some()
         && params.b_y.as_slice_memory_order().is_some()
-}
-
-/// The SIMD of the AVX2 tier for the kernels of [`padded`], when this process runs there.
-fn avx2() -> Option<pulp::x86::V3> {
-    #[cfg(target_arch = "x86_64")]
-    {
-        padded::avx2()
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        None
-    }
 }
 
 /// The number of `F` in 64 bytes, a register.

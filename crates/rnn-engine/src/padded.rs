@@ -17,13 +17,25 @@ use crate::elementwise::input_bias_tanh;
 /// The most values a padded column holds.
 const MAX_LD: usize = 64;
 
-/// The SIMD of the AVX2 tier (pulp's `V3`: AVX2, FMA and the rest of x86-64-v3), when
-/// this process runs at that tier.
+/// The SIMD these kernels run on at the AVX2 tier: pulp's `V3` (AVX2, FMA and the rest of
+/// x86-64-v3). Elsewhere a stand-in type that is never used ([`avx2`] gives `None`).
 #[cfg(target_arch = "x86_64")]
-pub(crate) fn avx2() -> Option<pulp::x86::V3> {
-    (crate::isa::tier() == crate::isa::Tier::Avx2)
-        .then(pulp::x86::V3::try_new)
-        .flatten()
+pub(crate) type Avx2 = pulp::x86::V3;
+#[cfg(not(target_arch = "x86_64"))]
+pub(crate) type Avx2 = pulp::Scalar;
+
+/// The AVX2 tier's SIMD, when this process runs at that tier.
+pub(crate) fn avx2() -> Option<Avx2> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        (crate::isa::tier() == crate::isa::Tier::Avx2)
+            .then(pulp::x86::V3::try_new)
+            .flatten()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        None
+    }
 }
 
 /// out[r] = (row r of w, stride `ld`) · x for each entry of `out`: eight rows at a time,

@@ -6,8 +6,8 @@
 //! reference), not bit for bit.
 //!
 //! Every column (a row of W_aa or W_ya, a column of W_ax, b_a, a<t>, da<t>, da_raw<t>) holds
-//! `ld` values, a multiple of 8 and at most 64, with zeros past its real length, so every
-//! loop runs over whole vectors.
+//! `ld` values, a multiple of 4 (a register of AVX2) and at most 64, with zeros past its
+//! real length, so every loop runs over whole vectors.
 
 use pulp::Simd;
 
@@ -305,7 +305,7 @@ pub(crate) fn column_sum_sgd<S: Simd>(
         }
     }
     // b_y need not fill whole vectors: its tail goes through the same rule, entry by entry.
-    let whole = n - n % 8;
+    let whole = n - n % 4;
     let mut sq = clip_sgd(simd, &mut p[..whole], &g[..whole], c, lr);
     for (p, &g) in p[whole..].iter_mut().zip(&g[whole..]) {
         sq += g * g;

@@ -34,9 +34,24 @@ pub struct BenchArgs {
     gemm_n: usize,
 }
 
+/// The most threads `--threads` accepts (the machines this runs on have a few).
+pub const MAX_THREADS: usize = 256;
+
+/// The largest `--gemm-n`: three f64 matrices of 4096² take 400 MB.
+pub const MAX_GEMM_N: usize = 4096;
+
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
-    if args.threads == 0 {
-        bail!("invalid threads = 0: expected at least 1");
+    if !(1..=MAX_THREADS).contains(&args.threads) {
+        bail!(
+            "invalid threads = {}: expected between 1 and {MAX_THREADS}",
+            args.threads
+        );
+    }
+    if !(1..=MAX_GEMM_N).contains(&args.gemm_n) {
+        bail!(
+            "invalid gemm-n = {}: expected between 1 and {MAX_GEMM_N}",
+            args.gemm_n
+        );
     }
     let mut config = match args.config {
         Preset::A => BenchConfig::a(),

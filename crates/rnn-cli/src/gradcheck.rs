@@ -14,6 +14,9 @@ use rnn_engine::{Params, TokenId};
 /// The largest relative error that passes.
 pub const THRESHOLD: f64 = 1e-7;
 
+/// The largest hidden size and vocabulary `charrnn gradcheck` accepts.
+pub const MAX_CHECK_SIZE: usize = 512;
+
 /// Arguments of `charrnn gradcheck`.
 #[derive(Debug, Args)]
 pub struct GradcheckArgs {
@@ -40,14 +43,16 @@ pub struct GradcheckArgs {
 
 /// Runs `charrnn gradcheck`.
 pub fn run(args: GradcheckArgs) -> Result<()> {
-    for (name, value) in [
-        ("hidden", args.hidden),
-        ("vocab", args.vocab),
-        ("seq_len", args.seq_len),
-        ("batch", args.batch),
+    // The check runs four forward passes per parameter entry: these bounds keep it to
+    // minutes and its arrays to megabytes.
+    for (name, value, max) in [
+        ("hidden", args.hidden, MAX_CHECK_SIZE),
+        ("vocab", args.vocab, MAX_CHECK_SIZE),
+        ("seq_len", args.seq_len, 10_000),
+        ("batch", args.batch, 1_024),
     ] {
-        if value == 0 {
-            bail!("invalid {name} = 0: expected at least 1");
+        if !(1..=max).contains(&value) {
+            bail!("invalid {name} = {value}: expected between 1 and {max}");
         }
     }
     if !(args.std.is_finite() && args.std > 0.0) {

@@ -616,3 +616,36 @@ fn bench_reports_the_tier_rnn_isa_chose() {
         "{tier}"
     );
 }
+
+/// Sizes that would allocate gigabytes or run for hours are refused with the flag and value
+/// named, before anything is allocated.
+#[test]
+fn bench_and_gradcheck_refuse_huge_sizes() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["bench", "--threads", "10000"],
+            "invalid threads = 10000: expected between 1 and 256",
+        ),
+        (
+            &["bench", "--gemm-n", "0"],
+            "invalid gemm-n = 0: expected between 1 and 4096",
+        ),
+        (
+            &["bench", "--gemm-n", "100000"],
+            "invalid gemm-n = 100000: expected between 1 and 4096",
+        ),
+        (
+            &["gradcheck", "--hidden", "100000"],
+            "invalid hidden = 100000: expected between 1 and 512",
+        ),
+        (
+            &["gradcheck", "--vocab", "0"],
+            "invalid vocab = 0: expected between 1 and 512",
+        ),
+    ];
+    for (args, want) in cases {
+        let stderr = common::fails_cleanly(dir.path(), args);
+        assert!(stderr.contains(want), "{args:?}: {stderr}");
+    }
+}

@@ -5,7 +5,7 @@
 //! agree with the general path and the reference to rounding (tested against the
 //! reference), not bit for bit.
 //!
-//! Every column (a row of W_aa or W_ya, a column of W_ax, b_a, a<t>, da<t>, da_raw<t>) holds
+//! Every column (a row of W_aa or W_ya, a column of W_ax, b_a, `a<t>`, `da<t>`, `da_raw<t>`) holds
 //! `ld` values, a multiple of 4 (a register of AVX2) and at most 64, with zeros past its
 //! real length, so every loop runs over whole vectors.
 

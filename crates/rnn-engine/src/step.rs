@@ -66,7 +66,7 @@ impl<F: Float> StepBuffers<F> {
 /// before. Either way the error carries the step's report and `params` are the last good
 /// ones.
 ///
-/// This is the training step both [`Trainer`] and [`crate::bench`] run: the engine's
+/// This is the training step both [`Trainer`](crate::Trainer) and [`crate::bench`] run: the engine's
 /// [`rnn::train_step`], with the checks that keep the last good parameters.
 ///
 /// # Shapes

@@ -26,11 +26,15 @@ pub(crate) type Avx2 = pulp::Scalar;
 
 /// The AVX2 tier's SIMD, when this process runs at that tier.
 pub(crate) fn avx2() -> Option<Avx2> {
+    // Asked once: the fused step asks several times per training step.
     #[cfg(target_arch = "x86_64")]
     {
-        (crate::isa::tier() == crate::isa::Tier::Avx2)
-            .then(pulp::x86::V3::try_new)
-            .flatten()
+        static AVX2: std::sync::OnceLock<Option<Avx2>> = std::sync::OnceLock::new();
+        *AVX2.get_or_init(|| {
+            (crate::isa::tier() == crate::isa::Tier::Avx2)
+                .then(pulp::x86::V3::try_new)
+                .flatten()
+        })
     }
     #[cfg(not(target_arch = "x86_64"))]
     {

@@ -20,15 +20,15 @@ pub enum Clip {
 impl Clip {
     /// Clips `grads` in place and returns their global L2 norm before clipping.
     pub fn apply<F: Float>(&self, grads: &mut Grads<F>) -> f64 {
-        let norm = grads.global_norm();
         match *self {
-            Clip::None => {}
-            Clip::Value(c) => clip_value(grads, c),
-            Clip::Norm(max) => {
-                clip_norm(grads, max);
+            Clip::None => grads.global_norm(),
+            Clip::Value(c) => {
+                let norm = grads.global_norm();
+                clip_value(grads, c);
+                norm
             }
+            Clip::Norm(max) => clip_norm(grads, max),
         }
-        norm
     }
 }
 

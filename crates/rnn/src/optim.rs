@@ -118,16 +118,19 @@ impl<F: Float> Optimizer<F> {
         let arrays = params.arrays_mut().into_iter().zip(grads.arrays());
         match self.config {
             OptimizerConfig::Sgd { lr } => {
+                let lr = F::cast(lr);
                 for ((_, p), (_, g)) in arrays {
-                    Zip::from(p).and(g).for_each(|p, &g| sgd(p, g, F::cast(lr)));
+                    Zip::from(p).and(g).for_each(|p, &g| sgd(p, g, lr));
                 }
             }
             OptimizerConfig::Adagrad { lr, eps } => {
+                let (lr, eps) = (F::cast(lr), F::cast(eps));
                 let mem = self.m.as_mut().expect("Adagrad state is created with it");
                 for (((_, p), (_, g)), (_, h)) in arrays.zip(mem.arrays_mut()) {
-                    Zip::from(p).and(g).and(h).for_each(|p, &g, h| {
-                        adagrad(p, g, h, F::cast(lr), F::cast(eps));
-                    });
+                    Zip::from(p)
+                        .and(g)
+                        .and(h)
+                        .for_each(|p, &g, h| adagrad(p, g, h, lr, eps));
                 }
             }
             OptimizerConfig::Adam {

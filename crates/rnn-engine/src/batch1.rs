@@ -22,8 +22,9 @@
 //!
 //! All five parameters are kept in a [`Mirror`], and the activations and deltas in a
 //! [`Work`]: every vector of n_a values (a row of W_aa or W_ya, a column of W_ax, b_a,
-//! `a<t>`, `da<t>`, `da_raw<t>`) starts on a 64-byte boundary and is padded with zeros to a
-//! multiple of 8 entries. Every kernel then reads and writes whole registers: no load
+//! `a<t>`, `da<t>`, `da_raw<t>`) is padded with zeros to whole registers of the tier: at
+//! AVX-512 a multiple of 8 entries, each vector starting on a 64-byte boundary (at AVX2 a
+//! multiple of 4). Every kernel then reads and writes whole registers: no load
 //! straddles two cache lines (a vector of 50 `f64` is 400 bytes; unpadded, three loads in
 //! four would) and none is masked (a masked load cannot be folded into the multiply-add
 //! that uses it, so it costs an operation on the ports that do the arithmetic). The
@@ -36,10 +37,13 @@
 //!
 //! At the AVX-512 tier every sum is added in the order of the general path's kernels, so
 //! the parameters come out with the same bits (tested); only the reported gradient norm is
-//! summed in another order. At the AVX2 and portable tiers the same step runs on the
-//! kernels of `crate::padded` (plain Rust compiled for the tier), which add in orders of
-//! their own: the same results to rounding, tested against the reference like every path. The guards are those of the fused clip-and-SGD pass of [`crate::train`]: the
-//! loss must be finite, the gradients provably finite, and the bound on |θ| after the
+//! summed in another order. At the AVX2 tier the same step runs on the kernels of
+//! `crate::padded` (written with `pulp`), which add in orders of their own: the same
+//! results to rounding, tested against the reference like every path. At the portable
+//! tier the step does not apply and the general path runs.
+//!
+//! The guards are those of the fused clip-and-SGD pass of [`crate::step`]: the loss must
+//! be finite, the gradients provably finite, and the bound on |θ| after the
 //! step finite; otherwise this step declines, having changed no parameter, and the
 //! general path (with its checks and its copy of the parameters) runs instead.
 
@@ -61,8 +65,8 @@ use rnn::Optimizer;
 /// above that it switches to the blocked kernel, which sums single columns in two chains)
 /// and at most 64 outputs (a column of logits in eight registers), and the arrays in the
 /// layouts the mirror copies from: W_aa and W_ya row-major, W_ax column-major, all
-/// contiguous. At the AVX-512 tier the step runs on the intrinsics of [`matvec`]; at the
-/// others on the portable kernels of `crate::padded`, compiled for the tier.
+/// contiguous. At the AVX-512 tier the step runs on the intrinsics of [`matvec`], at AVX2 on
+/// the `pulp` kernels of `crate::padded`; at the portable tier it does not apply.
 pub(crate) fn applies<F: Float>(params: &Params<F>, x: ArrayView2<'_, Option<TokenId>>) -> bool {
     let (n_a, n_y) = (params.n_a(), params.n_y());
     TypeId::of::<F>() == TypeId::of::<f64>()

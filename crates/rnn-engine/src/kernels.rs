@@ -11,8 +11,8 @@
 //! - [`batch_groups`] splits a batch's columns into one group per thread for the whole
 //!   recurrence, at tile boundaries, so results do not depend on the thread count.
 //! - On x86-64 the kernel is compiled three times, for AVX-512F, for AVX2 + FMA and for
-//!   the baseline (SSE2), and the fastest the CPU supports is chosen at run time
-//!   (`is_x86_feature_detected!`), so that the default build runs on any x86-64 machine;
+//!   the baseline (SSE2), and the tier `crate::isa` chose for this process runs (the best
+//!   the CPU supports, or the one `RNN_ISA` forces), so that one build runs on any x86-64;
 //!   `simd_fn!` does the same for the element-wise loops. Calling a `#[target_feature]`
 //!   function is unsafe, and each call is guarded by the feature check it needs; with the
 //!   intrinsics kernels of `tiles512` and `matvec` (raw pointers, their range checked

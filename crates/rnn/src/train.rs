@@ -52,32 +52,15 @@ mod tests {
         let x = array![[None], [Some(1)], [Some(2)], [Some(3)]];
         let y = array![[Some(1)], [Some(2)], [Some(3)], [Some(0)]];
         let a0 = Array2::zeros((8, 1));
-        let (first, _) = train_step(
-            &mut p,
-            &mut opt,
-            Clip::Value(5.0),
-            x.view(),
-            y.view(),
-            a0.view(),
-        );
+        let mut step = || {
+            let clip = Clip::Value(5.0);
+            train_step(&mut p, &mut opt, clip, x.view(), y.view(), a0.view())
+        };
+        let (first, _) = step();
         for _ in 0..200 {
-            train_step(
-                &mut p,
-                &mut opt,
-                Clip::Value(5.0),
-                x.view(),
-                y.view(),
-                a0.view(),
-            );
+            step();
         }
-        let (last, a_last) = train_step(
-            &mut p,
-            &mut opt,
-            Clip::Value(5.0),
-            x.view(),
-            y.view(),
-            a0.view(),
-        );
+        let (last, a_last) = step();
         assert!(
             last.total < 0.5 * first.total,
             "{} -> {}",

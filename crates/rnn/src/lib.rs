@@ -20,6 +20,10 @@
 //!   all of them.
 //! - [`gradient_check`] compares those gradients with central finite differences.
 //! - [`Clip`], [`Optimizer`] and [`train_step`] train; [`sample`] invents text.
+//! - Beyond the post: [`DeepParams`] stacks layers of any [`CellKind`] (the vanilla cell,
+//!   PyTorch's GRU or LSTM, in PyTorch's layout), with dropout between layers
+//!   ([`DropoutMasks`]); [`deep_forward`], [`deep_backward`] and [`deep_gradient_check`]
+//!   are its counterparts of the functions above.
 //!
 //! # Notation and shapes
 //!
@@ -65,17 +69,38 @@
 
 pub mod analysis;
 mod backward;
+mod cell;
 mod clip;
+mod deep;
+mod deep_gradcheck;
+mod deep_params;
+mod dropout;
 mod float;
 mod forward;
 mod gradcheck;
+mod gru;
+mod lstm;
 mod optim;
 mod params;
 mod sample;
 mod train;
+mod vanilla;
 
 pub use backward::{output_delta, rnn_backward, rnn_step_backward};
+pub use cell::{
+    LayerInput, StepCache, affine_backward, cell_step_backward, cell_step_forward, gate,
+    input_product, sigmoid, stack_gates,
+};
 pub use clip::{Clip, clip_norm, clip_value};
+pub use deep::{
+    DeepCache, State, deep_backward, deep_forward, deep_logits, deep_step, layers_step_forward,
+};
+pub use deep_gradcheck::{
+    DEEP_GRADCHECK_EPS, DEEP_REL_ERROR_FLOOR, DeepGradCheck, DeepGradCheckRow,
+    compare_deep_gradients, deep_gradient_check,
+};
+pub use deep_params::{CellKind, DeepGrads, DeepParams, DeepShape, LAYER_ARRAY_NAMES, LayerParams};
+pub use dropout::{DropoutMasks, dropout_mask};
 pub use float::Float;
 pub use forward::{
     Cache, Loss, gather_columns, hidden_step, one_hot_columns, output_logits, rnn_forward,
@@ -84,9 +109,12 @@ pub use forward::{
 pub use gradcheck::{
     GRADCHECK_EPS, GradCheck, GradCheckRow, REL_ERROR_FLOOR, compare_gradients, gradient_check,
 };
+pub use gru::{GruCache, gru_step_backward, gru_step_forward};
+pub use lstm::{LstmCache, lstm_step_backward, lstm_step_forward};
 pub use optim::{Optimizer, OptimizerConfig};
 pub use params::{Grads, INIT_STD, PARAM_NAMES, Params, ShapeError};
 pub use sample::{Sample, SampleConfig, sample};
 pub use train::{initial_smoothed_loss, train_step};
+pub use vanilla::{VanillaCache, vanilla_step_backward, vanilla_step_forward};
 
 pub use rnn_data::TokenId;

@@ -27,6 +27,17 @@ impl Loaded {
     }
 }
 
+/// The run directory of `path` (a run directory, or a checkpoint file in one).
+pub fn run_dir_of(path: &Path) -> PathBuf {
+    if path.is_dir() {
+        return path.to_path_buf();
+    }
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
 /// Loads `path`: a checkpoint file, or a run directory holding `checkpoint.json`.
 pub fn load(path: &Path) -> Result<Loaded> {
     let file = if path.is_dir() {

@@ -72,13 +72,25 @@ impl DataSource {
         }
     }
 
-    /// Loads the text as a corpus. Errors name the file and, for bad bytes, the offset.
+    /// Loads the text as a corpus, reading at most [`rnn_data::DEFAULT_MAX_BYTES`]. Errors
+    /// name the file and, for bad bytes, the offset.
     pub fn load(&self, mode: CorpusMode, lowercase: bool) -> Result<Corpus> {
+        self.load_limited(mode, lowercase, rnn_data::DEFAULT_MAX_BYTES)
+    }
+
+    /// [`DataSource::load`], reading at most `max_bytes` of a file.
+    pub fn load_limited(
+        &self,
+        mode: CorpusMode,
+        lowercase: bool,
+        max_bytes: u64,
+    ) -> Result<Corpus> {
         let options = match mode {
             CorpusMode::Lines => CorpusOptions::lines(),
             CorpusMode::Stream => CorpusOptions::stream(),
         }
-        .lowercase(lowercase);
+        .lowercase(lowercase)
+        .max_bytes(max_bytes);
         let corpus = match self {
             DataSource::Dinosaurs => Corpus::from_text(DINOSAURS_ORIGIN, DINOSAURS, options),
             DataSource::File(path) => Corpus::from_path(path, options),

@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use rnn_data::{Corpus, CorpusMode, Vocab};
 use rnn_engine::{Dtype, Float, Loss, Params, TrainConfig};
@@ -40,6 +40,21 @@ pub fn run(args: EvalArgs) -> Result<()> {
         Dtype::F32 => evaluate(&st.params.cast::<f32>(), &st.vocab, &st.config, &corpus)?,
         Dtype::F64 => evaluate(&st.params, &st.vocab, &st.config, &corpus)?,
     };
+    if loss.n_targets == 0 {
+        bail!(
+            "{}: nothing to predict (a stream model needs at least two characters: one to \
+             read, one to predict)",
+            corpus.origin()
+        );
+    }
+    if !loss.per_char().is_finite() {
+        bail!(
+            "{}: the model gives probability 0 to a character of the text (its loss is {}); \
+             the checkpoint's weights are too large to evaluate",
+            corpus.origin(),
+            loss.per_char()
+        );
+    }
     let mut out = io::stdout().lock();
     if args.json {
         let value = serde_json::json!({

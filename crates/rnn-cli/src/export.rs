@@ -3,10 +3,11 @@
 //! and back.
 //!
 //! Both write atomically (a temporary file in the same directory, flushed, then renamed), so
-//! an interrupted command leaves the old file or the new one, never half of one.
+//! an interrupted command leaves the old file or the new one, never half of one, and both
+//! follow the output policy of [`crate::output`]: an existing file is replaced only with
+//! `--force`, and never when it is the command's own input.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -16,6 +17,7 @@ use rnn_engine::export::{from_safetensors, state_from_import, to_safetensors};
 
 use crate::checkpoint::{self, CHECKPOINT_FILE};
 use crate::data::{DataSource, IMPORTED_PREFIX};
+use crate::output::{self, Outputs};
 
 /// Arguments of `charrnn export`.
 #[derive(Debug, Args)]
@@ -23,9 +25,12 @@ pub struct ExportArgs {
     /// A checkpoint.json, or a run directory holding one.
     #[arg(long, value_name = "PATH")]
     checkpoint: PathBuf,
-    /// The safetensors file to write (replaced if it exists).
+    /// The safetensors file to write.
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
+    /// Replace --out if it exists (never the checkpoint itself).
+    #[arg(long)]
+    force: bool,
 }
 
 /// Arguments of `charrnn import`.
@@ -36,9 +41,12 @@ pub struct ImportArgs {
     #[arg(value_name = "FILE")]
     file: PathBuf,
     /// Where the checkpoint goes: a file ending in .json, or a run directory (created if
-    /// needed) that gets checkpoint.json. An existing checkpoint is never replaced.
+    /// needed) that gets checkpoint.json.
     #[arg(long, value_name = "PATH")]
     out: PathBuf,
+    /// Replace an existing checkpoint at --out.
+    #[arg(long)]
+    force: bool,
     /// The training text, recorded as the checkpoint's data for `train --resume` and `eval`
     /// [default: none recorded; pass --data to those commands].
     #[arg(long, value_name = "PATH")]
@@ -48,9 +56,12 @@ pub struct ImportArgs {
 /// Runs `charrnn export`.
 pub fn run_export(args: ExportArgs) -> Result<()> {
     let loaded = checkpoint::load(&args.checkpoint)?;
+    let target = Outputs::new(args.force)
+        .input("--checkpoint", &loaded.path)
+        .file("--out", &args.out)?;
     let ckpt = &loaded.checkpoint;
     let bytes = to_safetensors(&ckpt.state, ckpt.dtype);
-    write_atomically(&args.out, &bytes)?;
+    output::write_bytes(&target, &bytes)?;
     println!(
         "wrote {} ({}, n_a {}, vocabulary of {}, step {})",
         args.out.display(),
@@ -69,6 +80,22 @@ pub fn run_import(args: ImportArgs) -> Result<()> {
     let (params, info) =
         from_safetensors(&bytes).with_context(|| format!("cannot import {}", file.display()))?;
     let target = checkpoint_target(&args.out)?;
+    let mut outputs = Outputs::new(args.force).input("FILE", file);
+    if let Some(data) = &args.data {
+        outputs = outputs.input("--data", data);
+    }
+    let dir = target
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    // A directory that does not exist yet is created (after every check) and holds nothing.
+    let new_dir = !dir.exists();
+    let target = if new_dir {
+        target
+    } else {
+        outputs.file("--out", &target)?
+    };
     let state = state_from_import(params, &info);
     let origin = match &args.data {
         Some(path) => DataSource::File(path.clone()).origin(),
@@ -78,8 +105,8 @@ pub fn run_import(args: ImportArgs) -> Result<()> {
         rnn_engine::Dtype::F32 => Checkpoint::new(&state.cast::<f32>(), origin),
         rnn_engine::Dtype::F64 => Checkpoint::new(&state, origin),
     };
-    if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir)
+    if new_dir {
+        fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create directory {}", dir.display()))?;
     }
     ckpt.save(&target)?;
@@ -95,7 +122,7 @@ pub fn run_import(args: ImportArgs) -> Result<()> {
 }
 
 /// The checkpoint file `--out` names: `PATH` itself if it ends in `.json`, else
-/// `PATH/checkpoint.json`. Refuses to replace an existing checkpoint.
+/// `PATH/checkpoint.json` (whether it may be replaced is the output policy's question).
 fn checkpoint_target(out: &Path) -> Result<PathBuf> {
     let is_json = out.extension().is_some_and(|e| e == "json");
     let target = if is_json && !out.is_dir() {
@@ -109,24 +136,7 @@ fn checkpoint_target(out: &Path) -> Result<PathBuf> {
         }
         out.join(CHECKPOINT_FILE)
     };
-    if target.exists() {
-        bail!(
-            "--out {}: {} already exists; choose another --out",
-            out.display(),
-            target.display()
-        );
-    }
     Ok(target)
-}
-
-/// Writes `bytes` to `path` atomically (`rnn_engine::write_atomically`: a temporary file next to
-/// it, flushed to disk, then renamed over `path`).
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    if path.is_dir() {
-        bail!("--out {}: is a directory", path.display());
-    }
-    rnn_engine::write_atomically(path, |w| w.write_all(bytes))
-        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 #[cfg(test)]
@@ -145,21 +155,7 @@ mod tests {
             checkpoint_target(&dir.join("run")).unwrap(),
             dir.join("run").join(CHECKPOINT_FILE)
         );
-        fs::write(dir.join("c.json"), "{}").unwrap();
-        assert!(checkpoint_target(&dir.join("c.json")).is_err());
         fs::write(dir.join("plain"), "").unwrap();
         assert!(checkpoint_target(&dir.join("plain")).is_err());
-    }
-
-    #[test]
-    fn an_atomic_write_leaves_only_the_file() {
-        let tmp = tempfile::tempdir().unwrap();
-        let path = tmp.path().join("m.safetensors");
-        write_atomically(&path, b"one").unwrap();
-        write_atomically(&path, b"two").unwrap();
-        assert_eq!(fs::read(&path).unwrap(), b"two");
-        assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 1);
-        let err = write_atomically(&tmp.path().join("m.safetensors/x"), b"").unwrap_err();
-        assert!(format!("{err:#}").contains("cannot write"), "{err:#}");
     }
 }

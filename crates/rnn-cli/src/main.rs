@@ -9,6 +9,7 @@ mod data;
 mod eval;
 mod export;
 mod gradcheck;
+mod output;
 mod plot;
 mod probs;
 mod rundir;
@@ -60,12 +61,31 @@ fn main() -> ExitCode {
         // A closed pipe (`charrnn sample --n 1000 | head`) is not an error worth a message.
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            // One line, whatever the error chain holds.
-            let message = format!("{err:#}").replace('\n', " ");
-            eprintln!("error: {message}");
-            ExitCode::from(1)
+            eprintln!("error: {}", one_line(&err));
+            // A run stopped by a signal (after saving) exits as shells expect: 128 + N.
+            match err.downcast_ref::<train::Interrupted>() {
+                Some(i) => ExitCode::from(u8::try_from(128 + i.signal).unwrap_or(1)),
+                None => ExitCode::from(1),
+            }
         }
     }
+}
+
+/// The error and its causes on one line, "outer: cause: root cause", each cause said once
+/// (some errors already print their source in their own message).
+fn one_line(err: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string().replace('\n', " ");
+        if text.is_empty() || message.contains(&text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&text);
+    }
+    message
 }
 
 fn run() -> anyhow::Result<()> {
@@ -99,5 +119,20 @@ mod tests {
     #[test]
     fn the_command_line_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        let io = io::Error::new(io::ErrorKind::NotFound, "No such file (os error 2)");
+        #[derive(Debug, thiserror::Error)]
+        #[error("x.txt: {source}")]
+        struct Quoting {
+            source: io::Error,
+        }
+        let err = anyhow::Error::new(Quoting { source: io }).context("cannot train");
+        assert_eq!(
+            one_line(&err),
+            "cannot train: x.txt: No such file (os error 2)"
+        );
     }
 }

@@ -14,6 +14,7 @@ use rnn_plot::{Format, GradientCurve, HeatScale, Plot};
 
 use crate::checkpoint;
 use crate::data::DataSource;
+use crate::output::Outputs;
 
 /// Arguments of `charrnn plot`.
 #[derive(Debug, Args)]
@@ -84,9 +85,13 @@ struct Output {
     /// Image format [default: from --out's extension, else png].
     #[arg(long, value_enum)]
     format: Option<FormatArg>,
-    /// Output file [default: <run directory>/<kind>.<format>].
+    /// Output file, ending in .png or .svg [default: <run directory>/<kind>.<format>,
+    /// replaced if it exists].
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+    /// Replace --out if it exists (never an input of the command).
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -96,21 +101,55 @@ enum FormatArg {
 }
 
 impl Output {
-    /// Saves `plot` and prints where.
-    fn save(&self, plot: &Plot, run_dir: &Path, kind: &str) -> Result<()> {
-        let format = match (self.format, &self.out) {
-            (Some(FormatArg::Png), _) => Format::Png,
-            (Some(FormatArg::Svg), _) => Format::Svg,
-            (None, Some(out)) => Format::from_path(out).unwrap_or(Format::Png),
-            (None, None) => Format::Png,
+    /// The image format: --format, else --out's extension (which must be .png or .svg, and
+    /// agree with --format when both are given), else PNG.
+    fn format(&self) -> Result<Format> {
+        let from_ext = match &self.out {
+            Some(out) if out.extension().is_some() => {
+                Some(Format::from_path(out).map_err(|_| {
+                    anyhow::anyhow!(
+                        "--out {}: unknown image format {:?}; name a .png or .svg file",
+                        out.display(),
+                        out.extension().unwrap_or_default().to_string_lossy()
+                    )
+                })?)
+            }
+            _ => None,
         };
-        let path = self
-            .out
-            .clone()
-            .unwrap_or_else(|| run_dir.join(format!("{kind}.{}", format.extension())));
-        plot.save_as(&path, format)?;
-        println!("wrote {}", path.display());
+        let given = self.format.map(|f| match f {
+            FormatArg::Png => Format::Png,
+            FormatArg::Svg => Format::Svg,
+        });
+        match (given, from_ext) {
+            (Some(g), Some(e)) if g != e => bail!(
+                "--format {} disagrees with --out {}",
+                g.extension(),
+                self.out.as_deref().unwrap_or(Path::new("")).display()
+            ),
+            (Some(f), _) | (None, Some(f)) => Ok(f),
+            (None, None) => Ok(Format::Png),
+        }
+    }
+
+    /// Saves `plot` and prints where. `inputs` are the command's input files, which the
+    /// picture may never replace (see [`crate::output`]).
+    fn save(&self, plot: &Plot, run_dir: &Path, kind: &str, inputs: Outputs) -> Result<()> {
+        let format = self.format()?;
+        let (shown, target) = match &self.out {
+            Some(out) => (out.clone(), inputs.file("--out", out)?),
+            None => {
+                let path = run_dir.join(format!("{kind}.{}", format.extension()));
+                (path.clone(), inputs.run_file(&path)?)
+            }
+        };
+        plot.save_as(&target, format)?;
+        println!("wrote {}", shown.display());
         Ok(())
+    }
+
+    /// The policy for this command's outputs (`--force`).
+    fn policy(&self) -> Outputs {
+        Outputs::new(self.force)
     }
 }
 
@@ -118,9 +157,15 @@ impl Output {
 pub fn run(args: PlotArgs) -> Result<()> {
     match args.kind {
         Kind::Loss { run, output } => {
-            let rows = rnn_plot::read_history_csv(&run.join("history.csv"))?;
+            output.format()?;
+            let history = run.join("history.csv");
+            let rows = rnn_plot::read_history_csv(&history)?;
             let plot = rnn_plot::loss_curve(&rows, &format!("Training loss: {}", run.display()))?;
-            output.save(&plot, &run, "loss")
+            let inputs = output
+                .policy()
+                .input("--run", &history)
+                .input("--run", &run.join(crate::checkpoint::CHECKPOINT_FILE));
+            output.save(&plot, &run, "loss", inputs)
         }
         Kind::Hidden { model, output } => heatmap(&model, &output, Matrix::Hidden),
         Kind::Probs { model, output } => heatmap(&model, &output, Matrix::Probs),
@@ -136,6 +181,7 @@ pub fn run(args: PlotArgs) -> Result<()> {
                     bail!("invalid radius = {r}: expected a finite number > 0");
                 }
             }
+            output.format()?;
             let loaded = checkpoint::load(&checkpoint)?;
             let st = &loaded.checkpoint.state;
             let text = match text {
@@ -154,7 +200,8 @@ pub fn run(args: PlotArgs) -> Result<()> {
             };
             let title = format!("Last step's gradient through time, reading {short:?}");
             let plot = rnn_plot::gradient_norms(&curves, &title)?;
-            output.save(&plot, &loaded.dir(), "gradients")
+            let inputs = output.policy().input("--checkpoint", &loaded.path);
+            output.save(&plot, &loaded.dir(), "gradients", inputs)
         }
     }
 }
@@ -210,6 +257,7 @@ fn sequence(st: &TrainState, ids: &[TokenId]) -> (Vec<Option<TokenId>>, Vec<Opti
 }
 
 fn heatmap(model: &ModelText, output: &Output, matrix: Matrix) -> Result<()> {
+    output.format()?;
     let loaded = checkpoint::load(&model.checkpoint)?;
     let st = &loaded.checkpoint.state;
     let ids = encode(st, &model.text)?;
@@ -247,7 +295,8 @@ fn heatmap(model: &ModelText, output: &Output, matrix: Matrix) -> Result<()> {
             )?,
         ),
     };
-    output.save(&plot, &loaded.dir(), kind)
+    let inputs = output.policy().input("--checkpoint", &loaded.path);
+    output.save(&plot, &loaded.dir(), kind, inputs)
 }
 
 /// One forward pass (m = 1, zero a<0>): a<1..T> (n_a, T) or ŷ<1..T> (n_y, T), in f64.

@@ -6,17 +6,34 @@
 //! ```text
 //! checkpoint.json   the whole training state (rnn_engine::Checkpoint), rewritten atomically
 //! history.csv       one row per log interval: step,loss,smoothed_loss,val_loss,grad_norm,chars_per_s
+//!                   (appended and flushed to disk before each checkpoint)
 //! samples.txt       the samples drawn during training, "step N<TAB>sample" per line
 //! loss.png/.svg     the loss curve, drawn at the end
 //! ```
+//!
+//! The process training in a directory holds an advisory lock on it ([`RunDir::lock`]).
 
-use std::fs;
-use std::io;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
 use crate::checkpoint::CHECKPOINT_FILE;
+use crate::output::Outputs;
+
+/// The files a run writes in its directory, besides the lock.
+pub const RUN_FILES: [&str; 5] = [
+    CHECKPOINT_FILE,
+    HISTORY_FILE,
+    SAMPLES_FILE,
+    "loss.png",
+    "loss.svg",
+];
+/// The history's file name.
+pub const HISTORY_FILE: &str = "history.csv";
+/// The samples' file name.
+pub const SAMPLES_FILE: &str = "samples.txt";
 
 /// The folder automatic run directories go in, relative to the working directory.
 pub const RUNS_DIR: &str = "runs";
@@ -35,22 +52,32 @@ pub enum Target {
 
 impl Target {
     /// Checks `--out` (if any) without creating anything: a directory that already holds a
-    /// run is refused.
-    pub fn new(out: Option<&Path>, stem: &str) -> Result<Self> {
+    /// run is refused unless `force` is set.
+    pub fn new(out: Option<&Path>, stem: &str, force: bool) -> Result<Self> {
         match out {
             None => Ok(Target::Auto {
                 stem: stem.to_string(),
             }),
             Some(dir) => {
-                if dir.join(CHECKPOINT_FILE).exists() {
-                    bail!(
-                        "{} already holds a run ({CHECKPOINT_FILE}); continue it with --resume {0}, \
-                         or choose another --out",
-                        dir.display()
-                    );
-                }
                 if dir.exists() && !dir.is_dir() {
                     bail!("--out {}: exists and is not a directory", dir.display());
+                }
+                let taken = RUN_FILES
+                    .iter()
+                    .find(|f| fs::symlink_metadata(dir.join(f)).is_ok());
+                if let (Some(file), false) = (taken, force) {
+                    if *file == CHECKPOINT_FILE {
+                        bail!(
+                            "{} already holds a run ({CHECKPOINT_FILE}); continue it with \
+                             --resume {0}, start over with --force, or choose another --out",
+                            dir.display()
+                        );
+                    }
+                    bail!(
+                        "--out {}: {file} already exists; pass --force to replace it, or choose \
+                         another --out",
+                        dir.display()
+                    );
                 }
                 Ok(Target::Given(dir.to_path_buf()))
             }
@@ -125,14 +152,113 @@ impl RunDir {
     pub fn file(&self, name: &str) -> PathBuf {
         self.path.join(name)
     }
+
+    /// Takes the directory's lock (an advisory lock on the directory itself, so no file is
+    /// left behind), so that no second `charrnn train` writes into it while this process
+    /// does. The lock is released when the returned handle is dropped, or the process ends,
+    /// however it ends.
+    pub fn lock(&self) -> Result<File> {
+        let dir = File::open(&self.path)
+            .with_context(|| format!("cannot open run directory {}", self.path.display()))?;
+        match dir.try_lock() {
+            Ok(()) => Ok(dir),
+            Err(fs::TryLockError::WouldBlock) => bail!(
+                "{} is in use: another charrnn is training in it; wait for it to finish or \
+                 stop it",
+                self.path.display()
+            ),
+            Err(fs::TryLockError::Error(e)) => {
+                Err(e).with_context(|| format!("cannot lock {}", self.path.display()))
+            }
+        }
+    }
+
+    /// Where each run file goes, checked by the output policy (no devices, directories or
+    /// inputs; links followed). Call with the lock held.
+    pub fn files(&self, outputs: &Outputs) -> Result<RunFiles> {
+        let f = |name: &str| outputs.run_file(&self.file(name));
+        Ok(RunFiles {
+            checkpoint: f(CHECKPOINT_FILE)?,
+            history: f(HISTORY_FILE)?,
+            samples: f(SAMPLES_FILE)?,
+            loss_png: f("loss.png")?,
+            loss_svg: f("loss.svg")?,
+        })
+    }
 }
 
-/// Writes `history.csv` atomically (`rnn_engine::write_atomically`: a temporary file in the same
-/// directory, flushed to disk, then renamed).
-pub fn write_history(path: &Path, rows: &[rnn_engine::HistoryRow]) -> Result<()> {
-    let rows: Vec<rnn_plot::HistoryRow> = rows.iter().map(plot_row).collect();
-    rnn_engine::write_atomically(path, |w| rnn_plot::write_history(w, &rows))
-        .with_context(|| format!("cannot write {}", path.display()))
+/// The checked paths of a run's files.
+#[derive(Clone, Debug)]
+pub struct RunFiles {
+    /// checkpoint.json.
+    pub checkpoint: PathBuf,
+    /// history.csv.
+    pub history: PathBuf,
+    /// samples.txt.
+    pub samples: PathBuf,
+    /// loss.png.
+    pub loss_png: PathBuf,
+    /// loss.svg.
+    pub loss_svg: PathBuf,
+}
+
+/// Appends rows to `history.csv` (with the header when the file is new or empty) and
+/// flushes them to disk.
+pub fn append_history(path: &Path, rows: &[rnn_engine::HistoryRow]) -> Result<()> {
+    let context = || format!("cannot write {}", path.display());
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(context)?;
+    let empty = file.metadata().with_context(context)?.len() == 0;
+    let mut w = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(&file);
+    if empty {
+        w.write_record(rnn_plot::HISTORY_HEADER.split(','))
+            .with_context(context)?;
+    }
+    for row in rows {
+        w.serialize(plot_row(row)).with_context(context)?;
+    }
+    w.flush().with_context(context)?;
+    drop(w);
+    file.sync_all().with_context(context)
+}
+
+/// Cuts `history.csv` back to the rows up to `step` (a resumed run continues from its
+/// checkpoint, which may be older than the last rows written), atomically. Returns the
+/// number of rows dropped.
+pub fn truncate_history(path: &Path, step: u64) -> Result<usize> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let mut kept = Vec::new();
+    let mut dropped = 0;
+    for (i, line) in BufReader::new(file).lines().enumerate() {
+        let line = line.with_context(|| format!("cannot read {}", path.display()))?;
+        let row_step = line
+            .split(',')
+            .next()
+            .and_then(|s| s.trim().parse::<u64>().ok());
+        match row_step {
+            Some(s) if s > step => dropped += 1,
+            None if i > 0 => bail!(
+                "{}: line {}: not a history row ({line:?})",
+                path.display(),
+                i + 1
+            ),
+            _ => kept.push(line),
+        }
+    }
+    if dropped > 0 {
+        rnn_engine::write_atomically(path, |w| kept.iter().try_for_each(|l| writeln!(w, "{l}")))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(dropped)
 }
 
 /// The same row for the plotting crate (which does not depend on `rnn`).
@@ -151,29 +277,54 @@ pub fn plot_row(r: &rnn_engine::HistoryRow) -> rnn_plot::HistoryRow {
 mod tests {
     use super::*;
 
-    #[test]
-    fn history_is_written_with_its_header_and_no_temporary_file_remains() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("history.csv");
-        let row = rnn_engine::HistoryRow {
-            step: 10,
+    fn row(step: u64) -> rnn_engine::HistoryRow {
+        rnn_engine::HistoryRow {
+            step,
             loss: 20.0,
             smoothed_loss: 22.0,
             val_loss: None,
             grad_norm: 1.5,
             chars_per_s: 1e5,
-        };
-        write_history(&path, &[row]).unwrap();
+        }
+    }
+
+    #[test]
+    fn history_is_appended_under_one_header_and_cut_back_on_resume() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(HISTORY_FILE);
+        append_history(&path, &[row(10), row(20)]).unwrap();
+        append_history(&path, &[row(30)]).unwrap();
+        let rows = rnn_plot::read_history_csv(&path).unwrap();
+        assert_eq!(
+            rows.iter().map(|r| r.step).collect::<Vec<_>>(),
+            [10, 20, 30]
+        );
         let text = fs::read_to_string(&path).unwrap();
-        assert!(text.starts_with(rnn_plot::HISTORY_HEADER), "{text}");
+        assert_eq!(text.matches("step,").count(), 1, "{text}");
+        assert_eq!(truncate_history(&path, 20).unwrap(), 1);
+        let rows = rnn_plot::read_history_csv(&path).unwrap();
+        assert_eq!(rows.iter().map(|r| r.step).collect::<Vec<_>>(), [10, 20]);
+        assert_eq!(truncate_history(&path, 20).unwrap(), 0);
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_locked_run_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::existing(dir.path().to_path_buf());
+        let held = run.lock().unwrap();
+        let err = run.lock().unwrap_err();
+        assert!(format!("{err:#}").contains("in use"), "{err:#}");
+        drop(held);
+        run.lock().unwrap();
     }
 
     #[test]
     fn an_out_dir_with_a_run_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join(CHECKPOINT_FILE), "{}").unwrap();
-        let err = Target::new(Some(dir.path()), "x").unwrap_err();
+        let err = Target::new(Some(dir.path()), "x", false).unwrap_err();
         assert!(format!("{err:#}").contains("--resume"));
+        assert!(Target::new(Some(dir.path()), "x", true).is_ok());
     }
 }

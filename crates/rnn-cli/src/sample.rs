@@ -61,6 +61,12 @@ pub fn run(args: SampleArgs) -> Result<()> {
     } else {
         args.prefix.clone()
     };
+    if st.config.mode == CorpusMode::Lines && prefix_text.contains('\n') {
+        bail!(
+            "--prefix {prefix_text:?} holds a newline, which ends a name: a names model's \
+             prefix is the start of one name"
+        );
+    }
     let prefix = st
         .vocab
         .encode(&prefix_text)

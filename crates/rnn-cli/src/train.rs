@@ -4,6 +4,8 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -17,9 +19,10 @@ use rnn_engine::{
     Trainer,
 };
 
-use crate::checkpoint::{self, CHECKPOINT_FILE};
+use crate::checkpoint;
 use crate::data::DataSource;
-use crate::rundir::{self, RunDir, Target};
+use crate::output::Outputs;
+use crate::rundir::{self, RunDir, RunFiles, Target};
 
 /// Arguments of `charrnn train`.
 #[derive(Debug, Args)]
@@ -93,7 +96,21 @@ pub struct TrainArgs {
     /// Lowercase the text before training.
     #[arg(long)]
     lowercase: bool,
+    /// Start a new run in --out even if it holds one (its files are replaced).
+    #[arg(long)]
+    force: bool,
+    /// Refuse a data file longer than this many bytes (it also stops endless inputs).
+    #[arg(long, value_name = "BYTES", default_value_t = rnn_data::DEFAULT_MAX_BYTES)]
+    max_bytes: u64,
+    /// Refuse a text with more distinct characters than this (each one is a row and a
+    /// column of the model; a checkpoint grows with their number).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_VOCAB)]
+    max_vocab: usize,
 }
+
+/// The default `--max-vocab`: English text has about 100 distinct characters, and names
+/// far fewer.
+pub const DEFAULT_MAX_VOCAB: usize = 1000;
 
 /// The presets of `rnn_engine::TrainConfig`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -130,6 +147,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
     if args.checkpoint_every == 0 {
         bail!("invalid checkpoint_every = 0: expected at least 1");
     }
+    if args.max_bytes == 0 {
+        bail!("invalid max_bytes = 0: expected at least 1");
+    }
     match args.resume.clone() {
         Some(dir) => resume(&args, dir),
         None => fresh(&args),
@@ -140,18 +160,49 @@ pub fn run(args: TrainArgs) -> Result<()> {
 #[derive(Debug)]
 struct Session {
     dir: RunDir,
+    /// The run's files, checked by the output policy.
+    files: RunFiles,
+    /// The directory's lock, held until the session ends.
+    _lock: File,
     origin: String,
     checkpoint_every: u64,
     /// Whether this session continues a saved run.
     resumed: bool,
 }
 
+/// A run stopped by SIGINT or SIGTERM after saving its state: `main` exits with 128 plus
+/// the signal's number, as shells expect.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted by {name} at step {step}; the checkpoint is in {dir}")]
+pub struct Interrupted {
+    /// The signal's number.
+    pub signal: i32,
+    name: &'static str,
+    step: u64,
+    dir: String,
+}
+
+/// The data, loaded with the size limits of the command line.
+fn load_source(source: &DataSource, config: &TrainConfig, args: &TrainArgs) -> Result<Corpus> {
+    let corpus = source.load_limited(config.mode, config.lowercase, args.max_bytes)?;
+    let v = corpus.vocab().len();
+    if v > args.max_vocab {
+        bail!(
+            "{}: {v} distinct characters, more than --max-vocab {} (is it text? raise the limit \
+             with --max-vocab)",
+            corpus.origin(),
+            args.max_vocab
+        );
+    }
+    Ok(corpus)
+}
+
 fn fresh(args: &TrainArgs) -> Result<()> {
     // Everything that can be wrong with the input is checked before anything is created.
     let config = build_config(args)?;
     let source = DataSource::from_flag(args.data.as_deref());
-    let target = Target::new(args.out.as_deref(), &source.stem())?;
-    let corpus = source.load(config.mode, config.lowercase)?;
+    let target = Target::new(args.out.as_deref(), &source.stem(), args.force)?;
+    let corpus = load_source(&source, &config, args)?;
     let origin = source.origin();
     match config.dtype {
         Dtype::F32 => start::<f32>(config, &corpus, &target, origin, args),
@@ -167,10 +218,35 @@ fn start<F: Float>(
     args: &TrainArgs,
 ) -> Result<()> {
     let trainer = Trainer::<F>::new(config, corpus)?;
+    let mut outputs = Outputs::new(true);
+    if let Some(data) = &args.data {
+        outputs = outputs.input("--data", data);
+    }
     let dir = target.create()?;
+    let prepared = dir.lock().and_then(|lock| Ok((lock, dir.files(&outputs)?)));
+    let (lock, files) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            if dir.created {
+                let _ = fs::remove_dir_all(&dir.path);
+            }
+            return Err(e);
+        }
+    };
+    // A new run starts its history and samples afresh (--force over an old run included).
+    for stale in [&files.history, &files.samples] {
+        match fs::remove_file(stale) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("cannot remove {}", stale.display()));
+            }
+            _ => {}
+        }
+    }
     describe(&trainer, corpus, &dir, None)?;
     let session = Session {
         dir,
+        files,
+        _lock: lock,
         origin,
         checkpoint_every: args.checkpoint_every,
         resumed: false,
@@ -195,6 +271,7 @@ fn resume(args: &TrainArgs, dir: PathBuf) -> Result<()> {
         ("--val-fraction", args.val_fraction.is_some()),
         ("--out", args.out.is_some()),
         ("--lowercase", args.lowercase),
+        ("--force", args.force),
     ];
     let given: Vec<&str> = fixed.iter().filter(|f| f.1).map(|f| f.0).collect();
     if !given.is_empty() {
@@ -204,8 +281,10 @@ fn resume(args: &TrainArgs, dir: PathBuf) -> Result<()> {
             given.join(", ")
         );
     }
+    // Lock before reading, so that two resumes of one run never both go on.
+    let run_dir = RunDir::existing(checkpoint::run_dir_of(&dir));
+    let lock = run_dir.lock()?;
     let loaded = checkpoint::load(&dir)?;
-    let run_dir = RunDir::existing(loaded.dir());
     let mut ckpt = loaded.checkpoint;
     let step = ckpt.state.step;
     let config = &mut ckpt.state.config;
@@ -228,10 +307,29 @@ fn resume(args: &TrainArgs, dir: PathBuf) -> Result<()> {
         Some(path) => DataSource::File(path.clone()),
         None => DataSource::from_origin(&ckpt.data_origin)?,
     };
-    let corpus = source.load(config.mode, config.lowercase)?;
+    let config = config.clone();
+    let corpus = load_source(&source, &config, args)?;
+    let origin = source.origin();
+    if origin != ckpt.data_origin {
+        println!(
+            "note: the run was trained on {} and continues on {origin}",
+            ckpt.data_origin
+        );
+    }
+    let mut outputs = Outputs::new(true);
+    if let Some(data) = &args.data {
+        outputs = outputs.input("--data", data);
+    }
+    let files = run_dir.files(&outputs)?;
+    let dropped = rundir::truncate_history(&files.history, step)?;
+    if dropped > 0 {
+        println!("note: dropped {dropped} history rows written after the checkpoint's step {step}");
+    }
     let session = Session {
         dir: run_dir,
-        origin: source.origin(),
+        files,
+        _lock: lock,
+        origin,
         checkpoint_every: args.checkpoint_every,
         resumed: true,
     };
@@ -259,6 +357,10 @@ fn build_config(args: &TrainArgs) -> Result<TrainConfig> {
             ModeArg::Lines => CorpusMode::Lines,
             ModeArg::Stream => CorpusMode::Stream,
         };
+        // A names preset has no chunk length: stream mode takes the text preset's.
+        if c.mode == CorpusMode::Stream && c.seq_len == 0 {
+            c.seq_len = TrainConfig::text().seq_len;
+        }
     }
     if let Some(hidden) = args.hidden {
         c.hidden = hidden;
@@ -426,18 +528,18 @@ impl Observer {
 }
 
 /// The training loop of either element type: chunks of `checkpoint_every` steps, each
-/// followed by an atomic checkpoint and `history.csv`; then the plots and a summary.
+/// followed by the new history rows (appended to `history.csv`) and an atomic checkpoint;
+/// then the plots and a summary. SIGINT or SIGTERM ends the current step and then does the
+/// same, before exiting with 128 plus the signal's number; a second signal exits at once.
 fn train_loop<F: Float>(mut trainer: Trainer<F>, session: &Session) -> Result<()> {
     let dir = &session.dir;
+    let files = &session.files;
     let total = trainer.config().steps;
-    let samples_path = dir.file("samples.txt");
     let samples = OpenOptions::new()
         .create(true)
-        .append(session.resumed)
-        .write(true)
-        .truncate(!session.resumed)
-        .open(&samples_path)
-        .with_context(|| format!("cannot open {}", samples_path.display()))?;
+        .append(true)
+        .open(&files.samples)
+        .with_context(|| format!("cannot open {}", files.samples.display()))?;
     let pb = ProgressBar::new(total).with_position(trainer.step());
     pb.set_style(
         ProgressStyle::with_template(
@@ -452,37 +554,40 @@ fn train_loop<F: Float>(mut trainer: Trainer<F>, session: &Session) -> Result<()
         last_update: Instant::now(),
         chars_since_update: 0,
     };
+    let signals = Signals::install()?;
     let started = Instant::now();
     let first_step = trainer.step();
     let mut saved_at: Option<u64> = session.resumed.then_some(first_step);
-    let checkpoint_path = dir.file(CHECKPOINT_FILE);
-    let history_path = dir.file("history.csv");
+    let mut rows_written = 0;
 
-    while trainer.step() < total {
+    while trainer.step() < total && !signals.received() {
         let step = trainer.step();
         let every = session.checkpoint_every;
         let next = (step / every)
             .saturating_add(1)
             .saturating_mul(every)
             .min(total);
-        let result = trainer.run(next - step, &mut |e| observer.on(e));
+        let result = trainer.run_until(next - step, &mut |e| observer.on(e), &signals.stop);
         if let Err(err) = result {
             pb.finish_and_clear();
             return Err(stopped(err, session, saved_at));
         }
         if let Some(e) = observer.error.take() {
             pb.finish_and_clear();
-            return Err(e).with_context(|| format!("cannot write {}", samples_path.display()));
+            return Err(e).with_context(|| format!("cannot write {}", files.samples.display()));
         }
-        Checkpoint::new(trainer.state(), session.origin.as_str()).save(&checkpoint_path)?;
+        // History first: a crash between the two leaves rows past the checkpoint, which
+        // a resume cuts back.
+        rundir::append_history(&files.history, &trainer.history()[rows_written..])?;
+        rows_written = trainer.history().len();
+        Checkpoint::new(trainer.state(), session.origin.as_str()).save(&files.checkpoint)?;
         saved_at = Some(trainer.step());
-        rundir::write_history(&history_path, trainer.history())?;
     }
     pb.finish_and_clear();
     let wall = started.elapsed();
 
-    // The loss curve, in both formats.
-    let rows: Vec<rnn_plot::HistoryRow> = trainer.history().iter().map(rundir::plot_row).collect();
+    // The loss curve, in both formats, from the whole history.csv (earlier sessions too).
+    let rows = rnn_plot::read_history_csv(&files.history)?;
     let cfg = trainer.config().clone();
     let unit = match cfg.mode {
         CorpusMode::Lines => "per name".to_string(),
@@ -490,11 +595,31 @@ fn train_loop<F: Float>(mut trainer: Trainer<F>, session: &Session) -> Result<()
     };
     let title = format!("Training loss ({unit}): {}", dir.path.display());
     let plot = rnn_plot::loss_curve(&rows, &title)?;
-    for name in ["loss.png", "loss.svg"] {
-        plot.save(&dir.file(name))?;
-    }
+    plot.save_as(&files.loss_png, rnn_plot::Format::Png)?;
+    plot.save_as(&files.loss_svg, rnn_plot::Format::Svg)?;
 
-    // The summary.
+    summarize(&trainer, session, first_step, wall, &unit)?;
+    match signals.which() {
+        Some((signal, name)) => Err(Interrupted {
+            signal,
+            name,
+            step: trainer.step(),
+            dir: dir.path.display().to_string(),
+        }
+        .into()),
+        None => Ok(()),
+    }
+}
+
+/// The summary printed at the end of a session: steps, losses, samples.
+fn summarize<F: Float>(
+    trainer: &Trainer<F>,
+    session: &Session,
+    first_step: u64,
+    wall: Duration,
+    unit: &str,
+) -> Result<()> {
+    let cfg = trainer.config();
     let mut out = io::stdout().lock();
     let steps_done = trainer.step() - first_step;
     writeln!(
@@ -520,7 +645,7 @@ fn train_loop<F: Float>(mut trainer: Trainer<F>, session: &Session) -> Result<()
         )?,
         None => writeln!(out, "validation: none (--val-fraction 0)")?,
     }
-    writeln!(out, "run directory: {}", dir.path.display())?;
+    writeln!(out, "run directory: {}", session.dir.path.display())?;
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let vocab = trainer.vocab();
     let newline = vocab.newline_id();
@@ -548,6 +673,56 @@ fn train_loop<F: Float>(mut trainer: Trainer<F>, session: &Session) -> Result<()
         }
     }
     Ok(())
+}
+
+/// SIGINT and SIGTERM while training: the first sets `stop` (the trainer ends its step), a
+/// second one exits at once.
+struct Signals {
+    stop: Arc<AtomicBool>,
+    which: Arc<AtomicUsize>,
+}
+
+impl Signals {
+    fn install() -> Result<Self> {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        let stop = Arc::new(AtomicBool::new(false));
+        let which = Arc::new(AtomicUsize::new(0));
+        for signal in [SIGINT, SIGTERM] {
+            let code = u32::try_from(128 + signal).unwrap_or(1);
+            // Registered first, so it sees `stop` as it was before this signal.
+            signal_hook::flag::register_conditional_shutdown(signal, code as i32, stop.clone())
+                .context("cannot install a signal handler")?;
+            signal_hook::flag::register_usize(signal, which.clone(), signal as usize)
+                .context("cannot install a signal handler")?;
+            signal_hook::flag::register(signal, stop.clone())
+                .context("cannot install a signal handler")?;
+        }
+        Ok(Signals { stop, which })
+    }
+
+    fn received(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// The signal that stopped the run, with its name.
+    fn which(&self) -> Option<(i32, &'static str)> {
+        if !self.received() {
+            return None;
+        }
+        let signal = i32::try_from(self.which.load(Ordering::Relaxed)).unwrap_or(0);
+        let name = match signal {
+            signal_hook::consts::SIGINT => "SIGINT",
+            signal_hook::consts::SIGTERM => "SIGTERM",
+            _ => "a signal",
+        };
+        Some((signal, name))
+    }
+}
+
+impl std::fmt::Debug for Signals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signals").finish_non_exhaustive()
+    }
 }
 
 /// The error for a run that stopped early: says which step and what is on disk. A fresh run

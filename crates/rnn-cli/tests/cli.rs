@@ -431,7 +431,7 @@ fn invalid_training_values_are_named() {
         (&["--steps", "0"], "steps"),
         (&["--val-fraction", "0.9"], "val_fraction"),
         (&["--checkpoint-every", "0"], "checkpoint_every"),
-        (&["--mode", "stream"], "seq_len"),
+        (&["--mode", "stream", "--seq-len", "0"], "seq_len"),
     ] {
         let all: Vec<&str> = ["train"].iter().chain(args).copied().collect();
         let err = fails_cleanly(tmp.path(), &all);

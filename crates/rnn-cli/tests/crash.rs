@@ -158,14 +158,15 @@ fn an_out_dir_under_a_regular_file_is_refused_in_one_line() {
 }
 
 #[test]
-fn an_unwritable_history_stops_the_run_after_its_checkpoint() {
-    // history.csv is written right after each checkpoint; a directory in its place cannot
-    // be replaced. The run stops at its first checkpoint, which is on disk and loads.
+fn an_unwritable_history_is_refused_before_training() {
+    // A directory in place of history.csv cannot be written: the output policy refuses it
+    // before the first step, and the checkpoint stays as it was.
     let tmp = TempDir::new().unwrap();
     let dir = tmp.path();
     let run = short_run(dir);
     fs::remove_file(run.join("history.csv")).unwrap();
     fs::create_dir_all(run.join("history.csv/blocker")).unwrap();
+    let before = fs::read(run.join("checkpoint.json")).unwrap();
     let err = fails_cleanly(
         dir,
         &[
@@ -178,18 +179,15 @@ fn an_unwritable_history_stops_the_run_after_its_checkpoint() {
             "5",
         ],
     );
-    assert!(
-        err.contains("cannot write run/history.csv: cannot replace: Is a directory"),
-        "{err}"
-    );
-    assert_eq!(saved_step(&run), 15);
+    assert!(err.contains("run/history.csv: is a directory"), "{err}");
+    assert_eq!(fs::read(run.join("checkpoint.json")).unwrap(), before);
     assert_eq!(temporaries(&run), 0);
 }
 
 #[test]
 fn an_unwritable_checkpoint_path_keeps_the_previous_checkpoint() {
     // A run resumed from a copy of its checkpoint saves to run/checkpoint.json; a directory
-    // there cannot be replaced. The copy it started from is untouched.
+    // there is refused before training. The copy it started from is untouched.
     let tmp = TempDir::new().unwrap();
     let dir = tmp.path();
     let run = short_run(dir);
@@ -208,7 +206,7 @@ fn an_unwritable_checkpoint_path_keeps_the_previous_checkpoint() {
             "5",
         ],
     );
-    assert!(err.contains("run/checkpoint.json: cannot replace"), "{err}");
+    assert!(err.contains("run/checkpoint.json: is a directory"), "{err}");
     assert_eq!(fs::read(run.join("saved.json")).unwrap(), before);
     assert_eq!(temporaries(&run), 0);
 }

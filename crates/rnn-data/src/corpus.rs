@@ -75,7 +75,14 @@ pub struct CorpusOptions {
     pub mode: CorpusMode,
     /// Lower-case the whole text (Unicode-aware) before anything else is done with it.
     pub lowercase: bool,
+    /// The largest file [`Corpus::from_path`] reads, in bytes; a longer file (or an endless
+    /// stream such as `/dev/urandom`) is an error once this many bytes have been read.
+    pub max_bytes: u64,
 }
+
+/// The default [`CorpusOptions::max_bytes`]: 1 GiB, far more than a character model trains
+/// on in a day here, and small enough to hold in memory.
+pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
 
 impl CorpusOptions {
     /// Lines mode, case kept.
@@ -83,6 +90,7 @@ impl CorpusOptions {
         CorpusOptions {
             mode: CorpusMode::Lines,
             lowercase: false,
+            max_bytes: DEFAULT_MAX_BYTES,
         }
     }
 
@@ -91,6 +99,7 @@ impl CorpusOptions {
         CorpusOptions {
             mode: CorpusMode::Stream,
             lowercase: false,
+            max_bytes: DEFAULT_MAX_BYTES,
         }
     }
 
@@ -98,6 +107,13 @@ impl CorpusOptions {
     #[must_use]
     pub fn lowercase(mut self, lowercase: bool) -> CorpusOptions {
         self.lowercase = lowercase;
+        self
+    }
+
+    /// Sets the largest file [`Corpus::from_path`] reads.
+    #[must_use]
+    pub fn max_bytes(mut self, max_bytes: u64) -> CorpusOptions {
+        self.max_bytes = max_bytes;
         self
     }
 }
@@ -114,6 +130,14 @@ pub enum CorpusError {
         origin: String,
         /// The underlying I/O error.
         source: std::io::Error,
+    },
+    /// The file is longer than [`CorpusOptions::max_bytes`] (or does not end).
+    #[error("{origin}: longer than the limit of {limit} bytes (raise it with --max-bytes)")]
+    TooLarge {
+        /// The path as given.
+        origin: String,
+        /// The limit.
+        limit: u64,
     },
     /// The bytes are not UTF-8.
     #[error("{origin}: invalid UTF-8 at byte {byte_offset}")]
@@ -184,9 +208,18 @@ impl Corpus {
         path: impl AsRef<Path>,
         options: CorpusOptions,
     ) -> Result<Corpus, CorpusError> {
+        use std::io::Read;
         let path = path.as_ref();
         let origin = path.display().to_string();
-        match std::fs::read(path) {
+        let limit = options.max_bytes;
+        // Read at most one byte past the limit, so that an endless input stops.
+        let read = std::fs::File::open(path).and_then(|file| {
+            let mut bytes = Vec::new();
+            file.take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
+            Ok(bytes)
+        });
+        match read {
+            Ok(bytes) if bytes.len() as u64 > limit => Err(CorpusError::TooLarge { origin, limit }),
             Ok(bytes) => Corpus::from_bytes(origin, &bytes, options),
             Err(source) => Err(CorpusError::Io { origin, source }),
         }
@@ -469,16 +502,39 @@ mod tests {
             CorpusOptions::lines(),
             CorpusOptions {
                 mode: CorpusMode::Lines,
-                lowercase: false
+                lowercase: false,
+                max_bytes: DEFAULT_MAX_BYTES,
             }
         );
         assert_eq!(
             CorpusOptions::stream().lowercase(true),
             CorpusOptions {
                 mode: CorpusMode::Stream,
-                lowercase: true
+                lowercase: true,
+                max_bytes: DEFAULT_MAX_BYTES,
             }
         );
+    }
+
+    #[test]
+    fn reading_stops_at_the_byte_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.txt");
+        std::fs::write(&path, "abcdef\n").unwrap();
+        let ok = Corpus::from_path(&path, CorpusOptions::lines().max_bytes(7)).unwrap();
+        assert_eq!(ok.lines().len(), 1);
+        let err = Corpus::from_path(&path, CorpusOptions::lines().max_bytes(6)).unwrap_err();
+        assert!(
+            matches!(err, CorpusError::TooLarge { limit: 6, .. }),
+            "{err}"
+        );
+        #[cfg(unix)]
+        {
+            // An endless stream stops with the error instead of filling memory.
+            let options = CorpusOptions::stream().max_bytes(1 << 16);
+            let err = Corpus::from_path("/dev/zero", options).unwrap_err();
+            assert!(err.to_string().contains("65536 bytes"), "{err}");
+        }
     }
 
     #[test]

@@ -49,5 +49,7 @@ mod corpus;
 mod vocab;
 
 pub use batch::{Batch, BatchError, Example, StreamBatches};
-pub use corpus::{Corpus, CorpusError, CorpusMode, CorpusOptions, ParseCorpusModeError};
+pub use corpus::{
+    Corpus, CorpusError, CorpusMode, CorpusOptions, DEFAULT_MAX_BYTES, ParseCorpusModeError,
+};
 pub use vocab::{DecodeError, EncodeError, TokenId, Vocab, VocabError};

@@ -47,14 +47,15 @@ pub enum CheckpointError {
         source: std::io::Error,
     },
     /// Not a checkpoint, or damaged.
-    #[error("{}: not a valid checkpoint (line {line}, column {column}): {message}", path.display())]
+    #[error("{}: not a valid checkpoint{}: {message}", path.display(), location(*line, *column))]
     Corrupt {
+        /// Where parsing failed (1-based), or 0 when the JSON parsed but its content is
+        /// wrong (a missing field, a value of the wrong type).
+        line: usize,
+        /// Where parsing failed (1-based), or 0 as for `line`.
+        column: usize,
         /// The file.
         path: PathBuf,
-        /// Where parsing failed.
-        line: usize,
-        /// Where parsing failed.
-        column: usize,
         /// What was wrong.
         message: String,
     },
@@ -157,6 +158,12 @@ impl Checkpoint {
             message,
         };
         let st = &self.state;
+        if self.dtype != st.config.dtype {
+            return Err(bad(format!(
+                "element type {} in the header, {} in the configuration",
+                self.dtype, st.config.dtype
+            )));
+        }
         let v = st.vocab.len();
         st.params
             .check_shapes(v, v)
@@ -265,10 +272,26 @@ fn remove_stale_temporaries(dir: &Path, name: &str) {
 }
 
 fn corrupt(path: &Path, e: &serde_json::Error) -> CheckpointError {
+    // serde_json appends " at line L column C" to syntax errors; the location is given once,
+    // by `location`.
+    let message = e.to_string();
+    let message = match message.rfind(" at line ") {
+        Some(i) if e.line() > 0 => message[..i].to_string(),
+        _ => message,
+    };
     CheckpointError::Corrupt {
         path: path.to_path_buf(),
         line: e.line(),
         column: e.column(),
-        message: e.to_string(),
+        message,
+    }
+}
+
+/// " (line L, column C)", or nothing when the position is unknown (0).
+fn location(line: usize, column: usize) -> String {
+    if line == 0 {
+        String::new()
+    } else {
+        format!(" (line {line}, column {column})")
     }
 }

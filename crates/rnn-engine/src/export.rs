@@ -275,7 +275,7 @@ pub fn state_from_import(params: Params<f64>, info: &ExportInfo) -> TrainState<f
         optimizer,
         hidden,
         smoothed_loss,
-        history: Vec::new(),
+        summary: crate::Summary::default(),
     }
 }
 

@@ -69,9 +69,9 @@ pub use isa::Tier;
 pub use optim::step_checked;
 pub use step::{StepBuffers, update_step};
 pub use train::{
-    ConfigError, Dtype, Evaluation, Event, HistoryRow, MAX_BATCH, MAX_HIDDEN, MAX_SEQ_LEN,
-    TrainConfig, TrainError, TrainState, Trainer, evaluate_lines, evaluate_stream,
-    initial_smoothed_loss,
+    ConfigError, Dtype, Evaluation, Event, HistoryRow, MAX_ACTIVATIONS, MAX_BATCH, MAX_HIDDEN,
+    MAX_PARAM, MAX_SEQ_LEN, Summary, TrainConfig, TrainError, TrainState, Trainer, evaluate_lines,
+    evaluate_stream, initial_smoothed_loss,
 };
 
 pub use rnn::{Clip, Grads, Loss, Optimizer, OptimizerConfig, Params, SampleConfig, TokenId};

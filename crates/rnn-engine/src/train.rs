@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use ndarray::{Array2, ShapeBuilder};
@@ -173,6 +174,21 @@ impl TrainConfig {
         if self.mode == CorpusMode::Stream && !(1..=MAX_SEQ_LEN).contains(&self.seq_len) {
             return bad("seq_len", self.seq_len.to_string(), "between 1 and 65536");
         }
+        // The activations of one update (a<t> for every step and column) are allocated up
+        // front: bound their number so that a large batch times a long chunk is an error,
+        // not an abort.
+        let steps = match self.mode {
+            CorpusMode::Stream => self.seq_len,
+            CorpusMode::Lines => 1,
+        };
+        let cells = self.hidden as u128 * self.batch as u128 * steps as u128;
+        if cells > MAX_ACTIVATIONS as u128 {
+            return bad(
+                "batch x seq_len x hidden",
+                cells.to_string(),
+                "at most 268435456 (the activations one update keeps)",
+            );
+        }
         match self.clip {
             Clip::Value(c) | Clip::Norm(c) if !(c.is_finite() && c > 0.0) => {
                 return bad("clip", c.to_string(), "a finite number > 0");
@@ -196,6 +212,13 @@ impl TrainConfig {
 /// The largest hidden size a configuration accepts: W_aa alone is n_a² numbers, so a typo
 /// such as `--hidden 1000000` must be an error, not an attempt to allocate 8 TB.
 pub const MAX_HIDDEN: usize = 8192;
+
+/// The largest |θ| a run may reach before it counts as diverged: trained character models
+/// stay within a few tens.
+pub const MAX_PARAM: f64 = 1e6;
+
+/// The most activations (hidden size × batch × chunk length) one update may keep.
+pub const MAX_ACTIVATIONS: usize = 1 << 28;
 
 /// The largest batch (examples or streams per update) a configuration accepts.
 pub const MAX_BATCH: usize = 1 << 16;
@@ -263,6 +286,16 @@ pub enum TrainError {
         loss: f64,
         /// Its gradient norm before clipping.
         grad_norm: f64,
+    },
+    /// The loss or the parameters blew up while staying finite: the loss far above a
+    /// uniform guess's, at once or for a sustained stretch, or a parameter past
+    /// [`MAX_PARAM`]. The parameters in the trainer are not good; keep the last checkpoint.
+    #[error("training diverged at step {step}: {reason}")]
+    Exploded {
+        /// The step at which it was noticed (1-based).
+        step: u64,
+        /// What was seen, with the numbers.
+        reason: String,
     },
 }
 
@@ -361,8 +394,35 @@ pub struct TrainState<F: Float = f64> {
     pub hidden: Array2<F>,
     /// The smoothed loss.
     pub smoothed_loss: f64,
-    /// History rows so far.
-    pub history: Vec<HistoryRow>,
+    /// A bounded summary of the history. The history itself goes to the caller through
+    /// [`Event::Log`] (the CLI appends it to `history.csv`), so that a checkpoint's size
+    /// does not grow with the number of steps.
+    #[serde(default)]
+    pub summary: Summary,
+}
+
+/// What a checkpoint keeps of the history: no wall-clock figures, so that two identical
+/// runs save identical checkpoints.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// History rows written so far.
+    pub rows: u64,
+    /// The last row's mean training loss per example.
+    pub last_loss: Option<f64>,
+    /// The best validation loss per example so far, and its step.
+    pub best_val: Option<(u64, f64)>,
+}
+
+impl Summary {
+    fn record(&mut self, row: &HistoryRow) {
+        self.rows += 1;
+        self.last_loss = Some(row.loss);
+        if let Some(v) = row.val_loss
+            && self.best_val.is_none_or(|(_, best)| v < best)
+        {
+            self.best_val = Some((row.step, v));
+        }
+    }
 }
 
 impl<F: Float> TrainState<F> {
@@ -377,7 +437,7 @@ impl<F: Float> TrainState<F> {
             sample_rng: self.sample_rng.clone(),
             hidden: self.hidden.mapv(|v| G::cast(v.as_f64())),
             smoothed_loss: self.smoothed_loss,
-            history: self.history.clone(),
+            summary: self.summary.clone(),
         }
     }
 }
@@ -389,6 +449,10 @@ pub struct Trainer<F: Float = f64> {
     data: Data,
     buffers: StepBuffers<F>,
     interval: Interval,
+    /// The history rows of this trainer's steps (not of steps before a resume).
+    history: Vec<HistoryRow>,
+    /// Consecutive steps whose loss was above [`Trainer::HIGH_LOSS`] uniform guesses.
+    high_loss_steps: u64,
 }
 
 /// Accumulators for the current history row.
@@ -425,7 +489,7 @@ impl<F: Float> Trainer<F> {
             sample_rng,
             hidden,
             smoothed_loss,
-            history: Vec::new(),
+            summary: Summary::default(),
         };
         Self::from_state(state, corpus)
     }
@@ -447,6 +511,8 @@ impl<F: Float> Trainer<F> {
         Ok(Trainer {
             buffers: StepBuffers::new(p),
             interval: Interval::default(),
+            history: Vec::new(),
+            high_loss_steps: 0,
             data,
             state,
         })
@@ -482,9 +548,10 @@ impl<F: Float> Trainer<F> {
         self.state.step
     }
 
-    /// History rows so far.
+    /// The history rows of the steps this trainer ran (a resumed run's earlier rows are in
+    /// its `history.csv`).
     pub fn history(&self) -> &[HistoryRow] {
-        &self.state.history
+        &self.history
     }
 
     /// Runs up to `n_steps` more steps (stopping at `config.steps`), reporting to
@@ -495,13 +562,74 @@ impl<F: Float> Trainer<F> {
         n_steps: u64,
         observer: &mut dyn FnMut(&Event<'_>),
     ) -> Result<(), TrainError> {
+        self.run_until(n_steps, observer, &AtomicBool::new(false))
+    }
+
+    /// As [`Trainer::run`], but stops after the current step as soon as `stop` is set (by
+    /// a signal handler, say), leaving a state that is safe to checkpoint.
+    pub fn run_until(
+        &mut self,
+        n_steps: u64,
+        observer: &mut dyn FnMut(&Event<'_>),
+        stop: &AtomicBool,
+    ) -> Result<(), TrainError> {
         let end = (self.state.step + n_steps).min(self.state.config.steps);
         let mut result = Ok(());
-        while self.state.step < end && result.is_ok() {
+        while self.state.step < end && result.is_ok() && !stop.load(Ordering::Relaxed) {
             result = self.train_step(observer);
         }
         self.buffers.sync(&mut self.state.params);
-        result
+        result?;
+        // The parameters are in place only now (the fused step keeps its own copy).
+        let max_abs = self
+            .state
+            .params
+            .arrays()
+            .into_iter()
+            .flat_map(|(_, p)| p.iter())
+            .fold(0.0_f64, |m, v| m.max(v.as_f64().abs()));
+        if max_abs > MAX_PARAM {
+            return Err(TrainError::Exploded {
+                step: self.state.step,
+                reason: format!("a parameter reached {max_abs:e}, past the bound {MAX_PARAM:e}"),
+            });
+        }
+        Ok(())
+    }
+
+    /// A loss per character this many times a uniform guess's (ln V) stops training at once.
+    const EXPLODED_LOSS: f64 = 25.0;
+    /// A loss per character above this many uniform guesses for [`Trainer::HIGH_LOSS_STEPS`]
+    /// steps in a row stops training.
+    const HIGH_LOSS: f64 = 4.0;
+    /// See [`Trainer::HIGH_LOSS`].
+    const HIGH_LOSS_STEPS: u64 = 50;
+
+    /// Whether a finite loss per character says the run has blown up.
+    fn check_loss(&mut self, step: u64, loss: &Loss) -> Result<(), TrainError> {
+        let uniform = (self.state.vocab.len().max(2) as f64).ln();
+        let ratio = loss.per_char() / uniform;
+        self.high_loss_steps = if ratio > Self::HIGH_LOSS {
+            self.high_loss_steps + 1
+        } else {
+            0
+        };
+        let reason = if ratio > Self::EXPLODED_LOSS {
+            format!(
+                "loss {:.4e} nats/char, {ratio:.3e} times a uniform guess's {uniform:.3}",
+                loss.per_char()
+            )
+        } else if self.high_loss_steps >= Self::HIGH_LOSS_STEPS {
+            format!(
+                "loss above {} times a uniform guess's {uniform:.3} nats/char for {} steps                  (now {:.3})",
+                Self::HIGH_LOSS,
+                self.high_loss_steps,
+                loss.per_char()
+            )
+        } else {
+            return Ok(());
+        };
+        Err(TrainError::Exploded { step, reason })
     }
 
     /// Runs to `config.steps`.
@@ -536,6 +664,8 @@ impl<F: Float> Trainer<F> {
                 grad_norm,
             });
         }
+        self.check_loss(step, &loss)?;
+        let st = &mut self.state;
         carry_hidden(&self.buffers, &batch, &mut st.hidden);
         st.smoothed_loss = 0.999 * st.smoothed_loss + 0.001 * per_example;
         st.step = step;
@@ -566,7 +696,8 @@ impl<F: Float> Trainer<F> {
         if step.is_multiple_of(self.state.config.log_every) || at_end {
             let row = self.close_interval(step, evaluation.map(|e| e.per_example));
             observer(&Event::Log(&row));
-            self.state.history.push(row);
+            self.state.summary.record(&row);
+            self.history.push(row);
         }
         let cfg = &self.state.config;
         if cfg.sample_every > 0 && step.is_multiple_of(cfg.sample_every) && cfg.n_samples > 0 {
@@ -737,12 +868,27 @@ fn build_data(config: &TrainConfig, corpus: &Corpus, vocab: &Vocab) -> Result<Da
         (corpus.clone(), None)
     };
     match config.mode {
-        CorpusMode::Lines => Ok(Data::Lines {
-            train: enc(&train)?,
-            val: val.as_ref().map(enc).transpose()?.unwrap_or_default(),
-            order: Vec::new(),
-            epoch: 0,
-        }),
+        CorpusMode::Lines => {
+            let train = enc(&train)?;
+            // A line is one sequence: its length times the batch times the hidden size is
+            // what an update keeps, bounded as for chunks in stream mode.
+            let longest = train.iter().map(Example::len).max().unwrap_or(0);
+            let cells = longest as u128 * config.batch as u128 * config.hidden as u128;
+            if cells > MAX_ACTIVATIONS as u128 {
+                return Err(TrainError::Config(ConfigError {
+                    field: "batch x longest line x hidden",
+                    value: cells.to_string(),
+                    expected: "at most 268435456 (the activations one update keeps); \
+                               shorten the lines or use --mode stream",
+                }));
+            }
+            Ok(Data::Lines {
+                train,
+                val: val.as_ref().map(enc).transpose()?.unwrap_or_default(),
+                order: Vec::new(),
+                epoch: 0,
+            })
+        }
         CorpusMode::Stream => {
             let ids = |c: &Corpus| {
                 vocab.encode(c.text()).map_err(|source| TrainError::Encode {

@@ -70,6 +70,7 @@
 pub mod analysis;
 mod backward;
 mod cell;
+mod cell_step;
 mod clip;
 mod deep;
 mod deep_gradcheck;
@@ -87,10 +88,8 @@ mod train;
 mod vanilla;
 
 pub use backward::{output_delta, rnn_backward, rnn_step_backward};
-pub use cell::{
-    LayerInput, StepCache, affine_backward, cell_step_backward, cell_step_forward, gate,
-    input_product, sigmoid, stack_gates,
-};
+pub use cell::{LayerInput, affine_backward, gate, input_product, sigmoid, stack_gates};
+pub use cell_step::{StepCache, cell_step_backward, cell_step_forward};
 pub use clip::{Clip, clip_norm, clip_value};
 pub use deep::{
     DeepCache, State, deep_backward, deep_forward, deep_logits, deep_step, layers_step_forward,

@@ -6,6 +6,7 @@
 
 use std::process::ExitCode;
 
+mod autograd;
 mod book;
 mod interop;
 mod notebooks;
@@ -15,6 +16,8 @@ const HELP: &str = "\
 usage: cargo xtask <task>
 
 tasks:
+  autograd    check the reference's GRU/LSTM/stacked gradients against PyTorch autograd (venv;
+              AUTOGRAD_PYTHON=/path/to/python uses an existing interpreter with torch)
   book        install mdbook + mdbook-katex if missing, regenerate nothing, build book/ into book/book
   figures     regenerate every image the book shows (runs charrnn)
   interop     check an exported safetensors file with NumPy + the safetensors package (venv)
@@ -24,6 +27,7 @@ tasks:
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
+        Some("autograd") => autograd::run(&args[1..]),
         Some("book") => book::build(&args[1..]),
         Some("figures") => book::figures(&args[1..]),
         Some("interop") => interop::run(&args[1..]),

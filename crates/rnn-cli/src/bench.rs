@@ -20,22 +20,26 @@ pub struct BenchArgs {
     /// The configuration.
     #[arg(long, value_enum, default_value = "a")]
     config: Preset,
-    /// Threads (large matrix products are split over them).
+    /// Threads (large matrix products are split over them; 1 to 256).
     #[arg(long, default_value_t = 1)]
     threads: usize,
     /// Element type: f32 or f64 (default: the configuration's).
     #[arg(long)]
     dtype: Option<Dtype>,
-    /// Timed training steps (default: the configuration's, about 2-3 seconds).
+    /// Timed training steps, at most 10,000,000 (default: the configuration's, about 2-3
+    /// seconds).
     #[arg(long)]
     steps: Option<usize>,
-    /// Size of the square matrices for the GEMM rate.
+    /// Size of the square matrices for the GEMM rate (1 to 4096).
     #[arg(long, default_value_t = 1024)]
     gemm_n: usize,
 }
 
 /// The most threads `--threads` accepts (the machines this runs on have a few).
 pub const MAX_THREADS: usize = 256;
+
+/// The most timed steps `--steps` accepts (config B's default is 20, config A's 50,000).
+pub const MAX_BENCH_STEPS: usize = 10_000_000;
 
 /// The largest `--gemm-n`: three f64 matrices of 4096² take 400 MB.
 pub const MAX_GEMM_N: usize = 4096;
@@ -62,8 +66,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         config.dtype = dtype;
     }
     if let Some(steps) = args.steps {
-        if steps == 0 {
-            bail!("invalid steps = 0: expected at least 1");
+        if !(1..=MAX_BENCH_STEPS).contains(&steps) {
+            bail!("invalid steps = {steps}: expected between 1 and {MAX_BENCH_STEPS}");
         }
         config.steps = steps;
         config.warmup = config.warmup.min(steps);

@@ -24,6 +24,9 @@ pub struct EvalArgs {
     /// Print one JSON object on one line instead of text.
     #[arg(long)]
     json: bool,
+    /// Refuse a data file longer than this many bytes (it also stops endless inputs).
+    #[arg(long, value_name = "BYTES", default_value_t = rnn_data::DEFAULT_MAX_BYTES)]
+    max_bytes: u64,
 }
 
 /// Runs `charrnn eval`.
@@ -35,7 +38,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         Some(path) => DataSource::File(path.clone()),
         None => DataSource::from_origin(&ckpt.data_origin)?,
     };
-    let corpus = source.load(st.config.mode, st.config.lowercase)?;
+    let corpus = source.load_limited(st.config.mode, st.config.lowercase, args.max_bytes)?;
     let loss = match ckpt.dtype {
         Dtype::F32 => evaluate(&st.params.cast::<f32>(), &st.vocab, &st.config, &corpus)?,
         Dtype::F64 => evaluate(&st.params, &st.vocab, &st.config, &corpus)?,

@@ -206,6 +206,9 @@ pub fn run(args: PlotArgs) -> Result<()> {
     }
 }
 
+/// The longest text a plot reads: one column (or point) per character.
+pub const MAX_PLOT_CHARS: usize = 1000;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Matrix {
     Hidden,
@@ -221,6 +224,9 @@ fn encode(st: &TrainState, text: &str) -> Result<Vec<TokenId>> {
     };
     if text.is_empty() {
         bail!("--text is empty");
+    }
+    if text.chars().count() > MAX_PLOT_CHARS {
+        bail!("--text is longer than {MAX_PLOT_CHARS} characters (one column each)");
     }
     st.vocab
         .encode(&text)

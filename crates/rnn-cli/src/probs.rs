@@ -49,6 +49,12 @@ pub fn run(args: ProbsArgs) -> Result<()> {
     if text.is_empty() {
         bail!("--text is empty");
     }
+    if text.chars().count() > crate::sample::MAX_TEXT_CHARS {
+        bail!(
+            "--text is longer than {} characters",
+            crate::sample::MAX_TEXT_CHARS
+        );
+    }
     let ids = st
         .vocab
         .encode(&text)

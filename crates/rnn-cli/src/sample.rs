@@ -18,7 +18,7 @@ pub struct SampleArgs {
     /// A checkpoint.json, or a run directory holding one.
     #[arg(long, value_name = "PATH")]
     checkpoint: PathBuf,
-    /// Number of samples.
+    /// Number of samples (at most 1,000,000).
     #[arg(long, default_value_t = 10)]
     n: usize,
     /// Softmax temperature: below 1 is more conservative, above 1 more adventurous (> 0).
@@ -33,10 +33,17 @@ pub struct SampleArgs {
     /// Seed of the sampling generator: same seed, same samples.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Maximum number of characters drawn per sample (after the prefix).
+    /// Maximum number of characters drawn per sample (after the prefix; at most
+    /// 1,000,000).
     #[arg(long, default_value_t = 50)]
     max_len: usize,
 }
+
+/// The largest `--n` and `--max-len`.
+pub const MAX_SAMPLES: usize = 1_000_000;
+
+/// The longest `--prefix`, `--text` and the like, in characters.
+pub const MAX_TEXT_CHARS: usize = 100_000;
 
 /// Runs `charrnn sample`.
 pub fn run(args: SampleArgs) -> Result<()> {
@@ -51,8 +58,17 @@ pub fn run(args: SampleArgs) -> Result<()> {
         Some(k) if k >= 1 => Some(usize::try_from(k).unwrap_or(usize::MAX)),
         Some(k) => bail!("invalid top_k = {k}: expected at least 1"),
     };
-    if args.max_len == 0 {
-        bail!("invalid max_len = 0: expected at least 1");
+    if !(1..=MAX_SAMPLES).contains(&args.max_len) {
+        bail!(
+            "invalid max_len = {}: expected between 1 and {MAX_SAMPLES}",
+            args.max_len
+        );
+    }
+    if args.n > MAX_SAMPLES {
+        bail!("invalid n = {}: expected at most {MAX_SAMPLES}", args.n);
+    }
+    if args.prefix.chars().count() > MAX_TEXT_CHARS {
+        bail!("--prefix is longer than {MAX_TEXT_CHARS} characters");
     }
     let loaded = checkpoint::load(&args.checkpoint)?;
     let st = &loaded.checkpoint.state;
@@ -87,19 +103,11 @@ pub fn run(args: SampleArgs) -> Result<()> {
         n: args.n,
         seed: args.seed,
     };
-    let samples = match loaded.checkpoint.dtype {
-        Dtype::F32 => request.draw(&st.params.cast::<f32>())?,
-        Dtype::F64 => request.draw(&st.params)?,
-    };
     let mut out = io::stdout().lock();
-    for (i, s) in samples.iter().enumerate() {
-        // Stream samples may span lines: a blank line keeps them apart.
-        if request.mode == CorpusMode::Stream && i > 0 {
-            writeln!(out)?;
-        }
-        writeln!(out, "{s}")?;
+    match loaded.checkpoint.dtype {
+        Dtype::F32 => request.draw(&st.params.cast::<f32>(), &mut out),
+        Dtype::F64 => request.draw(&st.params, &mut out),
     }
-    Ok(())
 }
 
 /// What to draw.
@@ -114,9 +122,10 @@ struct Request<'a> {
 }
 
 impl Request<'_> {
-    /// `n` samples from one generator seeded with `seed`. Lines models start from "no input"
-    /// as in training; stream models from the prefix, or a newline when there is none.
-    fn draw<F: Float>(&self, params: &Params<F>) -> Result<Vec<String>> {
+    /// Prints `n` samples from one generator seeded with `seed`, each as soon as it is
+    /// drawn. Lines models start from "no input" as in training; stream models from the
+    /// prefix, or a newline when there is none.
+    fn draw<F: Float>(&self, params: &Params<F>, out: &mut impl Write) -> Result<()> {
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
         let (start, skip) = match self.mode {
             CorpusMode::Stream if self.prefix.is_empty() => {
@@ -124,11 +133,15 @@ impl Request<'_> {
             }
             _ => (self.prefix.clone(), 0),
         };
-        (0..self.n)
-            .map(|_| {
-                let s = rnn::sample(params, &start, &self.config, &mut rng);
-                Ok(self.vocab.decode(&s.ids[skip..])?)
-            })
-            .collect()
+        for i in 0..self.n {
+            let s = rnn::sample(params, &start, &self.config, &mut rng);
+            let text = self.vocab.decode(&s.ids[skip..])?;
+            // Stream samples may span lines: a blank line keeps them apart.
+            if self.mode == CorpusMode::Stream && i > 0 {
+                writeln!(out)?;
+            }
+            writeln!(out, "{text}")?;
+        }
+        Ok(())
     }
 }

@@ -38,7 +38,7 @@ pub struct TrainArgs {
     /// Starting configuration, changed by the flags below [default: dinosaurs].
     #[arg(long, value_enum)]
     preset: Option<Preset>,
-    /// Hidden size n_a.
+    /// Hidden size n_a (1 to 8192).
     #[arg(long, value_name = "N_A")]
     hidden: Option<usize>,
     /// Number of updates; with --resume, the new total.
@@ -65,10 +65,12 @@ pub struct TrainArgs {
     /// Do not clip gradients.
     #[arg(long)]
     no_clip: bool,
-    /// Examples (lines mode) or parallel streams (stream mode) per update.
+    /// Examples (lines mode) or parallel streams (stream mode) per update (1 to 65536;
+    /// batch x seq-len x hidden at most 2^28).
     #[arg(long, value_name = "M")]
     batch: Option<usize>,
-    /// Stream mode: characters per chunk of truncated backpropagation through time.
+    /// Stream mode: characters per chunk of truncated backpropagation through time (1 to
+    /// 65536) [default: the preset's, or 64 for a names preset].
     #[arg(long, value_name = "T")]
     seq_len: Option<usize>,
     /// Seed for initialisation, shuffling and samples.
@@ -558,7 +560,6 @@ fn train_loop<F: Float>(mut trainer: Trainer<F>, session: &Session) -> Result<()
     let started = Instant::now();
     let first_step = trainer.step();
     let mut saved_at: Option<u64> = session.resumed.then_some(first_step);
-    let mut rows_written = 0;
 
     while trainer.step() < total && !signals.received() {
         let step = trainer.step();
@@ -578,8 +579,7 @@ fn train_loop<F: Float>(mut trainer: Trainer<F>, session: &Session) -> Result<()
         }
         // History first: a crash between the two leaves rows past the checkpoint, which
         // a resume cuts back.
-        rundir::append_history(&files.history, &trainer.history()[rows_written..])?;
-        rows_written = trainer.history().len();
+        rundir::append_history(&files.history, &trainer.take_history())?;
         Checkpoint::new(trainer.state(), session.origin.as_str()).save(&files.checkpoint)?;
         saved_at = Some(trainer.step());
     }

@@ -549,9 +549,15 @@ impl<F: Float> Trainer<F> {
     }
 
     /// The history rows of the steps this trainer ran (a resumed run's earlier rows are in
-    /// its `history.csv`).
+    /// its `history.csv`), less those taken by [`Trainer::take_history`].
     pub fn history(&self) -> &[HistoryRow] {
         &self.history
+    }
+
+    /// Takes the history rows so far, leaving none: a caller that writes them out (as the
+    /// CLI does, to `history.csv`) keeps the trainer's memory bounded however long it runs.
+    pub fn take_history(&mut self) -> Vec<HistoryRow> {
+        std::mem::take(&mut self.history)
     }
 
     /// Runs up to `n_steps` more steps (stopping at `config.steps`), reporting to

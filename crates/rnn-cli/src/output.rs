@@ -124,7 +124,14 @@ impl Outputs {
         };
         let meta = match fs::metadata(&target) {
             Ok(meta) => meta,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return self.new_path(flag, path),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
+                return self.new_path(flag, path);
+            }
             Err(e) => return Err(e).with_context(|| format!("{flag} {shown}: cannot inspect")),
         };
         if !meta.is_file() {

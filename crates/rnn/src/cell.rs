@@ -63,7 +63,6 @@ pub fn stack_gates<F: Float>(blocks: &[Array2<F>]) -> Array2<F> {
     ndarray::concatenate(Axis(0), &views).expect("gate blocks have equal shapes")
 }
 
-// ANCHOR: affine_backward
 /// The backward pass of gx = W_ih x + b_ih and gh = W_hh h_prev + b_hh, given dgx and dgh
 /// (the gradients of the loss with respect to them): adds
 ///
@@ -110,7 +109,6 @@ pub fn affine_backward<F: Float>(
     };
     (dh_prev, dx)
 }
-// ANCHOR_END: affine_backward
 
 #[cfg(test)]
 mod tests {

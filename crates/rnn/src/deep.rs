@@ -1,9 +1,9 @@
 //! A stack of recurrent layers of any cell, with an output layer on top:
 //!
 //! ```text
-//! h_0<t> = cell(x<t>, h_0<t-1>)                     layer 0 reads the characters
-//! h_k<t> = cell(d_k−1<t> ⊙ h_k−1<t>, h_k<t-1>)      layer k reads the layer below, after dropout
-//! ŷ<t>   = softmax(W_ya h_top<t> + b_y)             L = Σ_t −ln ŷ<t>[y<t>]
+//! h_0<t> = cell(x<t>, h_0<t-1>)                  layer 0 reads the characters
+//! h_k<t> = cell(d_k−1<t> ⊙ h_k−1<t>, h_k<t-1>)   layer k the one below, after dropout
+//! ŷ<t>   = softmax(W_ya h_top<t> + b_y)          L = Σ_t −ln ŷ<t>[y<t>]
 //! ```
 //!
 //! (`d` is a dropout mask, all ones at evaluation time.) Backpropagation through time runs
@@ -84,7 +84,6 @@ impl<F: Float> DeepCache<F> {
     }
 }
 
-// ANCHOR: layers_step
 /// One time step through every layer, bottom to top, updating `state`: layer 0 reads the
 /// ids `x`, each layer above reads the output of the one below, multiplied by its dropout
 /// mask when `masks` (one per layer below the top) is given. Returns the step caches and
@@ -128,7 +127,6 @@ pub fn layers_step_forward<F: Float>(
     }
     (steps, inputs)
 }
-// ANCHOR_END: layers_step
 
 /// The output logits W_ya h + b_y of the top layer's hidden state `h`.
 ///
@@ -139,7 +137,6 @@ pub fn deep_logits<F: Float>(params: &DeepParams<F>, h: ArrayView2<'_, F>) -> Ar
     params.w_ya.dot(&h) + &params.b_y //                                 (n_y, m)
 }
 
-// ANCHOR: deep_step
 /// One step of evaluation or sampling (no dropout): advances `state` on the input ids `x`
 /// and returns the logits of the next character.
 ///
@@ -154,9 +151,7 @@ pub fn deep_step<F: Float>(
     layers_step_forward(params, state, x, None);
     deep_logits(params, state.h[params.layers.len() - 1].view())
 }
-// ANCHOR_END: deep_step
 
-// ANCHOR: deep_forward
 /// Forward propagation of the stack over a sequence: the summed loss and the cache for
 /// [`deep_backward`]. `dropout` is `Some` at training time (masks from
 /// [`DropoutMasks::draw`]) and `None` at evaluation time.
@@ -200,9 +195,7 @@ pub fn deep_forward<F: Float>(
     cache.last = state;
     (loss, cache)
 }
-// ANCHOR_END: deep_forward
 
-// ANCHOR: deep_backward
 /// Backpropagation through time and through the layers: the gradients of the summed loss
 /// with respect to every parameter, and with respect to the initial state (dL/dh_0,
 /// dL/dc_0 per layer; dL/dc_0 is zero for cells other than the LSTM).
@@ -250,4 +243,3 @@ pub fn deep_backward<F: Float>(
     }
     (grads, d_next)
 }
-// ANCHOR_END: deep_backward

@@ -81,7 +81,6 @@ pub const DEEP_GRADCHECK_EPS: f64 = 1e-2;
 /// size.
 pub const DEEP_REL_ERROR_FLOOR: f64 = 1e-4;
 
-// ANCHOR: deep_gradient_check
 /// Checks every gradient entry of a deep network, with the dropout masks (if any) held
 /// fixed, so that the loss is a smooth function of the parameters. The relative error is
 /// `|analytic − numeric| / max(|analytic| + |numeric|, DEEP_REL_ERROR_FLOOR)`.
@@ -163,4 +162,3 @@ pub fn compare_deep_gradients(
     }
     DeepGradCheck { eps, rows }
 }
-// ANCHOR_END: deep_gradient_check

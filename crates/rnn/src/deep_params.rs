@@ -51,7 +51,6 @@ impl CellKind {
     }
 }
 
-// ANCHOR: layer_params
 /// One layer's weights, in PyTorch's layout (`weight_ih_l{k}` is `w_ih`, and so on).
 ///
 /// # Shapes
@@ -79,7 +78,6 @@ pub struct LayerParams<F: Float = f64> {
     /// b_hh, (G·n_a, 1); (0, 1) for the vanilla cell.
     pub b_hh: Array2<F>,
 }
-// ANCHOR_END: layer_params
 
 /// The sizes of a deep network: cell, input, hidden and output sizes, number of layers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

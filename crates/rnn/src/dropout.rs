@@ -55,7 +55,6 @@ impl<F: Float> DropoutMasks<F> {
     }
 }
 
-// ANCHOR: dropout_mask
 /// One inverted-dropout mask: each entry is 0 with probability p, else 1/(1 − p), so the
 /// expected value of `mask ⊙ h` is h.
 ///
@@ -77,7 +76,6 @@ pub fn dropout_mask<F: Float, R: Rng + ?Sized>(
         }
     })
 }
-// ANCHOR_END: dropout_mask
 
 #[cfg(test)]
 mod tests {

@@ -63,7 +63,8 @@ pub fn lstm_step_forward<F: Float>(
 ) -> LstmCache<F> {
     let n_a = h_prev.nrows();
     debug_assert_eq!(layer.w_hh.dim(), (4 * n_a, n_a));
-    let z = input_product(&layer.w_ih, x) + &layer.b_ih + layer.w_hh.dot(&h_prev) + &layer.b_hh; // (4 n_a, m)
+    let gx = input_product(&layer.w_ih, x) + &layer.b_ih; //             (4 n_a, m)
+    let z = gx + layer.w_hh.dot(&h_prev) + &layer.b_hh; //               (4 n_a, m)
     let i = gate(&z, 0, n_a).mapv(sigmoid); //                           (n_a, m)
     let f = gate(&z, 1, n_a).mapv(sigmoid); //                           (n_a, m)
     let g = gate(&z, 2, n_a).mapv(F::tanh); //                           (n_a, m)

@@ -292,4 +292,14 @@ mod tests {
             assert!(a.iter().all(|v| v.abs() < bound && *v != 0.0));
         }
     }
+
+    #[test]
+    fn serde_round_trip_keeps_cell_and_values() {
+        let p: DeepParams =
+            DeepParams::init(shape(CellKind::Lstm, 2), &mut ChaCha8Rng::seed_from_u64(2));
+        let text = serde_json::to_string(&p).unwrap();
+        assert!(text.contains("\"cell\":\"lstm\""), "{}", &text[..40]);
+        let q: DeepParams = serde_json::from_str(&text).unwrap();
+        assert_eq!(p, q);
+    }
 }

@@ -993,6 +993,39 @@ mod tests {
         (params, optimizer, buf, result)
     }
 
+    /// The finite blow-up guard: a loss far above ln V stops at once; one moderately above
+    /// it stops only after [`Trainer::HIGH_LOSS_STEPS`] steps in a row, and a normal step in
+    /// between starts the count again.
+    #[test]
+    fn finite_blow_ups_are_caught_at_once_or_after_a_sustained_stretch() {
+        let text = "abc\nbca\ncab\n".repeat(10);
+        let corpus = Corpus::from_text("t", &text, rnn_data::CorpusOptions::lines()).unwrap();
+        let config = TrainConfig {
+            hidden: 4,
+            ..TrainConfig::dinosaurs()
+        };
+        let mut trainer = Trainer::<f64>::new(config, &corpus).unwrap();
+        let ln_v = (trainer.vocab().len() as f64).ln();
+        let loss = |per_char: f64| Loss {
+            total: per_char * 10.0,
+            n_targets: 10,
+        };
+        assert!(trainer.check_loss(1, &loss(ln_v)).is_ok());
+        let huge = trainer.check_loss(2, &loss(30.0 * ln_v)).unwrap_err();
+        assert!(huge.to_string().contains("diverged at step 2"), "{huge}");
+        trainer.high_loss_steps = 0;
+        for step in 1..Trainer::<f64>::HIGH_LOSS_STEPS {
+            assert!(trainer.check_loss(step, &loss(5.0 * ln_v)).is_ok());
+        }
+        // A normal step resets the stretch.
+        assert!(trainer.check_loss(99, &loss(ln_v)).is_ok());
+        for step in 1..Trainer::<f64>::HIGH_LOSS_STEPS {
+            assert!(trainer.check_loss(step, &loss(5.0 * ln_v)).is_ok());
+        }
+        let err = trainer.check_loss(200, &loss(5.0 * ln_v)).unwrap_err();
+        assert!(err.to_string().contains("for 50 steps"), "{err}");
+    }
+
     /// The fused clip-and-SGD passes give the same parameters and report, bit for bit, as
     /// clipping and then updating, and leave the gradients as backpropagation computed them.
     /// (Two sequences: at batch 1 in `f64` on AVX-512 the step of `crate::batch1` runs

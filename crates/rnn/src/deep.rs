@@ -84,6 +84,7 @@ impl<F: Float> DeepCache<F> {
     }
 }
 
+// ANCHOR: layers_step_forward
 /// One time step through every layer, bottom to top, updating `state`: layer 0 reads the
 /// ids `x`, each layer above reads the output of the one below, multiplied by its dropout
 /// mask when `masks` (one per layer below the top) is given. Returns the step caches and
@@ -127,6 +128,7 @@ pub fn layers_step_forward<F: Float>(
     }
     (steps, inputs)
 }
+// ANCHOR_END: layers_step_forward
 
 /// The output logits W_ya h + b_y of the top layer's hidden state `h`.
 ///
@@ -196,6 +198,7 @@ pub fn deep_forward<F: Float>(
     (loss, cache)
 }
 
+// ANCHOR: deep_backward
 /// Backpropagation through time and through the layers: the gradients of the summed loss
 /// with respect to every parameter, and with respect to the initial state (dL/dh_0,
 /// dL/dc_0 per layer; dL/dc_0 is zero for cells other than the LSTM).
@@ -243,3 +246,4 @@ pub fn deep_backward<F: Float>(
     }
     (grads, d_next)
 }
+// ANCHOR_END: deep_backward

@@ -55,6 +55,7 @@ impl<F: Float> DropoutMasks<F> {
     }
 }
 
+// ANCHOR: dropout_mask
 /// One inverted-dropout mask: each entry is 0 with probability p, else 1/(1 − p), so the
 /// expected value of `mask ⊙ h` is h.
 ///
@@ -76,6 +77,7 @@ pub fn dropout_mask<F: Float, R: Rng + ?Sized>(
         }
     })
 }
+// ANCHOR_END: dropout_mask
 
 #[cfg(test)]
 mod tests {

@@ -13,6 +13,7 @@
 //! step.
 
 use ndarray::{Array2, ArrayView1, ArrayView2, Axis};
+use serde::{Deserialize, Serialize};
 
 use crate::{
     DeepGrads, DeepParams, DeepShape, DropoutMasks, Float, LayerInput, Loss, StepCache, TokenId,
@@ -25,7 +26,8 @@ use crate::{
 /// # Shapes
 ///
 /// `h[k]`, `c[k]`: (n_a, m), for k < n_layers.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(bound = "F: Float")]
 pub struct State<F: Float = f64> {
     /// Hidden state of each layer.
     pub h: Vec<Array2<F>>,

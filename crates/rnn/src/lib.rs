@@ -74,6 +74,7 @@ mod cell_step;
 mod clip;
 mod deep;
 mod deep_gradcheck;
+mod deep_optim;
 mod deep_params;
 mod dropout;
 mod float;
@@ -98,6 +99,7 @@ pub use deep_gradcheck::{
     DEEP_GRADCHECK_EPS, DEEP_REL_ERROR_FLOOR, DeepGradCheck, DeepGradCheckRow,
     compare_deep_gradients, deep_gradient_check,
 };
+pub use deep_optim::{DeepOptimizer, clip_deep};
 pub use deep_params::{CellKind, DeepGrads, DeepParams, DeepShape, LAYER_ARRAY_NAMES, LayerParams};
 pub use dropout::{DropoutMasks, dropout_mask};
 pub use float::Float;

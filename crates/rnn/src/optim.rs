@@ -178,30 +178,30 @@ impl<F: Float> Optimizer<F> {
 
 // ANCHOR: update_rules
 /// SGD for one entry: θ ← θ − lr·g.
-fn sgd<F: Float>(p: &mut F, g: F, lr: F) {
+pub(crate) fn sgd<F: Float>(p: &mut F, g: F, lr: F) {
     *p -= lr * g;
 }
 
 /// Adagrad for one entry: G ← G + g²; θ ← θ − lr·g / √(G + eps).
-fn adagrad<F: Float>(p: &mut F, g: F, h: &mut F, lr: F, eps: F) {
+pub(crate) fn adagrad<F: Float>(p: &mut F, g: F, h: &mut F, lr: F, eps: F) {
     *h += g * g;
     *p -= lr * g / (*h + eps).sqrt();
 }
 
 /// Adam's hyperparameters at step t, with the bias corrections c1 = 1 − β₁ᵗ and
 /// c2 = 1 − β₂ᵗ.
-struct AdamHyper<F> {
-    lr: F,
-    beta1: F,
-    beta2: F,
-    eps: F,
-    c1: F,
-    c2: F,
+pub(crate) struct AdamHyper<F> {
+    pub(crate) lr: F,
+    pub(crate) beta1: F,
+    pub(crate) beta2: F,
+    pub(crate) eps: F,
+    pub(crate) c1: F,
+    pub(crate) c2: F,
 }
 
 /// Adam for one entry: m ← β₁m + (1 − β₁)g, v ← β₂v + (1 − β₂)g², then
 /// θ ← θ − lr·m̂ / (√v̂ + eps) with m̂ = m / (1 − β₁ᵗ), v̂ = v / (1 − β₂ᵗ).
-fn adam<F: Float>(p: &mut F, g: F, m: &mut F, v: &mut F, h: &AdamHyper<F>) {
+pub(crate) fn adam<F: Float>(p: &mut F, g: F, m: &mut F, v: &mut F, h: &AdamHyper<F>) {
     *m = h.beta1 * *m + (F::one() - h.beta1) * g;
     *v = h.beta2 * *v + (F::one() - h.beta2) * g * g;
     let m_hat = *m / h.c1;

@@ -45,6 +45,7 @@ pub fn load(path: &Path) -> Result<Loaded> {
     } else {
         path.to_path_buf()
     };
+    crate::output::regular_input("", &file)?;
     let checkpoint = Checkpoint::load(&file)?;
     Ok(Loaded {
         checkpoint,

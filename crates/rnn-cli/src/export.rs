@@ -76,6 +76,7 @@ pub fn run_export(args: ExportArgs) -> Result<()> {
 /// Runs `charrnn import`.
 pub fn run_import(args: ImportArgs) -> Result<()> {
     let file = &args.file;
+    output::regular_input("", file)?;
     let bytes = fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let (params, info) =
         from_safetensors(&bytes).with_context(|| format!("cannot import {}", file.display()))?;

@@ -17,13 +17,16 @@ pub const THRESHOLD: f64 = 1e-7;
 /// The largest hidden size and vocabulary `charrnn gradcheck` accepts.
 pub const MAX_CHECK_SIZE: usize = 512;
 
+/// The largest `--std`: beyond it tanh saturates and the gradients vanish.
+pub const MAX_STD: f64 = 10.0;
+
 /// Arguments of `charrnn gradcheck`.
 #[derive(Debug, Args)]
 pub struct GradcheckArgs {
     /// Hidden size n_a.
     #[arg(long, default_value_t = 5)]
     hidden: usize,
-    /// Vocabulary size (n_x = n_y).
+    /// Vocabulary size (n_x = n_y; at least 2).
     #[arg(long, default_value_t = 7)]
     vocab: usize,
     /// Time steps T.
@@ -36,7 +39,7 @@ pub struct GradcheckArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Standard deviation of the random weights (large enough for gradients well above
-    /// rounding noise).
+    /// rounding noise; at most 10).
     #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
     std: f64,
 }
@@ -45,18 +48,24 @@ pub struct GradcheckArgs {
 pub fn run(args: GradcheckArgs) -> Result<()> {
     // The check runs four forward passes per parameter entry: these bounds keep it to
     // minutes and its arrays to megabytes.
-    for (name, value, max) in [
-        ("hidden", args.hidden, MAX_CHECK_SIZE),
-        ("vocab", args.vocab, MAX_CHECK_SIZE),
-        ("seq_len", args.seq_len, 10_000),
-        ("batch", args.batch, 1_024),
+    // A vocabulary of one gives a loss of 0 whatever the weights, and a very large --std
+    // saturates tanh and the softmax: either way every gradient is 0 and the check would
+    // pass without checking anything.
+    for (name, value, min, max) in [
+        ("hidden", args.hidden, 1, MAX_CHECK_SIZE),
+        ("vocab", args.vocab, 2, MAX_CHECK_SIZE),
+        ("seq_len", args.seq_len, 1, 10_000),
+        ("batch", args.batch, 1, 1_024),
     ] {
-        if !(1..=max).contains(&value) {
-            bail!("invalid {name} = {value}: expected between 1 and {max}");
+        if !(min..=max).contains(&value) {
+            bail!("invalid {name} = {value}: expected between {min} and {max}");
         }
     }
-    if !(args.std.is_finite() && args.std > 0.0) {
-        bail!("invalid std = {}: expected a finite number > 0", args.std);
+    if !(args.std.is_finite() && args.std > 0.0 && args.std <= MAX_STD) {
+        bail!(
+            "invalid std = {:?}: expected a finite number > 0 and at most {MAX_STD}",
+            args.std
+        );
     }
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
     let (v, n_a, t, m) = (args.vocab, args.hidden, args.seq_len, args.batch);

@@ -51,7 +51,7 @@ fn file_id(path: &Path) -> Option<FileId> {
 }
 
 /// What a path is, for messages.
-fn kind_of(meta: &fs::Metadata) -> &'static str {
+pub fn kind_of(meta: &fs::Metadata) -> &'static str {
     let ft = meta.file_type();
     if ft.is_dir() {
         return "a directory";
@@ -179,6 +179,20 @@ impl Outputs {
                 dir.display()
             ),
         }
+    }
+}
+
+/// Refuses an input that exists but is not a regular file (after following links): reading
+/// a FIFO without a writer blocks forever, and a device may never end. `label` names the
+/// input (a flag, or nothing when the path says enough).
+pub fn regular_input(label: &str, path: &Path) -> Result<()> {
+    match fs::metadata(path) {
+        Ok(meta) if !meta.is_file() => bail!(
+            "{label}{}: is {}, not a regular file",
+            path.display(),
+            kind_of(&meta)
+        ),
+        _ => Ok(()),
     }
 }
 

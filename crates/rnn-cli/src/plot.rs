@@ -159,6 +159,7 @@ pub fn run(args: PlotArgs) -> Result<()> {
         Kind::Loss { run, output } => {
             output.format()?;
             let history = run.join("history.csv");
+            crate::output::regular_input("", &history)?;
             let rows = rnn_plot::read_history_csv(&history)?;
             let plot = rnn_plot::loss_curve(&rows, &format!("Training loss: {}", run.display()))?;
             let inputs = output

@@ -53,6 +53,15 @@ pub fn run(args: SampleArgs) -> Result<()> {
             args.temperature
         );
     }
+    // Sampling divides the logits by the temperature: 1 / temperature must be finite too
+    // (a subnormal temperature would turn every weight into NaN).
+    if !(1.0 / args.temperature).is_finite() {
+        bail!(
+            "invalid temperature = {:e}: too close to 0 (its inverse overflows); use 1e-300 \
+             or more",
+            args.temperature
+        );
+    }
     let top_k = match args.top_k {
         None => None,
         Some(k) if k >= 1 => Some(usize::try_from(k).unwrap_or(usize::MAX)),

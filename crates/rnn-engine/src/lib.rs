@@ -41,6 +41,7 @@ mod batch1;
 pub mod bench;
 mod checkpoint;
 mod clip;
+mod deep;
 mod elementwise;
 pub mod export;
 mod float;
@@ -62,6 +63,7 @@ pub use checkpoint::{
     AtomicWriteError, Checkpoint, CheckpointError, FORMAT_VERSION, write_atomically,
 };
 pub use clip::apply_clip;
+pub use deep::{DeepBuffers, deep_evaluate, deep_gradients, deep_update_step};
 pub use float::Float;
 pub use forward::{Cache, forward, forward_into, hidden_step_into, output_into};
 pub use guard::StepReport;

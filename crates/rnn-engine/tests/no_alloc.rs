@@ -16,7 +16,13 @@ use std::cell::Cell;
 use ndarray::{Array2, ShapeBuilder};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rnn_engine::{Bptt, Cache, Float, Grads, Params, TokenId, backward_into, forward_into};
+use rnn::{
+    CellKind, Clip, DeepOptimizer, DeepParams, DeepShape, DropoutMasks, OptimizerConfig, State,
+};
+use rnn_engine::{
+    Bptt, Cache, DeepBuffers, Float, Grads, Params, TokenId, backward_into, deep_update_step,
+    forward_into,
+};
 
 struct Counting;
 
@@ -83,6 +89,46 @@ fn allocations_in_second_pass<F: Float>(v: usize, n_a: usize, m: usize, t: usize
     allocations() - before
 }
 
+/// Allocations of the second of two deep training steps (forward, backward, clip, Adam,
+/// with dropout) on batches of `t` steps.
+fn allocations_in_second_deep_step(cell: CellKind, t: usize) -> usize {
+    let (v, n_a, m) = (65, 64, 32);
+    let shape = DeepShape {
+        cell,
+        n_x: v,
+        n_a,
+        n_y: v,
+        n_layers: 2,
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    let mut params: DeepParams<f64> = DeepParams::init(shape, &mut rng);
+    let mut opt = DeepOptimizer::new(OptimizerConfig::adam(0.002), &params);
+    let x: Array2<Option<TokenId>> =
+        Array2::from_shape_fn((t, m), |_| Some(rng.random_range(0..v as u32)));
+    let y: Array2<Option<TokenId>> =
+        Array2::from_shape_fn((t, m), |_| Some(rng.random_range(0..v as u32)));
+    let masks = DropoutMasks::draw(0.2, shape, t, m, &mut rng);
+    let mut state = State::zeros(shape, m);
+    let mut buf = DeepBuffers::new(shape, m, t);
+    let mut step = || {
+        deep_update_step(
+            &mut params,
+            &mut opt,
+            Clip::Norm(5.0),
+            x.view(),
+            y.view(),
+            &mut state,
+            Some(&masks),
+            &mut buf,
+        )
+        .expect("a finite step");
+    };
+    step();
+    let before = allocations();
+    step();
+    allocations() - before
+}
+
 // One test function: the counter is global, so measurements must not run concurrently.
 #[test]
 fn the_per_step_loop_does_not_allocate() {
@@ -127,6 +173,20 @@ fn the_per_step_loop_does_not_allocate() {
         assert_eq!(
             short, long,
             "{dtype}: {short} allocations at T = 36, {long} at T = 40"
+        );
+    }
+    // The deep step: whatever it allocates per batch (the general GEMM's packing
+    // buffers, the optimizer's list of arrays), its per-step loops add nothing.
+    for cell in CellKind::ALL {
+        let (short, long) = pool.install(|| {
+            (
+                allocations_in_second_deep_step(cell, 36),
+                allocations_in_second_deep_step(cell, 40),
+            )
+        });
+        assert_eq!(
+            short, long,
+            "{cell:?}: {short} allocations at T = 36, {long} at T = 40"
         );
     }
 }

@@ -193,6 +193,9 @@ fn fifo_writer(d: &Path, rel: &str, text: String) {
     });
 }
 
+/// A step that prepares or checks the files of a case directory.
+type Step = fn(&Path);
+
 fn nothing(_: &Path) {}
 
 // ---------------------------------------------------------------------------------------
@@ -243,7 +246,7 @@ struct Case {
     setup: fn(&Path),
     expect: Expect,
     /// Pre-existing paths the case may change, each checked by `check` afterwards.
-    changes: Vec<(&'static str, fn(&Path))>,
+    changes: Vec<(&'static str, Step)>,
 }
 
 fn case(name: &str, args: &[&str], expect: Expect) -> Case {
@@ -391,7 +394,12 @@ fn run_case(c: &Case) -> Result<(), String> {
             if code != want {
                 return Err(format!("expected exit {want}\n{said}"));
             }
-            if !first.starts_with("error: ") || !first.contains(text) {
+            let named = if want == 1 {
+                first.contains(text)
+            } else {
+                r.stderr.contains(text)
+            };
+            if !first.starts_with("error: ") || !named {
                 return Err(format!("expected one line \"error: ...{text}...\"\n{said}"));
             }
             if want == 1 && r.stderr.trim_end().lines().count() != 1 {
@@ -1130,7 +1138,7 @@ fn train_outputs_and_resume() {
 // Damaged checkpoints, for every command that reads one
 
 /// (name, setup writing `bad.json`, what the error says).
-fn damaged_checkpoints() -> Vec<(&'static str, fn(&Path), &'static str)> {
+fn damaged_checkpoints() -> Vec<(&'static str, Step, &'static str)> {
     vec![
         (
             "truncated",
@@ -1395,4 +1403,1224 @@ fn damaged_checkpoints_for_every_reader() {
         }
     }
     run_all("damaged checkpoints", cases);
+}
+
+// ---------------------------------------------------------------------------------------
+// sample, eval, probs
+
+#[test]
+fn sample_eval_probs() {
+    let s = |name: &str, rest: &[&str], expect: Expect| {
+        let mut c = case(name, &[], expect);
+        c.args = args(&["sample", "--checkpoint", "run"], rest);
+        c
+    };
+    let e = |name: &str, rest: &[&str], expect: Expect| {
+        let mut c = case(name, &[], expect);
+        c.args = args(&["eval"], rest);
+        c
+    };
+    let p = |name: &str, rest: &[&str], expect: Expect| {
+        let mut c = case(name, &[], expect);
+        c.args = args(&["probs"], rest);
+        c
+    };
+    let cases = vec![
+        s(
+            "temperature 0",
+            &["--temperature", "0"],
+            Fail("temperature = 0"),
+        ),
+        s(
+            "temperature -1",
+            &["--temperature", "-1"],
+            Fail("temperature = -1"),
+        ),
+        s(
+            "temperature NaN",
+            &["--temperature", "NaN"],
+            Fail("temperature = NaN"),
+        ),
+        s(
+            "temperature inf",
+            &["--temperature", "inf"],
+            Fail("temperature = inf"),
+        ),
+        s(
+            "temperature subnormal",
+            &["--temperature", "1e-320"],
+            Fail("temperature = 1e-320"),
+        ),
+        s(
+            "temperature 1e-300 is greedy",
+            &["--temperature", "1e-300", "--n", "2"],
+            Valid("\n"),
+        ),
+        s(
+            "temperature 1e300 is uniform",
+            &["--temperature", "1e300", "--n", "2"],
+            Valid("\n"),
+        ),
+        s("top-k 0", &["--top-k", "0"], Fail("top_k = 0")),
+        s("top-k -1", &["--top-k", "-1"], Fail("top_k = -1")),
+        s(
+            "top-k above vocabulary",
+            &["--top-k", "1000000", "--n", "2"],
+            Valid("\n"),
+        ),
+        s("n over the cap", &["--n", "1000001"], Fail("n = 1000001")),
+        s("n -1", &["--n", "-1"], Usage("'-1'")),
+        s("n 0 prints nothing", &["--n", "0"], Valid("")),
+        s("max-len 0", &["--max-len", "0"], Fail("max_len = 0")),
+        s(
+            "max-len over the cap",
+            &["--max-len", "1000001"],
+            Fail("max_len = 1000001"),
+        ),
+        s("seed -1", &["--seed", "-1"], Usage("'-1'")),
+        s(
+            "prefix with a newline",
+            &["--prefix", "ab\ncd"],
+            Fail("holds a newline"),
+        ),
+        s(
+            "prefix outside vocabulary",
+            &["--prefix", "é"],
+            Fail("--prefix \"é\" does not fit"),
+        ),
+        s("prefix digit", &["--prefix", "x1"], Fail("--prefix \"x1\"")),
+        s(
+            "prefix uppercase is lowercased",
+            &["--prefix", "TRI", "--n", "2"],
+            Valid("tri"),
+        ),
+        s(
+            "prefix too long",
+            &["--prefix", &"a".repeat(100_001)],
+            Fail("--prefix is longer than 100000"),
+        ),
+        {
+            let mut c = case("stream prefix with newline", &[], Valid("ab\nthe"));
+            c.args = args(
+                &[
+                    "sample",
+                    "--checkpoint",
+                    "s32",
+                    "--prefix",
+                    "ab\nthe",
+                    "--n",
+                    "1",
+                ],
+                &[],
+            );
+            c
+        },
+        {
+            let mut c = case(
+                "stream prefix outside vocabulary",
+                &[],
+                Fail("--prefix \"7\""),
+            );
+            c.args = args(&["sample", "--checkpoint", "s32", "--prefix", "7"], &[]);
+            c
+        },
+        case(
+            "sample missing --checkpoint",
+            &["sample"],
+            Usage("--checkpoint"),
+        ),
+        // eval
+        e(
+            "stream model on one character",
+            &["--checkpoint", "s32", "--data", "one.txt"],
+            Fail("one.txt: nothing to predict"),
+        )
+        .setup(|d| write(d, "one.txt", "t")),
+        e(
+            "names model on unknown chars",
+            &["--checkpoint", "run", "--data", "text.txt"],
+            Fail("not in the model's vocabulary"),
+        ),
+        e(
+            "stream model on unknown chars",
+            &["--checkpoint", "s32", "--data", "v.txt"],
+            Fail("v.txt"),
+        )
+        .setup(|d| write(d, "v.txt", "qq%%")),
+        e(
+            "data missing",
+            &["--checkpoint", "run", "--data", "missing.txt"],
+            Fail("missing.txt"),
+        ),
+        e(
+            "data empty",
+            &["--checkpoint", "run", "--data", "e.txt"],
+            Fail("e.txt: no text"),
+        )
+        .setup(|d| write(d, "e.txt", "")),
+        e(
+            "data directory",
+            &["--checkpoint", "run", "--data", "adir"],
+            Fail("adir"),
+        ),
+        e(
+            "data binary",
+            &["--checkpoint", "run", "--data", "b.bin"],
+            Fail("invalid UTF-8"),
+        )
+        .setup(|d| write(d, "b.bin", [0x80, 0x81])),
+        e(
+            "data /dev/zero",
+            &[
+                "--checkpoint",
+                "run",
+                "--data",
+                "/dev/zero",
+                "--max-bytes",
+                "100",
+            ],
+            Fail("--max-bytes"),
+        ),
+        e(
+            "data over --max-bytes",
+            &[
+                "--checkpoint",
+                "run",
+                "--data",
+                "names.txt",
+                "--max-bytes",
+                "5",
+            ],
+            Fail("names.txt: longer than the limit of 5 bytes"),
+        ),
+        e(
+            "max-bytes -1",
+            &["--checkpoint", "run", "--max-bytes", "-1"],
+            Usage("'-1'"),
+        ),
+        e(
+            "imported checkpoint without data",
+            &["--checkpoint", "imp"],
+            Fail("pass --data"),
+        )
+        .setup(|d| {
+            ckpt(d, "imp/checkpoint.json", |c| {
+                c["data_origin"] = json!("imported:model.safetensors")
+            })
+        }),
+        e(
+            "origin file gone",
+            &["--checkpoint", "imp"],
+            Fail("/nonexistent/gone.txt"),
+        )
+        .setup(|d| {
+            ckpt(d, "imp/checkpoint.json", |c| {
+                c["data_origin"] = json!("/nonexistent/gone.txt")
+            })
+        }),
+        e(
+            "huge finite weights",
+            &["--checkpoint", "big", "--json"],
+            Valid("loss_per_char"),
+        )
+        .setup(|d| {
+            ckpt(d, "big/checkpoint.json", |c| {
+                for (i, w) in c["state"]["params"]["w_ya"]["data"]
+                    .as_array_mut()
+                    .unwrap()
+                    .iter_mut()
+                    .enumerate()
+                {
+                    *w = json!(if i % 2 == 0 { 1e300 } else { -1e300 });
+                }
+            })
+        }),
+        e(
+            "one name",
+            &["--checkpoint", "run", "--data", "one.txt"],
+            Valid("chars predicted: 2"),
+        )
+        .setup(|d| write(d, "one.txt", "x")),
+        e(
+            "stream model default data",
+            &["--checkpoint", "s32", "--json"],
+            Valid("\"mode\":\"stream\""),
+        ),
+        // probs
+        p(
+            "without --json",
+            &["--checkpoint", "run", "--text", "ab"],
+            Fail("pass --json"),
+        ),
+        p(
+            "empty text",
+            &["--checkpoint", "run", "--text", "", "--json"],
+            Fail("--text is empty"),
+        ),
+        p(
+            "text outside vocabulary",
+            &["--checkpoint", "run", "--text", "a!", "--json"],
+            Fail("--text \"a!\""),
+        ),
+        p(
+            "text too long",
+            &[
+                "--checkpoint",
+                "run",
+                "--text",
+                &"a".repeat(100_001),
+                "--json",
+            ],
+            Fail("--text is longer than 100000"),
+        ),
+        p(
+            "valid",
+            &["--checkpoint", "s32", "--text", "the", "--json"],
+            Valid("\"probs\""),
+        ),
+    ];
+    run_all("sample/eval/probs", cases);
+}
+
+// ---------------------------------------------------------------------------------------
+// Output targets: export, plot and import
+
+/// (name, setup, --out, what the error says) for a file a command would write.
+fn bad_targets() -> Vec<(&'static str, Step, &'static str, &'static str)> {
+    vec![
+        (
+            "/dev/null",
+            nothing,
+            "/dev/null",
+            "--out /dev/null: is a device",
+        ),
+        (
+            "/dev/full",
+            nothing,
+            "/dev/full",
+            "--out /dev/full: is a device",
+        ),
+        (
+            "a FIFO",
+            |d| fifo(d, "p.png"),
+            "p.png",
+            "--out p.png: is a FIFO",
+        ),
+        (
+            "a directory",
+            nothing,
+            "adir.png",
+            "--out adir.png: is a directory",
+        ),
+        (
+            "a link to a device",
+            |d| link(d, "l.png", "/dev/null"),
+            "l.png",
+            "is a device (the target of a link",
+        ),
+        (
+            "a dangling link",
+            |d| link(d, "l.png", "nowhere/x.png"),
+            "l.png",
+            "--out l.png: a symbolic link whose target cannot be resolved",
+        ),
+        (
+            "an existing file",
+            nothing,
+            "notes.png",
+            "--out notes.png: already exists; pass --force",
+        ),
+        (
+            "a missing directory",
+            nothing,
+            "no/such/x.png",
+            "the directory no/such does not exist",
+        ),
+        (
+            "under a regular file",
+            nothing,
+            "notes.txt/x.png",
+            "notes.txt is a regular file, not a directory",
+        ),
+        (
+            "a link to the checkpoint",
+            |d| link(d, "l.png", "run/checkpoint.json"),
+            "l.png",
+            "is this command's input",
+        ),
+    ]
+}
+
+#[test]
+fn export_plot_outputs() {
+    let mut cases = Vec::new();
+    let commands: [(&str, &[&str]); 5] = [
+        ("export", &["export", "--checkpoint", "run"]),
+        ("plot loss", &["plot", "loss", "--run", "run"]),
+        (
+            "plot hidden",
+            &["plot", "hidden", "--checkpoint", "run", "--text", "abc"],
+        ),
+        (
+            "plot probs",
+            &["plot", "probs", "--checkpoint", "run", "--text", "abc"],
+        ),
+        (
+            "plot gradients",
+            &["plot", "gradients", "--checkpoint", "run"],
+        ),
+    ];
+    for (cmd, argv) in commands {
+        for (target, setup, out, says) in bad_targets() {
+            let mut c = case(&format!("{cmd}: --out {target}"), &[], Fail(says)).setup(setup);
+            c.args = args(argv, &["--out", out]);
+            cases.push(c);
+        }
+        // --force replaces an existing file, never a device or an input.
+        let mut c = case(
+            &format!("{cmd}: --force replaces"),
+            &[],
+            Valid("wrote notes.png"),
+        );
+        c.args = args(argv, &["--out", "notes.png", "--force"]);
+        let check: fn(&Path) = if cmd == "export" {
+            is_safetensors
+        } else {
+            is_png
+        };
+        cases.push(c.changes("notes.png", check));
+        let mut c = case(
+            &format!("{cmd}: --force onto /dev/full"),
+            &[],
+            Fail("is a device"),
+        );
+        c.args = args(argv, &["--out", "/dev/full", "--force"]);
+        cases.push(c);
+        let mut c = case(
+            &format!("{cmd}: --force onto the checkpoint"),
+            &[],
+            Fail("this command's input"),
+        );
+        c.args = args(argv, &["--out", "run/checkpoint.json", "--force"]);
+        if cmd != "export" {
+            c.args = args(
+                argv,
+                &["--out", "run/checkpoint.json", "--force", "--format", "png"],
+            );
+            c.expect = Fail("unknown image format \"json\"");
+        }
+        cases.push(c);
+    }
+    let plot = |name: &str, rest: &[&str], expect: Expect| {
+        let mut c = case(name, &[], expect);
+        c.args = args(&["plot"], rest);
+        c
+    };
+    cases.extend([
+        plot(
+            "loss onto its history via a link",
+            &["loss", "--run", "run", "--out", "h.png", "--force"],
+            Fail("this command's input (--run run/history.csv)"),
+        )
+        .setup(|d| link(d, "h.png", "run/history.csv")),
+        plot(
+            "loss --out history.csv",
+            &[
+                "loss",
+                "--run",
+                "run",
+                "--out",
+                "run/history.csv",
+                "--force",
+            ],
+            Fail("unknown image format \"csv\""),
+        ),
+        plot(
+            "loss --out .jpg",
+            &["loss", "--run", "run", "--out", "x.jpg"],
+            Fail("--out x.jpg: unknown image format \"jpg\""),
+        ),
+        plot(
+            "loss format disagrees",
+            &["loss", "--run", "run", "--format", "svg", "--out", "x.png"],
+            Fail("--format svg disagrees with --out x.png"),
+        ),
+        plot(
+            "loss format unknown",
+            &["loss", "--run", "run", "--format", "gif"],
+            Usage("gif"),
+        ),
+        plot(
+            "loss run missing",
+            &["loss", "--run", "nowhere"],
+            Fail("nowhere/history.csv"),
+        ),
+        plot(
+            "loss run is a file",
+            &["loss", "--run", "notes.txt"],
+            Fail("notes.txt/history.csv"),
+        ),
+        plot(
+            "loss history empty",
+            &["loss", "--run", "run"],
+            Fail("no history rows"),
+        )
+        .setup(|d| write(d, "run/history.csv", "")),
+        plot(
+            "loss history garbage",
+            &["loss", "--run", "run"],
+            Fail("history.csv"),
+        )
+        .setup(|d| write(d, "run/history.csv", "step,loss\nx,y,z\n")),
+        plot(
+            "loss history non-finite",
+            &["loss", "--run", "run"],
+            Fail("no finite loss values"),
+        )
+        .setup(|d| {
+            write(
+                d,
+                "run/history.csv",
+                "step,loss,smoothed_loss,val_loss,grad_norm,chars_per_s\n5,NaN,inf,,1,1\n",
+            )
+        }),
+        plot(
+            "loss history a FIFO",
+            &["loss", "--run", "run"],
+            Fail("run/history.csv: is a FIFO"),
+        )
+        .setup(|d| {
+            fs::remove_file(d.join("run/history.csv")).unwrap();
+            fifo(d, "run/history.csv");
+        }),
+        plot(
+            "loss default replaces loss.png",
+            &["loss", "--run", "run"],
+            Valid("wrote run/loss.png"),
+        )
+        .changes("run/loss.png", is_png),
+        plot(
+            "loss svg",
+            &["loss", "--run", "run", "--out", "x.svg"],
+            Valid("wrote x.svg"),
+        ),
+        plot(
+            "hidden empty text",
+            &["hidden", "--checkpoint", "run", "--text", ""],
+            Fail("--text is empty"),
+        ),
+        plot(
+            "hidden text too long",
+            &["hidden", "--checkpoint", "run", "--text", &"a".repeat(1001)],
+            Fail("longer than 1000"),
+        ),
+        plot(
+            "hidden text outside vocabulary",
+            &["hidden", "--checkpoint", "run", "--text", "a b"],
+            Fail("--text \"a b\""),
+        ),
+        plot(
+            "probs text outside vocabulary",
+            &["probs", "--checkpoint", "s32", "--text", "xy#"],
+            Fail("--text \"xy#\""),
+        ),
+        plot(
+            "hidden default out",
+            &["hidden", "--checkpoint", "run", "--text", "abc"],
+            Valid("wrote run/hidden.png"),
+        ),
+        plot(
+            "gradients radius 0",
+            &["gradients", "--checkpoint", "run", "--radius", "0"],
+            Fail("radius = 0"),
+        ),
+        plot(
+            "gradients radius -1",
+            &["gradients", "--checkpoint", "run", "--radius=-1"],
+            Fail("radius = -1"),
+        ),
+        plot(
+            "gradients radius NaN",
+            &["gradients", "--checkpoint", "run", "--radius", "1,NaN"],
+            Fail("radius = NaN"),
+        ),
+        plot(
+            "gradients radius inf",
+            &["gradients", "--checkpoint", "run", "--radius", "inf"],
+            Fail("radius = inf"),
+        ),
+        plot(
+            "gradients radius empty",
+            &["gradients", "--checkpoint", "run", "--radius", ""],
+            Usage("--radius"),
+        ),
+        plot(
+            "gradients one char stream",
+            &["gradients", "--checkpoint", "s32", "--text", "t"],
+            Fail("at least two characters"),
+        ),
+        plot(
+            "gradients empty text",
+            &["gradients", "--checkpoint", "run", "--text", ""],
+            Fail("--text is empty"),
+        ),
+        plot(
+            "gradients huge recurrent weights",
+            &["gradients", "--checkpoint", "big", "--out", "g.png"],
+            Valid("wrote g.png"),
+        )
+        .setup(|d| {
+            ckpt(d, "big/checkpoint.json", |c| {
+                for w in c["state"]["params"]["w_aa"]["data"].as_array_mut().unwrap() {
+                    *w = json!(1e300);
+                }
+            })
+        }),
+        plot(
+            "gradients saturated weights",
+            &["gradients", "--checkpoint", "big", "--out", "g.png"],
+            Fail("no positive finite gradient norms"),
+        )
+        .setup(|d| {
+            ckpt(d, "big/checkpoint.json", |c| {
+                for w in c["state"]["params"]["w_aa"]["data"].as_array_mut().unwrap() {
+                    *w = json!(1e300);
+                }
+                for (i, w) in c["state"]["params"]["w_ya"]["data"]
+                    .as_array_mut()
+                    .unwrap()
+                    .iter_mut()
+                    .enumerate()
+                {
+                    *w = json!(if i % 2 == 0 { 1e300 } else { -1e300 });
+                }
+            })
+        }),
+        plot(
+            "gradients imported default text",
+            &["gradients", "--checkpoint", "imp", "--out", "g.png"],
+            Valid("wrote g.png"),
+        )
+        .setup(|d| {
+            ckpt(d, "imp/checkpoint.json", |c| {
+                c["data_origin"] = json!("imported:x")
+            })
+        }),
+    ]);
+    run_all("export/plot outputs", cases);
+}
+
+#[test]
+fn import_safetensors() {
+    let imp = |name: &str, file: &str, rest: &[&str], expect: Expect| {
+        let mut c = case(name, &[], expect);
+        c.args = args(&["import", file], rest);
+        c
+    };
+    let o = ["--out", "new.json"];
+    let cases = vec![
+        imp(
+            "truncated",
+            "bad.safetensors",
+            &o,
+            Fail("bad.safetensors: not a valid safetensors file"),
+        )
+        .setup(|d| {
+            bytes_of(d, "model.safetensors", "bad.safetensors", |b| {
+                b[..b.len() / 2].to_vec()
+            })
+        }),
+        imp(
+            "empty",
+            "bad.safetensors",
+            &o,
+            Fail("not a valid safetensors file"),
+        )
+        .setup(|d| write(d, "bad.safetensors", "")),
+        imp(
+            "seven bytes",
+            "bad.safetensors",
+            &o,
+            Fail("not a valid safetensors file"),
+        )
+        .setup(|d| write(d, "bad.safetensors", "1234567")),
+        imp(
+            "header length u64::MAX",
+            "bad.safetensors",
+            &o,
+            Fail("not a valid safetensors file"),
+        )
+        .setup(|d| {
+            bytes_of(d, "model.safetensors", "bad.safetensors", |mut b| {
+                b[..8].copy_from_slice(&u64::MAX.to_le_bytes());
+                b
+            })
+        }),
+        imp(
+            "header length past the end",
+            "bad.safetensors",
+            &o,
+            Fail("not a valid safetensors file"),
+        )
+        .setup(|d| {
+            bytes_of(d, "model.safetensors", "bad.safetensors", |mut b| {
+                let n = b.len() as u64;
+                b[..8].copy_from_slice(&n.to_le_bytes());
+                b
+            })
+        }),
+        imp(
+            "header length 0",
+            "bad.safetensors",
+            &o,
+            Fail("not a valid safetensors file"),
+        )
+        .setup(|d| {
+            bytes_of(d, "model.safetensors", "bad.safetensors", |mut b| {
+                b[..8].copy_from_slice(&0u64.to_le_bytes());
+                b
+            })
+        }),
+        imp(
+            "header not JSON",
+            "bad.safetensors",
+            &o,
+            Fail("not a valid safetensors file"),
+        )
+        .setup(|d| {
+            bytes_of(d, "model.safetensors", "bad.safetensors", |mut b| {
+                b[8] = b'#';
+                b
+            })
+        }),
+        imp(
+            "dtype I64",
+            "bad.safetensors",
+            &o,
+            Fail("tensor rnn.weight_ih_l0 has dtype"),
+        )
+        .setup(|d| {
+            st(d, |h, _| {
+                for name in [
+                    "rnn.weight_ih_l0",
+                    "rnn.weight_hh_l0",
+                    "rnn.bias_ih_l0",
+                    "rnn.bias_hh_l0",
+                    "fc.weight",
+                    "fc.bias",
+                ] {
+                    h[name]["dtype"] = json!("I64");
+                }
+            })
+        }),
+        imp(
+            "dtype F32 with F64 sizes",
+            "bad.safetensors",
+            &o,
+            Fail("not a valid safetensors file"),
+        )
+        .setup(|d| st(d, |h, _| h["fc.bias"]["dtype"] = json!("F32"))),
+        imp(
+            "missing tensor",
+            "bad.safetensors",
+            &o,
+            Fail("missing tensor rnn.bias_hh_l0"),
+        )
+        .setup(|d| {
+            st(d, |h, data| {
+                // Drop the tensor and its bytes; later offsets move down.
+                let [start, end] = [
+                    h["rnn.bias_hh_l0"]["data_offsets"][0].as_u64().unwrap(),
+                    h["rnn.bias_hh_l0"]["data_offsets"][1].as_u64().unwrap(),
+                ];
+                let len = end - start;
+                data.drain(start as usize..end as usize);
+                h.as_object_mut().unwrap().remove("rnn.bias_hh_l0");
+                for (name, t) in h.as_object_mut().unwrap().iter_mut() {
+                    if name == "__metadata__" {
+                        continue;
+                    }
+                    for k in 0..2 {
+                        let v = t["data_offsets"][k].as_u64().unwrap();
+                        if v >= end {
+                            t["data_offsets"][k] = json!(v - len);
+                        }
+                    }
+                }
+            })
+        }),
+        imp(
+            "wrong shape",
+            "bad.safetensors",
+            &o,
+            Fail("tensor rnn.weight_ih_l0 has shape [8, 27], expected [4, 27]"),
+        )
+        .setup(|d| st(d, |h, _| h["rnn.weight_hh_l0"]["shape"] = json!([4, 16]))),
+        imp(
+            "no metadata",
+            "bad.safetensors",
+            &o,
+            Fail("missing or invalid \"rnn\" metadata"),
+        )
+        .setup(|d| {
+            st(d, |h, _| {
+                h.as_object_mut().unwrap().remove("__metadata__");
+            })
+        }),
+        imp(
+            "metadata not JSON",
+            "bad.safetensors",
+            &o,
+            Fail("missing or invalid \"rnn\" metadata"),
+        )
+        .setup(|d| st(d, |h, _| h["__metadata__"]["rnn"] = json!("{not json"))),
+        imp(
+            "metadata vocabulary too short",
+            "bad.safetensors",
+            &o,
+            Fail("has shape"),
+        )
+        .setup(|d| {
+            st(d, |h, _| {
+                st_meta(h, |m| {
+                    m["vocab"].as_array_mut().unwrap().pop();
+                })
+            })
+        }),
+        imp(
+            "metadata config invalid",
+            "bad.safetensors",
+            &o,
+            Fail("invalid training configuration"),
+        )
+        .setup(|d| {
+            st(d, |h, _| {
+                st_meta(h, |m| m["config"]["optimizer"]["lr"] = json!(-1.0))
+            })
+        }),
+        imp(
+            "NaN in a tensor",
+            "bad.safetensors",
+            &o,
+            Fail("tensor fc.bias holds a value that is not finite"),
+        )
+        .setup(|d| {
+            st(d, |h, data| {
+                let start = h["fc.bias"]["data_offsets"][0].as_u64().unwrap() as usize;
+                data[start..start + 8].copy_from_slice(&f64::NAN.to_le_bytes());
+            })
+        }),
+        imp(
+            "a FIFO",
+            "p.safetensors",
+            &o,
+            Fail("p.safetensors: is a FIFO"),
+        )
+        .setup(|d| fifo(d, "p.safetensors")),
+        imp("a directory", "adir", &o, Fail("adir: is a directory")),
+        imp("/dev/zero", "/dev/zero", &o, Fail("/dev/zero: is a device")),
+        imp(
+            "missing",
+            "nowhere.safetensors",
+            &o,
+            Fail("nowhere.safetensors"),
+        ),
+        imp(
+            "a checkpoint instead",
+            "run/checkpoint.json",
+            &o,
+            Fail("run/checkpoint.json"),
+        ),
+        // --out
+        imp(
+            "out existing json",
+            "model.safetensors",
+            &["--out", "notes.json"],
+            Fail("--out notes.json: already exists; pass --force"),
+        ),
+        imp(
+            "out run without force",
+            "model.safetensors",
+            &["--out", "run"],
+            Fail("run/checkpoint.json: already exists; pass --force"),
+        ),
+        imp(
+            "out /dev/null",
+            "model.safetensors",
+            &["--out", "/dev/null"],
+            Fail("--out /dev/null: exists and is not a directory"),
+        ),
+        imp(
+            "out a FIFO json",
+            "model.safetensors",
+            &["--out", "p.json", "--force"],
+            Fail("is a FIFO"),
+        )
+        .setup(|d| fifo(d, "p.json")),
+        imp(
+            "out link to device",
+            "model.safetensors",
+            &["--out", "l.json", "--force"],
+            Fail("is a device"),
+        )
+        .setup(|d| link(d, "l.json", "/dev/null")),
+        imp(
+            "out dangling link",
+            "model.safetensors",
+            &["--out", "l.json"],
+            Fail("symbolic link"),
+        )
+        .setup(|d| link(d, "l.json", "nowhere/x.json")),
+        imp(
+            "out is the input file",
+            "model.safetensors",
+            &["--out", "model.safetensors", "--force"],
+            Fail("exists and is not a directory"),
+        ),
+        imp(
+            "out link to the input",
+            "model.safetensors",
+            &["--out", "l.json", "--force"],
+            Fail("is this command's input (FILE"),
+        )
+        .setup(|d| link(d, "l.json", "model.safetensors")),
+        imp(
+            "out is --data",
+            "model.safetensors",
+            &["--out", "notes.json", "--data", "notes.json", "--force"],
+            Fail("is this command's input (--data"),
+        ),
+        imp(
+            "out under a file",
+            "model.safetensors",
+            &["--out", "notes.txt/x.json"],
+            Fail("notes.txt"),
+        ),
+        imp(
+            "out --force replaces run",
+            "model.safetensors",
+            &["--out", "run", "--force"],
+            Valid("wrote run/checkpoint.json"),
+        )
+        .changes("run/checkpoint.json", loads),
+        imp(
+            "out new nested directory",
+            "model.safetensors",
+            &["--out", "a/b/c"],
+            Valid("wrote a/b/c/checkpoint.json"),
+        ),
+        imp("missing --out", "model.safetensors", &[], Usage("--out")),
+    ];
+    run_all("import", cases);
+}
+
+// ---------------------------------------------------------------------------------------
+// gradcheck and bench
+
+#[test]
+fn gradcheck_and_bench_caps() {
+    let g = |name: &str, rest: &[&str], expect: Expect| {
+        let mut c = case(name, &[], expect);
+        c.args = args(&["gradcheck"], rest);
+        c
+    };
+    let b = |name: &str, rest: &[&str], expect: Expect| {
+        let mut c = case(name, &[], expect);
+        c.args = args(&["bench"], rest);
+        c
+    };
+    let cases = vec![
+        g("hidden 0", &["--hidden", "0"], Fail("hidden = 0")),
+        g(
+            "hidden 100000",
+            &["--hidden", "100000"],
+            Fail("hidden = 100000"),
+        ),
+        g(
+            "hidden overflow",
+            &["--hidden", "18446744073709551616"],
+            Usage("--hidden"),
+        ),
+        g("vocab 0", &["--vocab", "0"], Fail("vocab = 0")),
+        g("vocab 1", &["--vocab", "1"], Fail("vocab = 1")),
+        g("vocab 513", &["--vocab", "513"], Fail("vocab = 513")),
+        g("seq-len 0", &["--seq-len", "0"], Fail("seq_len = 0")),
+        g(
+            "seq-len 10001",
+            &["--seq-len", "10001"],
+            Fail("seq_len = 10001"),
+        ),
+        g("batch 0", &["--batch", "0"], Fail("batch = 0")),
+        g("batch 1025", &["--batch", "1025"], Fail("batch = 1025")),
+        g("std 0", &["--std", "0"], Fail("std = 0")),
+        g("std -1", &["--std", "-1"], Fail("std = -1")),
+        g("std NaN", &["--std", "NaN"], Fail("std = NaN")),
+        g("std inf", &["--std", "inf"], Fail("std = inf")),
+        g("std 1e300", &["--std", "1e300"], Fail("std = 1e300")),
+        g("std 100 saturates", &["--std", "100"], Fail("std = 100")),
+        g("seed -1", &["--seed", "-1"], Usage("'-1'")),
+        g("default passes", &[], Valid("OK")),
+        g(
+            "smallest",
+            &[
+                "--hidden",
+                "1",
+                "--vocab",
+                "2",
+                "--seq-len",
+                "1",
+                "--batch",
+                "1",
+            ],
+            Valid("OK"),
+        ),
+        g(
+            "std 10 fails honestly",
+            &["--std", "10"],
+            Fail("gradient check failed"),
+        ),
+        b("threads 0", &["--threads", "0"], Fail("threads = 0")),
+        b(
+            "threads 10000",
+            &["--threads", "10000"],
+            Fail("threads = 10000"),
+        ),
+        b("gemm-n 0", &["--gemm-n", "0"], Fail("gemm-n = 0")),
+        b(
+            "gemm-n 100000",
+            &["--gemm-n", "100000"],
+            Fail("gemm-n = 100000"),
+        ),
+        b("steps 0", &["--steps", "0"], Fail("steps = 0")),
+        b(
+            "steps over the cap",
+            &["--steps", "10000001"],
+            Fail("steps = 10000001"),
+        ),
+        b("steps -1", &["--steps", "-1"], Usage("'-1'")),
+        b("config c", &["--config", "c"], Usage("'c'")),
+        b("dtype f16", &["--dtype", "f16"], Usage("f16")),
+        b(
+            "one step tiny gemm",
+            &["--steps", "1", "--gemm-n", "1"],
+            Valid("chars/s"),
+        ),
+    ];
+    run_all("gradcheck/bench", cases);
+}
+
+// ---------------------------------------------------------------------------------------
+// Concurrency, signals, determinism
+
+/// A case directory with the fixtures.
+fn workspace() -> TempDir {
+    let tmp = TempDir::with_prefix_in("hostile-", env!("CARGO_TARGET_TMPDIR")).unwrap();
+    copy_tree(fixture(), tmp.path());
+    tmp
+}
+
+/// `charrnn train --resume run` (or `args`) in the background, its stdout and stderr in
+/// files, once it has printed its first line.
+fn background(dir: &Path, argv: &[&str]) -> (Child, PathBuf, PathBuf) {
+    let out = dir.join("bg.stdout");
+    let err = dir.join("bg.stderr");
+    let child = Command::new(cargo_bin("charrnn"))
+        .current_dir(dir)
+        .args(argv)
+        .stdin(Stdio::null())
+        .stdout(fs::File::create(&out).unwrap())
+        .stderr(fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while fs::read_to_string(&out).unwrap().lines().next().is_none() {
+        assert!(started.elapsed() < TIMEOUT, "no first line from {argv:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    (child, out, err)
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .args([format!("-{name}"), child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Sends `sig` to a training process after its first line and about a second, and checks
+/// what a stopped run must leave: the exit code, one error line naming the signal and the
+/// step N, a loadable checkpoint at step N, history rows up to N and the loss curve.
+fn interrupt(argv: &[&str], run: &str, sig: &str, code: i32) {
+    let tmp = workspace();
+    let dir = tmp.path();
+    let (mut child, out, err) = background(dir, argv);
+    std::thread::sleep(Duration::from_millis(1000));
+    let before_png = fs::metadata(dir.join(run).join("loss.png"))
+        .ok()
+        .map(|m| m.modified().unwrap());
+    signal(&child, sig);
+    let status = wait(&mut child, sig).unwrap();
+    let stderr = fs::read_to_string(&err).unwrap();
+    let stdout = fs::read_to_string(&out).unwrap();
+    assert_eq!(status.code(), Some(code), "{sig}: {status}\n{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    let prefix = format!("error: interrupted by SIG{sig} at step ");
+    assert!(stderr.starts_with(&prefix), "{stderr}");
+    let step: u64 = stderr[prefix.len()..]
+        .split(';')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        stderr.contains(&format!("the checkpoint is in {run}")),
+        "{stderr}"
+    );
+    assert!(non_finite(&stdout).is_none(), "{stdout}");
+    assert!(stdout.contains(&format!("(to step {step})")), "{stdout}");
+    let ckpt = Checkpoint::load(&dir.join(run).join("checkpoint.json")).unwrap();
+    assert_eq!(ckpt.state.step, step);
+    let history = fs::read_to_string(dir.join(run).join("history.csv")).unwrap();
+    let last: u64 = history
+        .lines()
+        .last()
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(last <= step, "history row {last} after step {step}");
+    let png = dir.join(run).join("loss.png");
+    is_png(&png);
+    let now = fs::metadata(&png).unwrap().modified().unwrap();
+    assert!(
+        before_png.is_none_or(|t| now > t),
+        "loss.png was not redrawn"
+    );
+    // The checkpoint left behind evaluates.
+    let eval = Command::new(cargo_bin("charrnn"))
+        .current_dir(dir)
+        .args(["eval", "--checkpoint", run, "--json"])
+        .output()
+        .unwrap();
+    assert!(eval.status.success(), "{eval:?}");
+}
+
+#[test]
+fn sigint_while_resuming_saves_and_exits_130() {
+    interrupt(
+        &[
+            "train",
+            "--resume",
+            "run",
+            "--steps",
+            "100000000",
+            "--checkpoint-every",
+            "1000000",
+        ],
+        "run",
+        "INT",
+        130,
+    );
+}
+
+#[test]
+fn sigterm_during_a_fresh_run_saves_and_exits_143() {
+    interrupt(
+        &[
+            "train",
+            "--out",
+            "fresh",
+            "--hidden",
+            "8",
+            "--steps",
+            "100000000",
+            "--sample-every",
+            "0",
+        ],
+        "fresh",
+        "TERM",
+        143,
+    );
+}
+
+#[test]
+fn a_second_trainer_on_a_busy_run_is_refused() {
+    let tmp = workspace();
+    let dir = tmp.path();
+    let (mut first, _, err) = background(
+        dir,
+        &[
+            "train",
+            "--resume",
+            "run",
+            "--steps",
+            "100000000",
+            "--checkpoint-every",
+            "1000000",
+        ],
+    );
+    for argv in [
+        &["train", "--resume", "run", "--steps", "200"][..],
+        &["train", "--resume", "run/checkpoint.json", "--steps", "200"],
+    ] {
+        let second = Command::new(cargo_bin("charrnn"))
+            .current_dir(dir)
+            .args(argv)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&second.stderr);
+        assert_eq!(second.status.code(), Some(1), "{stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(stderr.starts_with("error: run is in use"), "{stderr}");
+    }
+    // The first goes on, and stops cleanly.
+    assert!(
+        first.try_wait().unwrap().is_none(),
+        "the first trainer stopped"
+    );
+    signal(&first, "TERM");
+    let status = wait(&mut first, "first trainer").unwrap();
+    assert_eq!(
+        status.code(),
+        Some(143),
+        "{}",
+        fs::read_to_string(err).unwrap()
+    );
+    Checkpoint::load(&dir.join("run/checkpoint.json")).unwrap();
+}
+
+#[test]
+fn resumed_checkpoints_are_byte_identical() {
+    let tmp = workspace();
+    let dir = tmp.path();
+    for run in ["run", "s32"] {
+        let mut saved = Vec::new();
+        for copy in ["a", "b"] {
+            let target = dir.join(format!("{run}-{copy}"));
+            copy_tree(&dir.join(run), &target);
+            let out = Command::new(cargo_bin("charrnn"))
+                .current_dir(dir)
+                .args(["train", "--resume"])
+                .arg(&target)
+                .args([
+                    "--steps",
+                    "27",
+                    "--checkpoint-every",
+                    "4",
+                    "--sample-every",
+                    "5",
+                ])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+            saved.push(fs::read(target.join("checkpoint.json")).unwrap());
+        }
+        assert!(
+            saved[0] == saved[1],
+            "{run}: two identical resumes saved different checkpoints"
+        );
+    }
 }

@@ -3,6 +3,7 @@
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
+use rnn::CellKind;
 use rnn_engine::Dtype;
 use rnn_engine::bench::{BenchConfig, BenchResult, gemm_rate_threads, run_bench};
 
@@ -13,6 +14,27 @@ pub enum Preset {
     A,
     /// Text: V 65, n_a 512, batch 32, chunks of 64, Adam, clip by norm, f32.
     B,
+}
+
+/// Which recurrent cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Cell {
+    /// The vanilla (tanh) cell.
+    Rnn,
+    /// PyTorch's GRU.
+    Gru,
+    /// PyTorch's LSTM.
+    Lstm,
+}
+
+impl Cell {
+    fn kind(self) -> CellKind {
+        match self {
+            Cell::Rnn => CellKind::Rnn,
+            Cell::Gru => CellKind::Gru,
+            Cell::Lstm => CellKind::Lstm,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -30,6 +52,12 @@ pub struct BenchArgs {
     /// seconds).
     #[arg(long)]
     steps: Option<usize>,
+    /// The recurrent cell (a gated cell or more than one layer runs the deep step).
+    #[arg(long, value_enum, default_value = "rnn")]
+    cell: Cell,
+    /// Stacked layers (1 to 8).
+    #[arg(long, default_value_t = 1)]
+    layers: usize,
     /// Size of the square matrices for the GEMM rate (1 to 4096).
     #[arg(long, default_value_t = 1024)]
     gemm_n: usize,
@@ -40,6 +68,9 @@ pub const MAX_THREADS: usize = 256;
 
 /// The most timed steps `--steps` accepts (config B's default is 20, config A's 50,000).
 pub const MAX_BENCH_STEPS: usize = 10_000_000;
+
+/// The most layers `--layers` accepts.
+pub const MAX_LAYERS: usize = 8;
 
 /// The largest `--gemm-n`: three f64 matrices of 4096² take 400 MB.
 pub const MAX_GEMM_N: usize = 4096;
@@ -57,11 +88,19 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             args.gemm_n
         );
     }
+    if !(1..=MAX_LAYERS).contains(&args.layers) {
+        bail!(
+            "invalid layers = {}: expected between 1 and {MAX_LAYERS}",
+            args.layers
+        );
+    }
     let mut config = match args.config {
         Preset::A => BenchConfig::a(),
         Preset::B => BenchConfig::b(),
     };
     config.threads = args.threads;
+    config.cell = args.cell.kind();
+    config.layers = args.layers;
     if let Some(dtype) = args.dtype {
         config.dtype = dtype;
     }
@@ -94,12 +133,14 @@ fn print_result(
     let fraction = r.gflops / gemm;
     let tier = rnn_engine::Tier::current();
     println!(
-        "config {} (V {}, n_a {}, batch {}, T {}), {}, {} thread(s), {} tier, {} steps in {:.2} s",
+        "config {} (V {}, n_a {}, batch {}, T {}, {} x {}), {}, {} thread(s), {} tier, {} steps in {:.2} s",
         config.name,
         config.vocab,
         config.hidden,
         config.batch,
         config.seq_len,
+        config.cell.name(),
+        config.layers,
         r.dtype,
         r.threads,
         tier,
@@ -119,6 +160,8 @@ fn print_result(
     );
     let json = serde_json::json!({
         "config": r.config,
+        "cell": config.cell.name(),
+        "layers": config.layers,
         "dtype": r.dtype,
         "threads": r.threads,
         "tier": tier.name(),

@@ -23,8 +23,10 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use rnn::{CellKind, DeepOptimizer, DeepParams, DeepShape, State};
+
 use crate::step::{StepBuffers, update_step};
-use crate::{Clip, Dtype, Float, Optimizer, OptimizerConfig, Params, TokenId};
+use crate::{Clip, DeepBuffers, Dtype, Float, Optimizer, OptimizerConfig, Params, TokenId};
 
 /// A benchmark configuration. Start from a preset ([`BenchConfig::a`],
 /// [`BenchConfig::b`]) and change fields.
@@ -54,6 +56,21 @@ pub struct BenchConfig {
     pub warmup: usize,
     /// Seed of the synthetic data and of the parameters.
     pub seed: u64,
+    /// The recurrent cell (the presets' is the vanilla `rnn`).
+    #[serde(default = "vanilla_cell")]
+    pub cell: CellKind,
+    /// Stacked layers (the presets have 1). Gated cells or more than one layer run the
+    /// deep step, without dropout.
+    #[serde(default = "one_layer")]
+    pub layers: usize,
+}
+
+fn vanilla_cell() -> CellKind {
+    CellKind::Rnn
+}
+
+fn one_layer() -> usize {
+    1
 }
 
 impl BenchConfig {
@@ -73,6 +90,8 @@ impl BenchConfig {
             steps: 50_000,
             warmup: 2_000,
             seed: 0,
+            cell: CellKind::Rnn,
+            layers: 1,
         }
     }
 
@@ -92,13 +111,34 @@ impl BenchConfig {
             steps: 30,
             warmup: 3,
             seed: 0,
+            cell: CellKind::Rnn,
+            layers: 1,
         }
     }
 
-    /// FLOPs per training character, 6 (n_a² + V n_a).
+    /// FLOPs per training character, 6 (n_a² + V n_a) for the vanilla cell in one layer,
+    /// 6 (G n_a² (2L − 1) + V n_a) for G gates and L layers.
     pub fn flops_per_char(&self) -> f64 {
         let (n_a, v) = (self.hidden as f64, self.vocab as f64);
-        6.0 * (n_a * n_a + v * n_a)
+        let g = self.cell.n_gates() as f64;
+        let recurrent = (2 * self.layers.max(1) - 1) as f64;
+        6.0 * (g * n_a * n_a * recurrent + v * n_a)
+    }
+
+    /// Whether the bench runs the deep step (a gated cell or several layers) rather than
+    /// the vanilla one.
+    pub fn is_deep(&self) -> bool {
+        self.cell != CellKind::Rnn || self.layers > 1
+    }
+
+    fn deep_shape(&self) -> DeepShape {
+        DeepShape {
+            cell: self.cell,
+            n_x: self.vocab,
+            n_a: self.hidden,
+            n_y: self.vocab,
+            n_layers: self.layers.max(1),
+        }
     }
 }
 
@@ -193,7 +233,40 @@ fn synthetic_batches(
         .collect()
 }
 
+/// The deep training step of the bench on its synthetic batches, as a closure that runs
+/// step `i` when called with `i`.
+fn deep_steps<F: Float>(config: &BenchConfig) -> impl FnMut(usize) + use<F> {
+    let (v, m, t) = (config.vocab, config.batch, config.seq_len);
+    let shape = config.deep_shape();
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let mut params: DeepParams<F> = DeepParams::init(shape, &mut rng);
+    let mut optimizer = DeepOptimizer::new(config.optimizer, &params);
+    let mut buffers = DeepBuffers::new(shape, m, t);
+    let batches = synthetic_batches(v, m, t, &mut rng);
+    let mut state = State::zeros(shape, m);
+    let clip = config.clip;
+    move |i| {
+        let (x, y) = &batches[i % batches.len()];
+        crate::deep_update_step(
+            &mut params,
+            &mut optimizer,
+            clip,
+            x.view(),
+            y.view(),
+            &mut state,
+            None,
+            &mut buffers,
+        )
+        .expect("benchmark training diverged");
+        std::hint::black_box(&params);
+    }
+}
+
 fn run_bench_here<F: Float>(config: &BenchConfig) -> BenchResult {
+    if config.is_deep() {
+        let mut step = deep_steps::<F>(config);
+        return time_steps(config, &mut step);
+    }
     let (v, n_a, m, t) = (config.vocab, config.hidden, config.batch, config.seq_len);
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let mut params: Params<F> = Params::init(v, n_a, v, &mut rng);
@@ -215,6 +288,16 @@ fn run_bench_here<F: Float>(config: &BenchConfig) -> BenchResult {
         .expect("benchmark training diverged");
         hidden.assign(&buffers.hidden(x.nrows()));
     };
+    let result = time_steps(config, &mut step);
+    // The trained parameters, complete (after fused batch-1 steps, W_aa and W_ya are in
+    // the buffers' aligned copy); nothing reads them, but a real run would.
+    buffers.sync(&mut params);
+    std::hint::black_box(&params);
+    result
+}
+
+/// Runs `config.warmup` untimed steps, then times `config.steps`.
+fn time_steps(config: &BenchConfig, step: &mut dyn FnMut(usize)) -> BenchResult {
     for i in 0..config.warmup {
         step(i);
     }
@@ -223,11 +306,7 @@ fn run_bench_here<F: Float>(config: &BenchConfig) -> BenchResult {
         step(i);
     }
     let seconds = start.elapsed().as_secs_f64();
-    // The trained parameters, complete (after fused batch-1 steps, W_aa and W_ya are in
-    // the buffers' aligned copy); nothing reads them, but a real run would.
-    buffers.sync(&mut params);
-    std::hint::black_box(&params);
-    let chars = config.steps * t * m;
+    let chars = config.steps * config.seq_len * config.batch;
     let chars_per_s = chars as f64 / seconds;
     let flops_per_char = config.flops_per_char();
     BenchResult {
@@ -479,5 +558,26 @@ mod tests {
         assert_eq!(r.chars, 3 * 64 * 32);
         assert!((r.gflops - r.chars_per_s * r.flops_per_char / 1e9).abs() < 1e-9);
         assert!(gemm_rate_threads::<f64>(32, 1) > 0.0);
+        // The deep step: an LSTM of two layers.
+        c.cell = CellKind::Lstm;
+        c.layers = 2;
+        assert!(c.is_deep());
+        let r = run_bench::<f32>(&c);
+        assert_eq!(r.chars, 3 * 64 * 32);
+        assert_eq!(
+            r.flops_per_char,
+            6.0 * (4.0 * 32.0 * 32.0 * 3.0 + 65.0 * 32.0)
+        );
+    }
+
+    #[test]
+    fn configs_without_cell_and_layers_read_as_vanilla() {
+        let mut json = serde_json::to_value(BenchConfig::b()).unwrap();
+        let fields = json.as_object_mut().unwrap();
+        fields.remove("cell");
+        fields.remove("layers");
+        let back: BenchConfig = serde_json::from_value(json).unwrap();
+        assert_eq!(back, BenchConfig::b());
+        assert!(!back.is_deep());
     }
 }

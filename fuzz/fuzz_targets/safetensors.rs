@@ -5,13 +5,17 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use rnn_engine::export::{from_safetensors, state_from_import};
+use rnn_engine::export::{Imported, from_safetensors, state_from_import};
 use rnn_engine::{Checkpoint, Dtype};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok((params, info)) = from_safetensors(data) {
         let v = info.vocab.len();
-        assert!(params.check_shapes(v, v).is_ok());
+        let (n_x, n_y) = match &params {
+            Imported::Vanilla(p) => (p.n_x(), p.n_y()),
+            Imported::Deep(p) => (p.shape().n_x, p.shape().n_y),
+        };
+        assert_eq!((n_x, n_y), (v, v));
         let state = state_from_import(params, &info);
         let ckpt = match info.dtype {
             Dtype::F32 => Checkpoint::new(&state.cast::<f32>(), "<fuzz>"),

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use rnn_data::{Corpus, CorpusMode, Vocab};
-use rnn_engine::{Dtype, Float, Loss, Params, TrainConfig};
+use rnn_engine::{Dtype, Float, Loss, Model, TrainConfig};
 
 use crate::checkpoint;
 use crate::data::DataSource;
@@ -40,8 +40,8 @@ pub fn run(args: EvalArgs) -> Result<()> {
     };
     let corpus = source.load_limited(st.config.mode, st.config.lowercase, args.max_bytes)?;
     let loss = match ckpt.dtype {
-        Dtype::F32 => evaluate(&st.params.cast::<f32>(), &st.vocab, &st.config, &corpus)?,
-        Dtype::F64 => evaluate(&st.params, &st.vocab, &st.config, &corpus)?,
+        Dtype::F32 => evaluate(&st.model.cast::<f32>(), &st.vocab, &st.config, &corpus)?,
+        Dtype::F64 => evaluate(&st.model, &st.vocab, &st.config, &corpus)?,
     };
     if loss.n_targets == 0 {
         bail!(
@@ -89,7 +89,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
 /// Summed loss over the corpus: every line from a zero state (lines mode), or the whole
 /// text with the state carried across chunks of `seq_len` (stream mode).
 fn evaluate<F: Float>(
-    params: &Params<F>,
+    model: &Model<F>,
     vocab: &Vocab,
     config: &TrainConfig,
     corpus: &Corpus,
@@ -103,11 +103,11 @@ fn evaluate<F: Float>(
     Ok(match config.mode {
         CorpusMode::Lines => {
             let examples = corpus.line_examples(vocab).with_context(not_in_vocab)?;
-            rnn_engine::evaluate_lines(params, &examples, 256)
+            model.evaluate_lines(&examples, 256)
         }
         CorpusMode::Stream => {
             let ids = vocab.encode(corpus.text()).with_context(not_in_vocab)?;
-            rnn_engine::evaluate_stream(params, &ids, config.seq_len.max(1))
+            model.evaluate_stream(&ids, config.seq_len.max(1))
         }
     })
 }

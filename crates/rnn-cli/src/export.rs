@@ -66,7 +66,7 @@ pub fn run_export(args: ExportArgs) -> Result<()> {
         "wrote {} ({}, n_a {}, vocabulary of {}, step {})",
         args.out.display(),
         ckpt.dtype,
-        ckpt.state.params.n_a(),
+        ckpt.state.model.n_a(),
         ckpt.state.vocab.len(),
         ckpt.state.step
     );
@@ -115,7 +115,7 @@ pub fn run_import(args: ImportArgs) -> Result<()> {
         "wrote {} ({}, n_a {}, vocabulary of {}, step {})",
         target.display(),
         info.dtype,
-        ckpt.state.params.n_a(),
+        ckpt.state.model.n_a(),
         info.vocab.len(),
         info.step
     );

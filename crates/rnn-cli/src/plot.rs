@@ -190,9 +190,18 @@ pub fn run(args: PlotArgs) -> Result<()> {
                 None => default_gradient_text(st, &loaded.checkpoint.data_origin)?,
             };
             let ids = encode(st, &text)?;
+            let Some(params) = st.model.vanilla() else {
+                bail!(
+                    "plot gradients compares W_aa with random matrices of chosen radii: it \
+                     reads the post's model (one vanilla layer), and {} holds {} layer(s) of {}",
+                    loaded.path.display(),
+                    st.model.n_layers(),
+                    st.model.cell().name()
+                );
+            };
             let curves = match loaded.checkpoint.dtype {
-                Dtype::F32 => gradient_curves(&st.params.cast::<f32>(), st, &ids, &radius, seed)?,
-                Dtype::F64 => gradient_curves(&st.params, st, &ids, &radius, seed)?,
+                Dtype::F32 => gradient_curves(&params.cast::<f32>(), st, &ids, &radius, seed)?,
+                Dtype::F64 => gradient_curves(params, st, &ids, &radius, seed)?,
             };
             let short: String = if text.chars().count() > 20 {
                 text.chars().take(19).chain(std::iter::once('…')).collect()
@@ -269,9 +278,20 @@ fn heatmap(model: &ModelText, output: &Output, matrix: Matrix) -> Result<()> {
     let st = &loaded.checkpoint.state;
     let ids = encode(st, &model.text)?;
     let (x, y) = sequence(st, &ids);
-    let values = match loaded.checkpoint.dtype {
-        Dtype::F32 => forward_matrix(&st.params.cast::<f32>(), &x, &y, matrix),
-        Dtype::F64 => forward_matrix(&st.params, &x, &y, matrix),
+    let values = match (st.model.vanilla(), loaded.checkpoint.dtype) {
+        (Some(p), Dtype::F32) => forward_matrix(&p.cast::<f32>(), &x, &y, matrix),
+        (Some(p), Dtype::F64) => forward_matrix(p, &x, &y, matrix),
+        // A stack: the top layer's hidden state, and the output.
+        (None, dtype) => {
+            let (h, p) = match dtype {
+                Dtype::F32 => st.model.cast::<f32>().read(&x),
+                Dtype::F64 => st.model.read(&x),
+            };
+            match matrix {
+                Matrix::Hidden => h,
+                Matrix::Probs => p,
+            }
+        }
     };
     let col_labels: Vec<String> = x
         .iter()

@@ -65,9 +65,11 @@ pub fn run(args: ProbsArgs) -> Result<()> {
             .collect(),
         CorpusMode::Stream => ids.into_iter().map(Some).collect(),
     };
-    let probs = match loaded.checkpoint.dtype {
-        Dtype::F32 => probabilities(&st.params.cast::<f32>(), &inputs),
-        Dtype::F64 => probabilities(&st.params, &inputs),
+    let probs = match (st.model.vanilla(), loaded.checkpoint.dtype) {
+        (Some(p), Dtype::F32) => probabilities(&p.cast::<f32>(), &inputs),
+        (Some(p), Dtype::F64) => probabilities(p, &inputs),
+        (None, Dtype::F32) => st.model.cast::<f32>().read(&inputs).1,
+        (None, Dtype::F64) => st.model.read(&inputs).1,
     };
     let rows: Vec<Vec<f64>> = probs.columns().into_iter().map(|c| c.to_vec()).collect();
     let value = serde_json::json!({

@@ -8,7 +8,7 @@ use clap::Args;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rnn_data::{CorpusMode, TokenId, Vocab};
-use rnn_engine::{Dtype, Float, Params, SampleConfig};
+use rnn_engine::{Dtype, Float, Model, SampleConfig};
 
 use crate::checkpoint;
 
@@ -114,8 +114,8 @@ pub fn run(args: SampleArgs) -> Result<()> {
     };
     let mut out = io::stdout().lock();
     match loaded.checkpoint.dtype {
-        Dtype::F32 => request.draw(&st.params.cast::<f32>(), &mut out),
-        Dtype::F64 => request.draw(&st.params, &mut out),
+        Dtype::F32 => request.draw(&st.model.cast::<f32>(), &mut out),
+        Dtype::F64 => request.draw(&st.model, &mut out),
     }
 }
 
@@ -134,7 +134,7 @@ impl Request<'_> {
     /// Prints `n` samples from one generator seeded with `seed`, each as soon as it is
     /// drawn. Lines models start from "no input" as in training; stream models from the
     /// prefix, or a newline when there is none.
-    fn draw<F: Float>(&self, params: &Params<F>, out: &mut impl Write) -> Result<()> {
+    fn draw<F: Float>(&self, model: &Model<F>, out: &mut impl Write) -> Result<()> {
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
         let (start, skip) = match self.mode {
             CorpusMode::Stream if self.prefix.is_empty() => {
@@ -143,7 +143,7 @@ impl Request<'_> {
             _ => (self.prefix.clone(), 0),
         };
         for i in 0..self.n {
-            let s = rnn::sample(params, &start, &self.config, &mut rng);
+            let s = model.sample(&start, &self.config, &mut rng);
             let text = self.vocab.decode(&s.ids[skip..])?;
             // Stream samples may span lines: a blank line keeps them apart.
             if self.mode == CorpusMode::Stream && i > 0 {

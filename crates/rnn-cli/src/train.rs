@@ -13,6 +13,7 @@ use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use rnn::CellKind;
 use rnn_data::{Corpus, CorpusMode};
 use rnn_engine::{
     Checkpoint, Clip, Dtype, Event, Float, OptimizerConfig, SampleConfig, TrainConfig, TrainError,
@@ -41,6 +42,16 @@ pub struct TrainArgs {
     /// Hidden size n_a (1 to 8192).
     #[arg(long, value_name = "N_A")]
     hidden: Option<usize>,
+    /// Recurrent cell: the post's vanilla tanh cell, a GRU or an LSTM (PyTorch's
+    /// equations and gate order).
+    #[arg(long, value_enum)]
+    cell: Option<CellArg>,
+    /// Stacked recurrent layers (1 to 8).
+    #[arg(long, value_name = "N")]
+    layers: Option<usize>,
+    /// Dropout probability between layers (0 to below 1; needs --layers 2 or more).
+    #[arg(long, value_name = "P", allow_negative_numbers = true)]
+    dropout: Option<f64>,
     /// Number of updates; with --resume, the new total.
     #[arg(long)]
     steps: Option<u64>,
@@ -123,6 +134,13 @@ enum Preset {
     Text,
     /// Karpathy's min-char-rnn: one stream, chunks of 25, n_a 100, Adagrad 0.1.
     MinCharRnn,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum CellArg {
+    Rnn,
+    Gru,
+    Lstm,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -261,6 +279,9 @@ fn resume(args: &TrainArgs, dir: PathBuf) -> Result<()> {
         ("--mode", args.mode.is_some()),
         ("--preset", args.preset.is_some()),
         ("--hidden", args.hidden.is_some()),
+        ("--cell", args.cell.is_some()),
+        ("--layers", args.layers.is_some()),
+        ("--dropout", args.dropout.is_some()),
         ("--lr", args.lr.is_some()),
         ("--optimizer", args.optimizer.is_some()),
         ("--clip", args.clip.is_some()),
@@ -367,6 +388,19 @@ fn build_config(args: &TrainArgs) -> Result<TrainConfig> {
     if let Some(hidden) = args.hidden {
         c.hidden = hidden;
     }
+    if let Some(cell) = args.cell {
+        c.cell = match cell {
+            CellArg::Rnn => CellKind::Rnn,
+            CellArg::Gru => CellKind::Gru,
+            CellArg::Lstm => CellKind::Lstm,
+        };
+    }
+    if let Some(layers) = args.layers {
+        c.layers = layers;
+    }
+    if let Some(p) = args.dropout {
+        c.dropout = p;
+    }
     if let Some(steps) = args.steps {
         c.steps = steps;
     }
@@ -449,11 +483,12 @@ fn describe<F: Float>(
     let mut out = io::stdout().lock();
     writeln!(
         out,
-        "{what}\n  data: {} ({} mode, {shape}, {} chars, vocabulary of {})\n  model: n_a {}, {} lr {:?}, {clip}, batch {}, {}, seed {}",
+        "{what}\n  data: {} ({} mode, {shape}, {} chars, vocabulary of {})\n  model: {}n_a {}, {} lr {:?}, {clip}, batch {}, {}, seed {}",
         corpus.origin(),
         c.mode,
         corpus.n_chars(),
         trainer.vocab().len(),
+        model_name(c),
         c.hidden,
         c.optimizer.name(),
         c.optimizer.lr(),
@@ -462,6 +497,19 @@ fn describe<F: Float>(
         c.seed,
     )?;
     Ok(())
+}
+
+/// "" for the post's model, else "lstm x 2 layers (dropout 0.2), " and the like.
+fn model_name(c: &TrainConfig) -> String {
+    if c.is_vanilla() {
+        return String::new();
+    }
+    let dropout = if c.dropout > 0.0 {
+        format!(" (dropout {})", c.dropout)
+    } else {
+        String::new()
+    };
+    format!("{} x {} layer(s){dropout}, ", c.cell.name(), c.layers)
 }
 
 /// Reacts to the trainer's events: the progress bar, printed samples and validation lines,
@@ -657,7 +705,7 @@ fn summarize<F: Float>(
                 ..SampleConfig::names(newline)
             };
             for _ in 0..10 {
-                let s = rnn::sample(trainer.params(), &[], &sc, &mut rng);
+                let s = trainer.model().sample(&[], &sc, &mut rng);
                 writeln!(out, "  {}", vocab.decode(&s.ids)?)?;
             }
         }
@@ -668,7 +716,7 @@ fn summarize<F: Float>(
                 ..SampleConfig::names(None)
             };
             let start = [newline.unwrap_or(0)];
-            let s = rnn::sample(trainer.params(), &start, &sc, &mut rng);
+            let s = trainer.model().sample(&start, &sc, &mut rng);
             writeln!(out, "{}", vocab.decode(&s.ids[1..])?)?;
         }
     }

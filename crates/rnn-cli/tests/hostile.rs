@@ -2153,7 +2153,7 @@ fn import_safetensors() {
             "wrong shape",
             "bad.safetensors",
             &o,
-            Fail("tensor rnn.weight_ih_l0 has shape [8, 27], expected [4, 27]"),
+            Fail("tensor rnn.weight_hh_l0 has shape [4, 16], expected [8, 8]"),
         )
         .setup(|d| st(d, |h, _| h["rnn.weight_hh_l0"]["shape"] = json!([4, 16]))),
         imp(

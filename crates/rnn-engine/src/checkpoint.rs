@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Dtype, Float, TrainState};
+use crate::{Dtype, Float, Model, TrainState};
+use rnn::DeepShape;
 
 /// The checkpoint format version this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -164,38 +165,70 @@ impl Checkpoint {
                 self.dtype, st.config.dtype
             )));
         }
-        let v = st.vocab.len();
-        st.params
-            .check_shapes(v, v)
-            .map_err(|e| bad(format!("{e} (vocabulary of {v})")))?;
-        if st.params.n_a() != st.config.hidden {
-            return Err(bad(format!(
-                "hidden size {} in the parameters, {} in the configuration",
-                st.params.n_a(),
-                st.config.hidden
-            )));
-        }
-        for acc in [&st.optimizer.m, &st.optimizer.v].into_iter().flatten() {
-            acc.check_shapes(v, v)
-                .map_err(|e| bad(format!("optimizer state: {e}")))?;
-            if acc.n_a() != st.params.n_a() {
-                return Err(bad("optimizer state has another hidden size".into()));
-            }
-        }
-        if st.hidden.dim() != (st.config.hidden, st.config.batch) {
-            return Err(bad(format!(
-                "carried hidden state has shape {:?}, expected ({}, {})",
-                st.hidden.dim(),
-                st.config.hidden,
-                st.config.batch
-            )));
-        }
-        if !st.params.all_finite() {
-            return Err(bad("parameters contain NaN or infinity".into()));
-        }
+        // The configuration first: the shapes below are computed from it.
         st.config
             .validate()
             .map_err(|e| bad(format!("configuration: {e}")))?;
+        let v = st.vocab.len();
+        let c = &st.config;
+        match &st.model {
+            Model::Vanilla {
+                params,
+                optimizer,
+                hidden,
+            } => {
+                if !c.is_vanilla() {
+                    return Err(bad(format!(
+                        "the configuration says {} layer(s) of {}, the parameters one vanilla layer",
+                        c.layers,
+                        c.cell.name()
+                    )));
+                }
+                params
+                    .check_shapes(v, v)
+                    .map_err(|e| bad(format!("{e} (vocabulary of {v})")))?;
+                if params.n_a() != c.hidden {
+                    return Err(bad(format!(
+                        "hidden size {} in the parameters, {} in the configuration",
+                        params.n_a(),
+                        c.hidden
+                    )));
+                }
+                for acc in [&optimizer.m, &optimizer.v].into_iter().flatten() {
+                    acc.check_shapes(v, v)
+                        .map_err(|e| bad(format!("optimizer state: {e}")))?;
+                    if acc.n_a() != params.n_a() {
+                        return Err(bad("optimizer state has another hidden size".into()));
+                    }
+                }
+                if hidden.dim() != (c.hidden, c.batch) {
+                    return Err(bad(format!(
+                        "carried hidden state has shape {:?}, expected ({}, {})",
+                        hidden.dim(),
+                        c.hidden,
+                        c.batch
+                    )));
+                }
+            }
+            Model::Deep(d) => {
+                if c.is_vanilla() {
+                    return Err(bad(
+                        "the configuration says one vanilla layer, the parameters a stack".into(),
+                    ));
+                }
+                let shape = DeepShape {
+                    cell: c.cell,
+                    n_x: v,
+                    n_a: c.hidden,
+                    n_y: v,
+                    n_layers: c.layers,
+                };
+                d.check(shape, c.batch).map_err(bad)?;
+            }
+        }
+        if !st.model.all_finite() {
+            return Err(bad("parameters contain NaN or infinity".into()));
+        }
         Ok(())
     }
 }

@@ -16,11 +16,14 @@ use rnn_data::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::deep::{DeepBuffers, deep_update_step};
 use crate::guard::StepReport;
+use crate::model::{DeepModel, Model};
 use crate::step::{StepBuffers, update_step};
 use crate::{
     Cache, Clip, Float, Loss, Optimizer, OptimizerConfig, Params, SampleConfig, forward_into,
 };
+use rnn::{CellKind, DeepOptimizer, DeepParams, DeepShape, DropoutMasks, State};
 
 /// The element type training runs in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,8 +63,17 @@ pub struct TrainConfig {
     pub mode: CorpusMode,
     /// Lowercase the text when loading it.
     pub lowercase: bool,
-    /// Hidden size n_a.
+    /// Hidden size n_a (of every layer).
     pub hidden: usize,
+    /// The recurrent cell: the post's vanilla tanh cell, a GRU or an LSTM.
+    #[serde(default = "default_cell")]
+    pub cell: CellKind,
+    /// Stacked recurrent layers, each reading the hidden sequence of the one below.
+    #[serde(default = "default_layers")]
+    pub layers: usize,
+    /// Dropout probability between layers (never after the last), 0 for none.
+    #[serde(default)]
+    pub dropout: f64,
     /// Number of updates.
     pub steps: u64,
     /// Optimizer and learning rate.
@@ -90,7 +102,25 @@ pub struct TrainConfig {
     pub sample_max_len: usize,
 }
 
+fn default_cell() -> CellKind {
+    CellKind::Rnn
+}
+
+fn default_layers() -> usize {
+    1
+}
+
+/// The most stacked layers a configuration accepts (char-rnn and PyTorch's examples use 2
+/// or 3).
+pub const MAX_LAYERS: usize = 8;
+
 impl TrainConfig {
+    /// Whether this is the post's model, one vanilla layer, which trains on the fused
+    /// vanilla paths of the engine; any other cell or depth trains on [`crate::deep`].
+    pub fn is_vanilla(&self) -> bool {
+        self.cell == CellKind::Rnn && self.layers == 1
+    }
+
     /// The classic dinosaur-name recipe: one name per step, n_a = 50, SGD with lr 0.01,
     /// element-wise clipping at 5, f64, hidden state carried from name to name.
     pub fn dinosaurs() -> Self {
@@ -98,6 +128,9 @@ impl TrainConfig {
             mode: CorpusMode::Lines,
             lowercase: true,
             hidden: 50,
+            cell: CellKind::Rnn,
+            layers: 1,
+            dropout: 0.0,
             steps: 35_000,
             optimizer: OptimizerConfig::sgd(0.01),
             clip: Clip::Value(5.0),
@@ -121,6 +154,9 @@ impl TrainConfig {
             mode: CorpusMode::Stream,
             lowercase: false,
             hidden: 256,
+            cell: CellKind::Rnn,
+            layers: 1,
+            dropout: 0.0,
             steps: 2_000,
             optimizer: OptimizerConfig::adam(0.002),
             clip: Clip::Norm(5.0),
@@ -164,6 +200,23 @@ impl TrainConfig {
         if !(1..=MAX_HIDDEN).contains(&self.hidden) {
             return bad("hidden", self.hidden.to_string(), "between 1 and 8192");
         }
+        if !(1..=MAX_LAYERS).contains(&self.layers) {
+            return bad("layers", self.layers.to_string(), "between 1 and 8");
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return bad(
+                "dropout",
+                self.dropout.to_string(),
+                "at least 0 and below 1",
+            );
+        }
+        if self.dropout > 0.0 && self.layers == 1 {
+            return bad(
+                "dropout",
+                self.dropout.to_string(),
+                "0 with one layer (dropout acts between layers: add --layers 2 or more)",
+            );
+        }
         let lr = self.optimizer.lr();
         if !(lr.is_finite() && lr > 0.0) {
             return bad("lr", lr.to_string(), "a finite number > 0");
@@ -181,10 +234,13 @@ impl TrainConfig {
             CorpusMode::Stream => self.seq_len,
             CorpusMode::Lines => 1,
         };
-        let cells = self.hidden as u128 * self.batch as u128 * steps as u128;
+        let cells = self.hidden as u128
+            * self.batch as u128
+            * steps as u128
+            * (self.layers * self.cell.n_gates()) as u128;
         if cells > MAX_ACTIVATIONS as u128 {
             return bad(
-                "batch x seq_len x hidden",
+                "batch x seq_len x hidden x layers x gates",
                 cells.to_string(),
                 "at most 268435456 (the activations one update keeps)",
             );
@@ -375,8 +431,12 @@ enum Data {
 }
 
 /// The complete state of a run: what a checkpoint stores, apart from the data.
+///
+/// Serialized through [`StateWire`], which keeps the vanilla model's fields (`params`,
+/// `optimizer`, `hidden`) where checkpoints before the gated cells had them, so those still
+/// load, and puts any other model under `deep`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(bound = "F: Float")]
+#[serde(bound = "F: Float", try_from = "StateWire<F>", into = "StateWire<F>")]
 pub struct TrainState<F: Float = f64> {
     /// The configuration.
     pub config: TrainConfig,
@@ -384,21 +444,92 @@ pub struct TrainState<F: Float = f64> {
     pub vocab: Vocab,
     /// Steps completed.
     pub step: u64,
-    /// The parameters.
-    pub params: Params<F>,
-    /// The optimizer and its accumulators.
-    pub optimizer: Optimizer<F>,
+    /// The parameters, the optimizer's accumulators and the carried state.
+    pub model: Model<F>,
     /// The generator used for samples during training.
     pub sample_rng: ChaCha8Rng,
-    /// The hidden state carried into the next step, (n_a, m).
-    pub hidden: Array2<F>,
     /// The smoothed loss.
     pub smoothed_loss: f64,
     /// A bounded summary of the history. The history itself goes to the caller through
     /// [`Event::Log`] (the CLI appends it to `history.csv`), so that a checkpoint's size
     /// does not grow with the number of steps.
-    #[serde(default)]
     pub summary: Summary,
+}
+
+/// The stored form of a [`TrainState`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(bound = "F: Float")]
+pub struct StateWire<F: Float> {
+    config: TrainConfig,
+    vocab: Vocab,
+    step: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    params: Option<Params<F>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    optimizer: Option<Optimizer<F>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    deep: Option<Box<DeepModel<F>>>,
+    sample_rng: ChaCha8Rng,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    hidden: Option<Array2<F>>,
+    smoothed_loss: f64,
+    #[serde(default)]
+    summary: Summary,
+}
+
+impl<F: Float> TryFrom<StateWire<F>> for TrainState<F> {
+    type Error = String;
+    fn try_from(w: StateWire<F>) -> Result<Self, String> {
+        let model = match (w.params, w.optimizer, w.hidden, w.deep) {
+            (Some(params), Some(optimizer), Some(hidden), None) => Model::Vanilla {
+                params,
+                optimizer,
+                hidden,
+            },
+            (None, None, None, Some(deep)) => Model::Deep(deep),
+            _ => {
+                return Err(
+                    "a state holds either `params`, `optimizer` and `hidden` (one \
+                            vanilla layer) or `deep` (any other model)"
+                        .into(),
+                );
+            }
+        };
+        Ok(TrainState {
+            config: w.config,
+            vocab: w.vocab,
+            step: w.step,
+            model,
+            sample_rng: w.sample_rng,
+            smoothed_loss: w.smoothed_loss,
+            summary: w.summary,
+        })
+    }
+}
+
+impl<F: Float> From<TrainState<F>> for StateWire<F> {
+    fn from(s: TrainState<F>) -> Self {
+        let (params, optimizer, hidden, deep) = match s.model {
+            Model::Vanilla {
+                params,
+                optimizer,
+                hidden,
+            } => (Some(params), Some(optimizer), Some(hidden), None),
+            Model::Deep(deep) => (None, None, None, Some(deep)),
+        };
+        StateWire {
+            config: s.config,
+            vocab: s.vocab,
+            step: s.step,
+            params,
+            optimizer,
+            deep,
+            sample_rng: s.sample_rng,
+            hidden,
+            smoothed_loss: s.smoothed_loss,
+            summary: s.summary,
+        }
+    }
 }
 
 /// What a checkpoint keeps of the history: no wall-clock figures, so that two identical
@@ -432,10 +563,8 @@ impl<F: Float> TrainState<F> {
             config: self.config.clone(),
             vocab: self.vocab.clone(),
             step: self.step,
-            params: self.params.cast(),
-            optimizer: self.optimizer.cast(),
+            model: self.model.cast(),
             sample_rng: self.sample_rng.clone(),
-            hidden: self.hidden.mapv(|v| G::cast(v.as_f64())),
             smoothed_loss: self.smoothed_loss,
             summary: self.summary.clone(),
         }
@@ -447,12 +576,36 @@ impl<F: Float> TrainState<F> {
 pub struct Trainer<F: Float = f64> {
     state: TrainState<F>,
     data: Data,
-    buffers: StepBuffers<F>,
+    buffers: Buffers<F>,
     interval: Interval,
     /// The history rows of this trainer's steps (not of steps before a resume).
     history: Vec<HistoryRow>,
     /// Consecutive steps whose loss was above [`Trainer::HIGH_LOSS`] uniform guesses.
     high_loss_steps: u64,
+}
+
+/// Mixed into the run's seed for the generator of the dropout masks (separate from
+/// initialisation, shuffling and samples).
+pub(crate) const DROPOUT_SEED_SALT: u64 = 0x0044_524F_504F_5554;
+
+/// The buffers of a step, sized once.
+#[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per trainer, made once: its size does not matter"
+)]
+enum Buffers<F: Float> {
+    Vanilla(StepBuffers<F>),
+    Deep(Box<DeepBuffers<F>>),
+}
+
+impl<F: Float> Buffers<F> {
+    /// Puts the parameters the fused vanilla step keeps in its own copy back in place.
+    fn sync(&mut self, model: &mut Model<F>) {
+        if let (Buffers::Vanilla(b), Model::Vanilla { params, .. }) = (self, model) {
+            b.sync(params);
+        }
+    }
 }
 
 /// Accumulators for the current history row.
@@ -473,21 +626,39 @@ impl<F: Float> Trainer<F> {
         let vocab = corpus.vocab();
         let v = vocab.len();
         let mut init_rng = ChaCha8Rng::seed_from_u64(config.seed);
-        let params = Params::init(v, config.hidden, v, &mut init_rng);
-        let optimizer = Optimizer::new(config.optimizer, &params);
+        let model = if config.is_vanilla() {
+            let params = Params::init(v, config.hidden, v, &mut init_rng);
+            Model::Vanilla {
+                optimizer: Optimizer::new(config.optimizer, &params),
+                hidden: Array2::zeros((config.hidden, config.batch).f()),
+                params,
+            }
+        } else {
+            let shape = DeepShape {
+                cell: config.cell,
+                n_x: v,
+                n_a: config.hidden,
+                n_y: v,
+                n_layers: config.layers,
+            };
+            let params = DeepParams::init(shape, &mut init_rng);
+            Model::Deep(Box::new(DeepModel {
+                optimizer: DeepOptimizer::new(config.optimizer, &params),
+                state: State::zeros(shape, config.batch),
+                params,
+                dropout_rng: ChaCha8Rng::seed_from_u64(config.seed ^ DROPOUT_SEED_SALT),
+            }))
+        };
         // The sampling generator is separate from initialisation and shuffling, so that
         // drawing samples never changes what the model learns.
         let sample_rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x5A4D_504C_4552);
-        let hidden = Array2::zeros((config.hidden, config.batch).f());
         let smoothed_loss = initial_smoothed_loss(&config, v);
         let state = TrainState {
             config,
             vocab,
             step: 0,
-            params,
-            optimizer,
+            model,
             sample_rng,
-            hidden,
             smoothed_loss,
             summary: Summary::default(),
         };
@@ -507,9 +678,22 @@ impl<F: Float> Trainer<F> {
             });
         }
         let data = build_data(config, corpus, &state.vocab)?;
-        let p = &state.params;
+        let buffers = match &state.model {
+            Model::Vanilla { params, .. } => Buffers::Vanilla(StepBuffers::new(params)),
+            Model::Deep(d) => {
+                let t = match &data {
+                    Data::Lines { train, .. } => train.iter().map(Example::len).max(),
+                    Data::Stream { .. } => Some(config.seq_len),
+                };
+                Buffers::Deep(Box::new(DeepBuffers::new(
+                    d.params.shape(),
+                    config.batch,
+                    t.unwrap_or(1),
+                )))
+            }
+        };
         Ok(Trainer {
-            buffers: StepBuffers::new(p),
+            buffers,
             interval: Interval::default(),
             history: Vec::new(),
             high_loss_steps: 0,
@@ -528,9 +712,21 @@ impl<F: Float> Trainer<F> {
         self.state
     }
 
-    /// The current parameters.
+    /// The current parameters of the post's model (one vanilla layer).
+    ///
+    /// # Panics
+    ///
+    /// When the run trains another cell or more layers; see [`Trainer::model`].
     pub fn params(&self) -> &Params<F> {
-        &self.state.params
+        self.state
+            .model
+            .vanilla()
+            .expect("Trainer::params is for one vanilla layer; use Trainer::model")
+    }
+
+    /// The model being trained.
+    pub fn model(&self) -> &Model<F> {
+        &self.state.model
     }
 
     /// The vocabulary.
@@ -584,16 +780,10 @@ impl<F: Float> Trainer<F> {
         while self.state.step < end && result.is_ok() && !stop.load(Ordering::Relaxed) {
             result = self.train_step(observer);
         }
-        self.buffers.sync(&mut self.state.params);
+        self.buffers.sync(&mut self.state.model);
         result?;
         // The parameters are in place only now (the fused step keeps its own copy).
-        let max_abs = self
-            .state
-            .params
-            .arrays()
-            .into_iter()
-            .flat_map(|(_, p)| p.iter())
-            .fold(0.0_f64, |m, v| m.max(v.as_f64().abs()));
+        let max_abs = self.state.model.max_abs();
         if max_abs > MAX_PARAM {
             return Err(TrainError::Exploded {
                 step: self.state.step,
@@ -652,15 +842,57 @@ impl<F: Float> Trainer<F> {
         self.interval.started.get_or_insert_with(Instant::now);
 
         // Forward, backward, clip and update from the carried hidden state.
-        let report = update_step(
-            &mut st.params,
-            &mut st.optimizer,
-            st.config.clip,
-            x,
-            y,
-            st.hidden.view(),
-            &mut self.buffers,
-        );
+        let report = match (&mut st.model, &mut self.buffers) {
+            (
+                Model::Vanilla {
+                    params,
+                    optimizer,
+                    hidden,
+                },
+                Buffers::Vanilla(buffers),
+            ) => update_step(
+                params,
+                optimizer,
+                st.config.clip,
+                x,
+                y,
+                hidden.view(),
+                buffers,
+            ),
+            (Model::Deep(d), Buffers::Deep(buffers)) => {
+                let DeepModel {
+                    params,
+                    optimizer,
+                    state,
+                    dropout_rng,
+                } = &mut **d;
+                if st.config.mode == CorpusMode::Lines {
+                    // Names start from a zero state (the vanilla recipe's carry from name to
+                    // name is the post's; the stacks follow PyTorch and makemore).
+                    *state = State::zeros(params.shape(), batch.batch_size());
+                }
+                let masks = (st.config.dropout > 0.0).then(|| {
+                    DropoutMasks::draw(
+                        st.config.dropout,
+                        params.shape(),
+                        batch.inputs.nrows(),
+                        batch.batch_size(),
+                        dropout_rng,
+                    )
+                });
+                deep_update_step(
+                    params,
+                    optimizer,
+                    st.config.clip,
+                    x,
+                    y,
+                    state,
+                    masks.as_ref(),
+                    buffers,
+                )
+            }
+            _ => unreachable!("the buffers are made for the model"),
+        };
         let (Ok(StepReport { loss, grad_norm }) | Err(StepReport { loss, grad_norm })) = report;
         let per_example = loss.total / m as f64;
         if report.is_err() {
@@ -672,7 +904,11 @@ impl<F: Float> Trainer<F> {
         }
         self.check_loss(step, &loss)?;
         let st = &mut self.state;
-        carry_hidden(&self.buffers, &batch, &mut st.hidden);
+        if let (Model::Vanilla { hidden, .. }, Buffers::Vanilla(buffers)) =
+            (&mut st.model, &self.buffers)
+        {
+            carry_hidden(buffers, &batch, hidden);
+        }
         st.smoothed_loss = 0.999 * st.smoothed_loss + 0.001 * per_example;
         st.step = step;
 
@@ -693,7 +929,7 @@ impl<F: Float> Trainer<F> {
             st.config.eval_every > 0 && (step.is_multiple_of(st.config.eval_every) || at_end);
         if validate {
             // The validation pass reads the parameters (`sample_texts` syncs itself).
-            self.buffers.sync(&mut self.state.params);
+            self.buffers.sync(&mut self.state.model);
         }
         let evaluation = if validate { self.validate(step) } else { None };
         if let Some(e) = &evaluation {
@@ -766,7 +1002,12 @@ impl<F: Float> Trainer<F> {
                 if k == 0 {
                     // Back at the start of the text: start from a fresh state, as
                     // min-char-rnn does.
-                    self.state.hidden.fill(F::zero());
+                    match &mut self.state.model {
+                        Model::Vanilla { hidden, .. } => hidden.fill(F::zero()),
+                        Model::Deep(d) => {
+                            d.state = State::zeros(d.params.shape(), cfg.batch);
+                        }
+                    }
                 }
                 train.chunk(k)
             }
@@ -776,11 +1017,11 @@ impl<F: Float> Trainer<F> {
     /// Loss on the held-out data, or `None` when there is none.
     pub fn validate(&self, step: u64) -> Option<Evaluation> {
         let cfg = &self.state.config;
-        let p = &self.state.params;
+        let p = &self.state.model;
         let (loss, n_examples) = match &self.data {
-            Data::Lines { val, .. } if !val.is_empty() => (evaluate_lines(p, val, 256), val.len()),
+            Data::Lines { val, .. } if !val.is_empty() => (p.evaluate_lines(val, 256), val.len()),
             Data::Stream { val, .. } if val.len() > 1 => {
-                let loss = evaluate_stream(p, val, cfg.seq_len);
+                let loss = p.evaluate_stream(val, cfg.seq_len);
                 let n = loss.n_targets.div_ceil(cfg.seq_len);
                 (loss, n)
             }
@@ -799,7 +1040,7 @@ impl<F: Float> Trainer<F> {
 
     /// Draws `n_samples` texts with the run's sampling generator.
     pub fn sample_texts(&mut self) -> Vec<String> {
-        self.buffers.sync(&mut self.state.params);
+        self.buffers.sync(&mut self.state.model);
         let st = &mut self.state;
         let newline = st.vocab.newline_id();
         let config = SampleConfig {
@@ -819,7 +1060,7 @@ impl<F: Float> Trainer<F> {
         };
         (0..st.config.n_samples)
             .map(|_| {
-                let s = rnn::sample(&st.params, &prefix, &config, &mut st.sample_rng);
+                let s = st.model.sample(&prefix, &config, &mut st.sample_rng);
                 st.vocab
                     .decode(&s.ids)
                     .unwrap_or_default()
@@ -879,10 +1120,13 @@ fn build_data(config: &TrainConfig, corpus: &Corpus, vocab: &Vocab) -> Result<Da
             // A line is one sequence: its length times the batch times the hidden size is
             // what an update keeps, bounded as for chunks in stream mode.
             let longest = train.iter().map(Example::len).max().unwrap_or(0);
-            let cells = longest as u128 * config.batch as u128 * config.hidden as u128;
+            let cells = longest as u128
+                * config.batch as u128
+                * config.hidden as u128
+                * (config.layers * config.cell.n_gates()) as u128;
             if cells > MAX_ACTIVATIONS as u128 {
                 return Err(TrainError::Config(ConfigError {
-                    field: "batch x longest line x hidden",
+                    field: "batch x longest line x hidden x layers x gates",
                     value: cells.to_string(),
                     expected: "at most 268435456 (the activations one update keeps); \
                                shorten the lines or use --mode stream",

@@ -8,19 +8,17 @@
 //! `nn.RNN`/`nn.GRU`/`nn.LSTM` + `nn.Linear`, recomputes everything with autograd and
 //! fails on any relative difference above 1e-10.
 //!
-//! PyTorch lives in a virtual environment under `target/autograd-venv`, installed with pip
-//! when missing (several GB). `AUTOGRAD_PYTHON=/path/to/python` uses an existing
-//! interpreter that has `torch` instead.
+//! PyTorch lives in the virtual environment `torch-venv` in the target directory, shared
+//! with `cargo xtask interop` (one install, several GB) and created with pip when
+//! `torch==2.15.0 numpy==2.4.6 safetensors==0.8.0` are missing.
+//! `TORCH_PYTHON=/path/to/python` (or `AUTOGRAD_PYTHON`, its older name) uses an existing
+//! interpreter that has them instead.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Result, bail};
 
 use crate::util::{self, root};
-
-/// The packages the check script needs, pinned.
-const PIP_PACKAGES: &[&str] = &["torch==2.15.0", "numpy==2.4.6"];
 
 /// The largest relative difference allowed between autograd and the reference.
 const TOLERANCE: &str = "1e-10";
@@ -31,10 +29,8 @@ pub fn run(args: &[String]) -> Result<()> {
         bail!("`cargo xtask autograd` takes no arguments, got {arg:?}");
     }
     let root = root();
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    let python = python(&target)?;
+    let target = util::target_dir();
+    let python = util::torch_python()?;
     std::fs::create_dir_all(&target)?;
     let cases = target.join("autograd-cases.json");
     util::run(
@@ -59,16 +55,4 @@ pub fn run(args: &[String]) -> Result<()> {
     )?;
     eprintln!("xtask: autograd ok");
     Ok(())
-}
-
-/// `AUTOGRAD_PYTHON` if set, else the venv's Python with the pinned packages (installed
-/// only when missing).
-fn python(target: &Path) -> Result<PathBuf> {
-    match std::env::var_os("AUTOGRAD_PYTHON").filter(|p| !p.is_empty()) {
-        Some(p) => {
-            eprintln!("xtask: using AUTOGRAD_PYTHON={}", Path::new(&p).display());
-            Ok(PathBuf::from(p))
-        }
-        None => util::python_venv(&target.join("autograd-venv"), PIP_PACKAGES),
-    }
 }

@@ -65,6 +65,41 @@ pub fn cargo_bin(name: &str) -> PathBuf {
     .unwrap_or_else(|| PathBuf::from(name))
 }
 
+/// The Cargo target directory: `CARGO_TARGET_DIR`, or `target/` under the root.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+}
+
+/// The Python packages of the PyTorch environment that `cargo xtask autograd` and `cargo
+/// xtask interop` share, pinned.
+pub const TORCH_PACKAGES: &[&str] = &["torch==2.15.0", "numpy==2.4.6", "safetensors==0.8.0"];
+
+/// A Python with [`TORCH_PACKAGES`], shared by the tasks that need PyTorch (one install of
+/// several GB, not one per task): `TORCH_PYTHON` if set (or, as before, `AUTOGRAD_PYTHON`),
+/// an existing interpreter used as it is (a warning if its versions differ from the pins);
+/// else the virtual environment `torch-venv` in the target directory, created and filled
+/// with pip only when the pinned packages are missing.
+pub fn torch_python() -> Result<PathBuf> {
+    for var in ["TORCH_PYTHON", "AUTOGRAD_PYTHON"] {
+        if let Some(p) = std::env::var_os(var).filter(|p| !p.is_empty()) {
+            let python = PathBuf::from(p);
+            eprintln!("xtask: using {var}={}", python.display());
+            if !has_packages(&python, TORCH_PACKAGES) {
+                eprintln!(
+                    "xtask: warning: {} lacks one of {} (or has other versions)",
+                    python.display(),
+                    TORCH_PACKAGES.join(" ")
+                );
+            }
+            return Ok(python);
+        }
+    }
+    python_venv(&target_dir().join("torch-venv"), TORCH_PACKAGES)
+}
+
 /// The Python of a virtual environment at `venv` holding exactly the pinned `packages`
 /// (`name==version`), created and filled with pip only when they are missing. `PYTHON`
 /// chooses the interpreter that creates it (default `python3`).

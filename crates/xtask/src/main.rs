@@ -16,11 +16,12 @@ const HELP: &str = "\
 usage: cargo xtask <task>
 
 tasks:
-  autograd    check the reference's GRU/LSTM/stacked gradients against PyTorch autograd (venv;
-              AUTOGRAD_PYTHON=/path/to/python uses an existing interpreter with torch)
+  autograd    check the reference's GRU/LSTM/stacked gradients against PyTorch autograd
+              (shared torch venv; TORCH_PYTHON=/path/to/python uses an existing interpreter)
   book        install mdbook + mdbook-katex if missing, regenerate nothing, build book/ into book/book
   figures     regenerate every image the book shows (runs charrnn)
-  interop     check an exported safetensors file with NumPy + the safetensors package (venv)
+  interop     train every cell x 1-2 layers with charrnn, export, and check the probabilities
+              and eval losses with NumPy and with nn.RNN/GRU/LSTM (shared torch venv)
   notebooks   install evcxr_jupyter + Jupyter's execution pieces if missing, execute every notebook
 ";
 

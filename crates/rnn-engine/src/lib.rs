@@ -69,13 +69,13 @@ pub use float::Float;
 pub use forward::{Cache, forward, forward_into, hidden_step_into, output_into};
 pub use guard::StepReport;
 pub use isa::Tier;
-pub use model::{DeepModel, Model};
+pub use model::{DeepModel, Model, evaluate_lines, evaluate_stream};
 pub use optim::step_checked;
 pub use step::{StepBuffers, update_step};
 pub use train::{
     ConfigError, Dtype, Evaluation, Event, HistoryRow, MAX_ACTIVATIONS, MAX_BATCH, MAX_HIDDEN,
     MAX_LAYERS, MAX_PARAM, MAX_SEQ_LEN, Summary, TrainConfig, TrainError, TrainState, Trainer,
-    evaluate_lines, evaluate_stream, initial_smoothed_loss,
+    initial_smoothed_loss,
 };
 
 pub use rnn::{Clip, Grads, Loss, Optimizer, OptimizerConfig, Params, SampleConfig, TokenId};

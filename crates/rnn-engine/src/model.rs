@@ -8,7 +8,7 @@ use rnn::{CellKind, DeepOptimizer, DeepParams, DeepShape, Sample, State};
 use rnn_data::{Batch, Example};
 use serde::{Deserialize, Serialize};
 
-use crate::{Float, Loss, Optimizer, Params, SampleConfig, TokenId};
+use crate::{Cache, Float, Loss, Optimizer, Params, SampleConfig, TokenId, forward_into};
 
 /// A stack of recurrent layers of any cell, with everything its training needs besides the
 /// data: the parameters, the optimizer's accumulators, the state carried between chunks
@@ -169,7 +169,7 @@ impl<F: Float> Model<F> {
     /// Summed loss of `examples`, each from a zero state (see [`crate::evaluate_lines`]).
     pub fn evaluate_lines(&self, examples: &[Example], batch: usize) -> Loss {
         match self {
-            Model::Vanilla { params, .. } => crate::evaluate_lines(params, examples, batch),
+            Model::Vanilla { params, .. } => evaluate_lines(params, examples, batch),
             Model::Deep(d) => {
                 let mut total = Loss::default();
                 for chunk in examples.chunks(batch.max(1)) {
@@ -188,7 +188,7 @@ impl<F: Float> Model<F> {
     /// [`crate::evaluate_stream`]).
     pub fn evaluate_stream(&self, ids: &[TokenId], seq_len: usize) -> Loss {
         match self {
-            Model::Vanilla { params, .. } => crate::evaluate_stream(params, ids, seq_len),
+            Model::Vanilla { params, .. } => evaluate_stream(params, ids, seq_len),
             Model::Deep(d) => {
                 let mut total = Loss::default();
                 let mut state = State::zeros(d.params.shape(), 1);
@@ -228,6 +228,48 @@ impl<F: Float> Model<F> {
         }
         (h, p)
     }
+}
+
+/// Summed loss of `examples`, each from a zero hidden state, in padded batches of up to
+/// `batch` examples.
+pub fn evaluate_lines<F: Float>(params: &Params<F>, examples: &[Example], batch: usize) -> Loss {
+    let mut total = Loss::default();
+    let mut cache = Cache::new();
+    for chunk in examples.chunks(batch.max(1)) {
+        let b = Batch::from_examples(chunk);
+        let a0 = Array2::zeros((params.n_a(), b.batch_size()).f());
+        let l = forward_into(
+            params,
+            b.inputs.view(),
+            b.targets.view(),
+            a0.view(),
+            &mut cache,
+        );
+        total.total += l.total;
+        total.n_targets += l.n_targets;
+    }
+    total
+}
+
+/// Summed loss of predicting each next character of `ids` from the ones before, in chunks
+/// of `seq_len` with the hidden state carried across chunks.
+pub fn evaluate_stream<F: Float>(params: &Params<F>, ids: &[TokenId], seq_len: usize) -> Loss {
+    let mut total = Loss::default();
+    let mut cache = Cache::new();
+    let mut a = Array2::zeros((params.n_a(), 1).f());
+    let n = ids.len().saturating_sub(1);
+    let mut start = 0;
+    while start < n {
+        let len = seq_len.max(1).min(n - start);
+        let x = Array2::from_shape_fn((len, 1), |(t, _)| Some(ids[start + t]));
+        let y = Array2::from_shape_fn((len, 1), |(t, _)| Some(ids[start + t + 1]));
+        let l = forward_into(params, x.view(), y.view(), a.view(), &mut cache);
+        a.assign(&cache.a_last());
+        total.total += l.total;
+        total.n_targets += l.n_targets;
+        start += len;
+    }
+    total
 }
 
 /// The loss of a batch through the reference stack (no dropout) and the state after it.

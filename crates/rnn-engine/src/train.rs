@@ -20,9 +20,7 @@ use crate::deep::{DeepBuffers, deep_update_step};
 use crate::guard::StepReport;
 use crate::model::{DeepModel, Model};
 use crate::step::{StepBuffers, update_step};
-use crate::{
-    Cache, Clip, Float, Loss, Optimizer, OptimizerConfig, Params, SampleConfig, forward_into,
-};
+use crate::{Clip, Float, Loss, Optimizer, OptimizerConfig, Params, SampleConfig};
 use rnn::{CellKind, DeepOptimizer, DeepParams, DeepShape, DropoutMasks, State};
 
 /// The element type training runs in.
@@ -1161,48 +1159,6 @@ fn build_data(config: &TrainConfig, corpus: &Corpus, vocab: &Vocab) -> Result<Da
             })
         }
     }
-}
-
-/// Summed loss of `examples`, each from a zero hidden state, in padded batches of up to
-/// `batch` examples.
-pub fn evaluate_lines<F: Float>(params: &Params<F>, examples: &[Example], batch: usize) -> Loss {
-    let mut total = Loss::default();
-    let mut cache = Cache::new();
-    for chunk in examples.chunks(batch.max(1)) {
-        let b = Batch::from_examples(chunk);
-        let a0 = Array2::zeros((params.n_a(), b.batch_size()).f());
-        let l = forward_into(
-            params,
-            b.inputs.view(),
-            b.targets.view(),
-            a0.view(),
-            &mut cache,
-        );
-        total.total += l.total;
-        total.n_targets += l.n_targets;
-    }
-    total
-}
-
-/// Summed loss of predicting each next character of `ids` from the ones before, in chunks
-/// of `seq_len` with the hidden state carried across chunks.
-pub fn evaluate_stream<F: Float>(params: &Params<F>, ids: &[TokenId], seq_len: usize) -> Loss {
-    let mut total = Loss::default();
-    let mut cache = Cache::new();
-    let mut a = Array2::zeros((params.n_a(), 1).f());
-    let n = ids.len().saturating_sub(1);
-    let mut start = 0;
-    while start < n {
-        let len = seq_len.max(1).min(n - start);
-        let x = Array2::from_shape_fn((len, 1), |(t, _)| Some(ids[start + t]));
-        let y = Array2::from_shape_fn((len, 1), |(t, _)| Some(ids[start + t + 1]));
-        let l = forward_into(params, x.view(), y.view(), a.view(), &mut cache);
-        a.assign(&cache.a_last());
-        total.total += l.total;
-        total.n_targets += l.n_targets;
-        start += len;
-    }
-    total
 }
 
 #[cfg(test)]

@@ -45,6 +45,18 @@ pub enum PlotError {
         /// The number of labels given.
         got: usize,
     },
+    /// The panels of one figure disagree on their number of columns.
+    #[error(
+        "panel {panel:?}: {got} columns, expected {expected} (one per character read, as the first panel)"
+    )]
+    PanelShape {
+        /// The panel's name.
+        panel: String,
+        /// The first panel's number of columns.
+        expected: usize,
+        /// This panel's number of columns.
+        got: usize,
+    },
     /// A colour scale whose range is empty, negative or not finite.
     #[error("invalid colour scale: {0}")]
     Scale(String),

@@ -93,7 +93,7 @@ pub fn char_label(c: char) -> String {
 /// A heatmap's numbers and labels.
 #[derive(Clone, Debug)]
 pub(crate) struct HeatmapData {
-    values: Array2<f64>,
+    pub(crate) values: Array2<f64>,
     rows: Vec<String>,
     cols: Vec<String>,
     scale: HeatScale,
@@ -197,10 +197,16 @@ impl Frame {
 /// The size that fits the content: cells of their natural size (at most [`MAX_GRID`] of
 /// them), the labels, the colour bar and the title.
 pub(crate) fn natural_size(data: &HeatmapData, plot: &Plot) -> (u32, u32) {
+    size_within(data, plot, MAX_GRID.1)
+}
+
+/// As [`natural_size`], with the grid of cells at most `max_grid_h` pixels tall (a panel
+/// among several).
+pub(crate) fn size_within(data: &HeatmapData, plot: &Plot, max_grid_h: u32) -> (u32, u32) {
     let f = frame(data, plot);
     let (n_rows, n_cols) = data.values.dim();
     let grid_w = (f.cell_w as usize * n_cols).min(MAX_GRID.0 as usize) as u32;
-    let grid_h = (f.cell_h as usize * n_rows).min(MAX_GRID.1 as usize) as u32;
+    let grid_h = (f.cell_h as usize * n_rows).min(max_grid_h as usize) as u32;
     let width =
         (f.left() + grid_w + f.right()).max(text_size(&plot.title, TITLE_SIZE).0 + 2 * MARGIN);
     let content_h = (grid_h + f.bottom()).max(BAR_MIN_HEIGHT + MARGIN);

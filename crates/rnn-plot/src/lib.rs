@@ -14,6 +14,8 @@
 //! - [`heatmap`]: a matrix as coloured cells, e.g. hidden activations `a<t>` (n_a, T) on a
 //!   diverging scale or next-character probabilities `y<t>` (n_y, T) on a sequential one
 //!   ([`HeatScale`]), with the input characters under the columns ([`char_labels`]).
+//! - [`gate_heatmap`]: one heatmap panel per gate of a recurrent layer ([`GatePanel`]),
+//!   sigmoid gates on [0, 1] and tanh values on [−1, 1], the columns lined up.
 //!
 //! Each returns a [`Plot`], which renders with [`Plot::to_png_bytes`],
 //! [`Plot::to_svg_string`] or [`Plot::save`] (format from the extension, written atomically).
@@ -68,6 +70,7 @@ mod curves;
 mod error;
 mod font;
 mod format;
+mod gates;
 mod heatmap;
 mod history;
 mod plot;
@@ -76,6 +79,7 @@ pub use colormap::{HeatScale, NAN_COLOR, PALETTE, series_color};
 pub use curves::{CURVE_SIZE, GradientCurve, gradient_norms, loss_comparison, loss_curve};
 pub use error::PlotError;
 pub use format::Format;
+pub use gates::{GatePanel, gate_heatmap};
 pub use heatmap::{char_label, char_labels, heatmap};
 pub use history::{HISTORY_HEADER, HistoryRow, read_history_csv, write_history, write_history_csv};
 pub use plot::{Plot, SvgPlot};

@@ -17,8 +17,8 @@ const SIDE_RANGE: std::ops::RangeInclusive<u32> = 100..=20_000;
 
 /// A drawing, ready to be rendered as PNG or SVG, saved to a file, or shown in a notebook.
 ///
-/// Build one with [`loss_curve`](crate::loss_curve), [`gradient_norms`](crate::gradient_norms)
-/// or [`heatmap`](crate::heatmap); adjust it with the `with_*` methods. A `Plot` owns a copy of
+/// Build one with [`loss_curve`](crate::loss_curve), [`gradient_norms`](crate::gradient_norms),
+/// [`heatmap`](crate::heatmap) or [`gate_heatmap`](crate::gate_heatmap); adjust it with the `with_*` methods. A `Plot` owns a copy of
 /// its numbers, so it can be kept, cloned and rendered several times.
 #[derive(Clone, Debug)]
 pub struct Plot {
@@ -37,6 +37,8 @@ pub(crate) enum Kind {
     LossComparison(Vec<RunData>),
     Gradients(GradientData),
     Heatmap(HeatmapData),
+    /// Heatmaps stacked under one title (each a `Kind::Heatmap` plot).
+    Panels(Vec<Plot>),
 }
 
 impl Plot {
@@ -56,6 +58,7 @@ impl Plot {
         self.size.unwrap_or_else(|| match &self.kind {
             Kind::Loss(_) | Kind::LossComparison(_) | Kind::Gradients(_) => crate::CURVE_SIZE,
             Kind::Heatmap(data) => crate::heatmap::natural_size(data, self),
+            Kind::Panels(panels) => crate::gates::natural_size(self, panels),
         })
     }
 
@@ -131,6 +134,7 @@ impl Plot {
             Kind::LossComparison(runs) => crate::curves::draw_comparison(self, runs, root),
             Kind::Gradients(data) => crate::curves::draw_gradients(self, data, root),
             Kind::Heatmap(data) => crate::heatmap::draw_heatmap(self, data, root),
+            Kind::Panels(panels) => crate::gates::draw_panels(self, panels, root),
         }
     }
 

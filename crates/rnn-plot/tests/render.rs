@@ -5,8 +5,8 @@ use std::collections::HashSet;
 
 use ndarray::Array2;
 use rnn_plot::{
-    CURVE_SIZE, Format, GradientCurve, HeatScale, HistoryRow, Plot, PlotError, char_labels,
-    gradient_norms, heatmap, loss_comparison, loss_curve,
+    CURVE_SIZE, Format, GatePanel, GradientCurve, HeatScale, HistoryRow, Plot, PlotError,
+    char_labels, gate_heatmap, gradient_norms, heatmap, loss_comparison, loss_curve,
 };
 
 fn history() -> Vec<HistoryRow> {
@@ -375,4 +375,79 @@ fn svg_wrapper_renders_the_same_plot() {
         wrapped.to_svg_string().unwrap(),
         plot.to_svg_string().unwrap()
     );
+}
+
+/// The five arrays of an LSTM layer of 24 units reading "hello world\n".
+fn lstm_gates() -> Plot {
+    let text = "hello world\n";
+    let wave = |k: f64| {
+        Array2::from_shape_fn((24, 12), move |(i, t)| {
+            (i as f64 * 0.4 + t as f64 * k).sin()
+        })
+    };
+    let sig = |k: f64| wave(k).mapv(|v| 1.0 / (1.0 + (-3.0 * v).exp()));
+    let panels = [
+        GatePanel::sigmoid("i: input gate σ", sig(0.3)),
+        GatePanel::sigmoid("f: forget gate σ", sig(0.5)),
+        GatePanel::tanh("g: candidate tanh", wave(0.7)),
+        GatePanel::sigmoid("o: output gate σ", sig(0.9)),
+        GatePanel::signed("c: cell state", wave(0.2).mapv(|v| 2.5 * v)),
+    ];
+    gate_heatmap(&panels, &char_labels(text.chars()), "LSTM gates, layer 1").unwrap()
+}
+
+#[test]
+fn gate_heatmap_renders() {
+    let plot = lstm_gates();
+    assert!(plot.height() > 5 * 24 * 21, "{}", plot.height());
+    check_png(
+        &plot.to_png_bytes().unwrap(),
+        (plot.width(), plot.height()),
+        "gates",
+    );
+    let svg = plot.to_svg_string().unwrap();
+    check_svg(
+        &svg,
+        &[
+            "LSTM gates, layer 1",
+            "f: forget gate σ",
+            "c: cell state",
+            "hidden unit",
+            "␣",
+            "\\n",
+            "0.75",
+            "-2.5",
+        ],
+        "gates",
+    );
+    assert!(
+        svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
+        "not a whole SVG document"
+    );
+    // Another size scales the panels.
+    let small = plot.with_size(700, 900);
+    check_png(&small.to_png_bytes().unwrap(), (700, 900), "small gates");
+}
+
+#[test]
+fn gate_heatmap_rejects_bad_input() {
+    assert!(matches!(
+        gate_heatmap(&[], &[], "none"),
+        Err(PlotError::Empty { .. })
+    ));
+    let panels = [
+        GatePanel::tanh("h", Array2::zeros((3, 4))),
+        GatePanel::tanh("h2", Array2::zeros((3, 5))),
+    ];
+    let err = gate_heatmap(&panels, &[], "shapes").unwrap_err();
+    assert!(matches!(err, PlotError::PanelShape { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("\"h2\": 5 columns, expected 4"),
+        "{err}"
+    );
+    let one = [GatePanel::tanh("h", Array2::zeros((3, 4)))];
+    assert!(matches!(
+        gate_heatmap(&one, &char_labels("abc".chars()), "labels"),
+        Err(PlotError::LabelCount { .. })
+    ));
 }

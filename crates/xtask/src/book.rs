@@ -113,6 +113,30 @@ pub fn figures(args: &[String]) -> Result<()> {
         &["--checkpoint", &run_arg, "--radius", "0.5,1.0,1.5"],
         &gen_path("gradients.png"),
     )?;
+    // Chapter 10.1: the same recipe (data, n_a, steps, seed) with a GRU and an LSTM, and the
+    // last step's gradient of all three models reading the same text, as SVG.
+    let mut compared = Vec::new();
+    for cell in ["gru", "lstm"] {
+        let dir = format!("{run_arg}-{cell}");
+        run(Command::new(&charrnn)
+            .current_dir(&work)
+            .args([
+                "train",
+                "--preset",
+                "dinosaurs",
+                "--seed",
+                SEED,
+                "--cell",
+                cell,
+            ])
+            .args(["--sample-every", "0", "--out", &dir]))?;
+        compared.push(dir);
+    }
+    charrnn_plot(
+        "gradients",
+        &["--checkpoint", &run_arg, "--compare", &compared.join(",")],
+        &gen_path("gradients-cells.svg"),
+    )?;
 
     // Chapter 9: names at three temperatures, and with top-k.
     let mut samples = String::new();

@@ -507,6 +507,16 @@ fn gather_columns<F: Float>(
     bias: &[F],
     mut gx: ArrayViewMut2<'_, F>,
 ) {
+    if let Some(mid) = row_split(gx.dim()) {
+        let (w1, w2) = w.split_at(Axis(0), mid);
+        let (b1, b2) = bias.split_at(mid);
+        let (g1, g2) = gx.split_at(Axis(0), mid);
+        rayon::join(
+            || gather_columns(w1, x, b1, g1),
+            || gather_columns(w2, x, b2, g2),
+        );
+        return;
+    }
     for (mut col, x_j) in gx.columns_mut().into_iter().zip(x.iter()) {
         let col = col.as_slice_mut().expect("the buffers are column-major");
         match x_j {
@@ -536,10 +546,53 @@ fn sum_columns_into<F: Float>(a: ArrayView2<'_, F>, out: &mut Array2<F>) {
     let out = out
         .as_slice_memory_order_mut()
         .expect("a bias is one column");
+    sum_columns(a, out);
+}
+
+/// `out = Σ_j a[:, j]`, split by rows over the rayon pool when large.
+fn sum_columns<F: Float>(a: ArrayView2<'_, F>, out: &mut [F]) {
+    if let Some(mid) = row_split(a.dim()) {
+        let (a1, a2) = a.split_at(Axis(0), mid);
+        let (o1, o2) = out.split_at_mut(mid);
+        rayon::join(|| sum_columns(a1, o1), || sum_columns(a2, o2));
+        return;
+    }
     out.fill(F::zero());
     for col in a.columns() {
         simd_add(out, contiguous_1d(&col));
     }
+}
+
+/// `dw = Σ_j dgx[:, j] x_jᵀ` for one-hot x_j (ids, step-major as `x.iter()`): the
+/// scatter-add of columns, the transpose of [`gather_columns`]; split by rows over the
+/// rayon pool when large.
+fn scatter_columns<F: Float>(
+    dgx: ArrayView2<'_, F>,
+    x: ArrayView2<'_, Option<TokenId>>,
+    mut dw: ArrayViewMut2<'_, F>,
+) {
+    if let Some(mid) = row_split(dgx.dim()) {
+        let (a1, a2) = dgx.split_at(Axis(0), mid);
+        let (w1, w2) = dw.split_at(Axis(0), mid);
+        rayon::join(|| scatter_columns(a1, x, w1), || scatter_columns(a2, x, w2));
+        return;
+    }
+    dw.fill(F::zero());
+    for (col, x_j) in dgx.columns().into_iter().zip(x.iter()) {
+        if let Some(id) = x_j {
+            let mut dst = dw.column_mut(*id as usize);
+            let dst = dst.as_slice_mut().expect("the buffers are column-major");
+            simd_add(dst, contiguous_1d(&col));
+        }
+    }
+}
+
+/// Where to split element-wise work over an (rows, columns) block between two rayon
+/// tasks: at half the rows (a multiple of 16) when the pool has several threads and the
+/// block has a million entries or more; `None` to run it here.
+fn row_split((rows, cols): (usize, usize)) -> Option<usize> {
+    let large = rows >= 64 && rows * cols >= 1 << 20;
+    (large && rayon::current_num_threads() > 1).then(|| (rows / 2).div_ceil(16) * 16)
 }
 
 /// The views of the backward recurrence: the forward's, the gradient from above (n_a,
@@ -678,18 +731,16 @@ fn backward_pass<F: Float>(
             g.w_hh.view_mut().reversed_axes(),
         );
         sum_columns_into(lb.gx.view(), &mut g.b_ih);
-        if cell != CellKind::Rnn {
-            sum_columns_into(dgh.view(), &mut g.b_hh);
+        match cell {
+            // No b_hh.
+            CellKind::Rnn => {}
+            // dgh = dgx: the same sums.
+            CellKind::Lstm => g.b_hh.assign(&g.b_ih),
+            CellKind::Gru => sum_columns_into(dgh.view(), &mut g.b_hh),
         }
         if k == 0 {
             // dW_ih = Σ dgx xᵀ: the scatter-add of columns, the transpose of the gather.
-            dw_ih0.fill(F::zero());
-            for (col, x_j) in lb.gx.columns().into_iter().zip(x.iter()) {
-                if let Some(id) = x_j {
-                    let mut dst = dw_ih0.column_mut(*id as usize);
-                    simd_add(dst.as_slice_mut().expect(expect), contiguous_1d(&col));
-                }
-            }
+            scatter_columns(lb.gx.view(), x, dw_ih0.view_mut());
             g.w_ih.assign(dw_ih0);
         } else {
             let input = match dropout {

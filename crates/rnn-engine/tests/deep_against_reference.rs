@@ -211,6 +211,8 @@ fn cases() -> Vec<Case> {
         (CellKind::Gru, 17, 1, 70, 3),
         (CellKind::Lstm, 33, 40, 1, 3),
         (CellKind::Lstm, 64, 32, 70, 1),
+        // G·n_a × T·m above a million: element-wise passes split by rows over threads.
+        (CellKind::Gru, 128, 40, 70, 1),
     ] {
         cases.push(Case {
             cell,
@@ -268,6 +270,50 @@ fn losses_gradients_and_states_agree_with_the_reference() {
         worst32.0,
         worst32.1
     );
+}
+
+/// The engine's results do not depend on the number of threads: the batch is split at
+/// fixed column boundaries, products by output columns, element-wise passes by rows, and
+/// none of these changes the order of any sum.
+#[test]
+fn results_do_not_depend_on_the_thread_count() {
+    let case = Case {
+        cell: CellKind::Lstm,
+        layers: 2,
+        n_a: 160,
+        v: 65,
+        n_steps: 40,
+        m: 40,
+        dropout: Some(0.25),
+        seed: 11,
+    };
+    let shape = shape(&case);
+    let mut rng = ChaCha8Rng::seed_from_u64(case.seed);
+    let params: DeepParams<f32> = DeepParams::<f64>::init(shape, &mut rng).cast();
+    let (x, y) = random_batch(&mut rng, case.v as u32, case.n_steps, case.m);
+    let state = cast_state::<f32>(&random_state(shape, case.m, &mut rng));
+    let masks = DropoutMasks::draw(0.25, shape, case.n_steps, case.m, &mut rng);
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("a pool");
+        pool.install(|| {
+            let mut buf = DeepBuffers::new(shape, case.m, case.n_steps);
+            let loss = deep_gradients(&params, x.view(), y.view(), &state, Some(&masks), &mut buf);
+            let bits: Vec<Vec<u32>> = buf
+                .grads()
+                .arrays()
+                .into_iter()
+                .map(|(_, a)| a.iter().map(|v| v.to_bits()).collect())
+                .collect();
+            (loss.total.to_bits(), bits)
+        })
+    };
+    let one = run(1);
+    for threads in [2, 3] {
+        assert!(run(threads) == one, "{threads} threads differ from one");
+    }
 }
 
 /// The bundled text as ids over its sorted characters.

@@ -2,10 +2,10 @@
 //! array of [`DeepParams`], with the update rules of [`Optimizer`](crate::Optimizer) and
 //! the clipping of [`Clip`], entry for entry.
 
-use ndarray::{Array2, Zip};
+use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
-use crate::optim::{AdamHyper, adagrad, adam, sgd};
+use crate::optim::{unnamed, update_arrays};
 use crate::{Clip, DeepGrads, DeepParams, Float, OptimizerConfig};
 
 impl<F: Float> DeepParams<F> {
@@ -96,52 +96,14 @@ impl<F: Float> DeepOptimizer<F> {
     /// Applies one update to `params` from `grads`.
     pub fn step(&mut self, params: &mut DeepParams<F>, grads: &DeepGrads<F>) {
         self.t += 1;
-        let arrays = params.arrays_mut().into_iter().zip(grads.arrays());
-        match self.config {
-            OptimizerConfig::Sgd { lr } => {
-                let lr = F::cast(lr);
-                for ((_, p), (_, g)) in arrays {
-                    Zip::from(p).and(g).for_each(|p, &g| sgd(p, g, lr));
-                }
-            }
-            OptimizerConfig::Adagrad { lr, eps } => {
-                let (lr, eps) = (F::cast(lr), F::cast(eps));
-                let mem = self.m.as_mut().expect("Adagrad state is created with it");
-                for (((_, p), (_, g)), (_, h)) in arrays.zip(mem.arrays_mut()) {
-                    Zip::from(p)
-                        .and(g)
-                        .and(h)
-                        .for_each(|p, &g, h| adagrad(p, g, h, lr, eps));
-                }
-            }
-            OptimizerConfig::Adam {
-                lr,
-                beta1,
-                beta2,
-                eps,
-            } => {
-                let t = self.t as i32;
-                let h = AdamHyper {
-                    lr: F::cast(lr),
-                    beta1: F::cast(beta1),
-                    beta2: F::cast(beta2),
-                    eps: F::cast(eps),
-                    c1: F::cast(1.0 - beta1.powi(t)),
-                    c2: F::cast(1.0 - beta2.powi(t)),
-                };
-                let m = self.m.as_mut().expect("Adam state is created with it");
-                let v = self.v.as_mut().expect("Adam state is created with it");
-                for ((((_, p), (_, g)), (_, m)), (_, v)) in
-                    arrays.zip(m.arrays_mut()).zip(v.arrays_mut())
-                {
-                    Zip::from(p)
-                        .and(g)
-                        .and(m)
-                        .and(v)
-                        .for_each(|p, &g, m, v| adam(p, g, m, v, &h));
-                }
-            }
-        }
+        update_arrays(
+            self.config,
+            self.t,
+            unnamed(params.arrays_mut()),
+            unnamed(grads.arrays()),
+            self.m.as_mut().map(|m| unnamed(m.arrays_mut())),
+            self.v.as_mut().map(|v| unnamed(v.arrays_mut())),
+        );
     }
 
     /// The same optimizer state in another float type.

@@ -1,6 +1,6 @@
 //! Parameter updates: SGD, Adagrad and Adam, with state that serializes into checkpoints.
 
-use ndarray::Zip;
+use ndarray::{Array2, Zip};
 use serde::{Deserialize, Serialize};
 
 use crate::{Float, Grads, Params};
@@ -115,53 +115,14 @@ impl<F: Float> Optimizer<F> {
     /// Applies one update to `params` from `grads`.
     pub fn step(&mut self, params: &mut Params<F>, grads: &Grads<F>) {
         self.t += 1;
-        let arrays = params.arrays_mut().into_iter().zip(grads.arrays());
-        match self.config {
-            OptimizerConfig::Sgd { lr } => {
-                let lr = F::cast(lr);
-                for ((_, p), (_, g)) in arrays {
-                    Zip::from(p).and(g).for_each(|p, &g| sgd(p, g, lr));
-                }
-            }
-            OptimizerConfig::Adagrad { lr, eps } => {
-                let (lr, eps) = (F::cast(lr), F::cast(eps));
-                let mem = self.m.as_mut().expect("Adagrad state is created with it");
-                for (((_, p), (_, g)), (_, h)) in arrays.zip(mem.arrays_mut()) {
-                    Zip::from(p)
-                        .and(g)
-                        .and(h)
-                        .for_each(|p, &g, h| adagrad(p, g, h, lr, eps));
-                }
-            }
-            OptimizerConfig::Adam {
-                lr,
-                beta1,
-                beta2,
-                eps,
-            } => {
-                let t = self.t as i32;
-                let h = AdamHyper {
-                    lr: F::cast(lr),
-                    beta1: F::cast(beta1),
-                    beta2: F::cast(beta2),
-                    eps: F::cast(eps),
-                    // 1 − βᵗ, the bias corrections of step t.
-                    c1: F::cast(1.0 - beta1.powi(t)),
-                    c2: F::cast(1.0 - beta2.powi(t)),
-                };
-                let m = self.m.as_mut().expect("Adam state is created with it");
-                let v = self.v.as_mut().expect("Adam state is created with it");
-                for ((((_, p), (_, g)), (_, m)), (_, v)) in
-                    arrays.zip(m.arrays_mut()).zip(v.arrays_mut())
-                {
-                    Zip::from(p)
-                        .and(g)
-                        .and(m)
-                        .and(v)
-                        .for_each(|p, &g, m, v| adam(p, g, m, v, &h));
-                }
-            }
-        }
+        update_arrays(
+            self.config,
+            self.t,
+            unnamed(params.arrays_mut()),
+            unnamed(grads.arrays()),
+            self.m.as_mut().map(|m| unnamed(m.arrays_mut())),
+            self.v.as_mut().map(|v| unnamed(v.arrays_mut())),
+        );
     }
     // ANCHOR_END: optimizer_step
 
@@ -176,32 +137,102 @@ impl<F: Float> Optimizer<F> {
     }
 }
 
+// ANCHOR: update_arrays
+/// Applies the rule of `config` at update `t` (1-based) to every parameter array with its
+/// gradient and, for Adagrad and Adam, the state arrays of the same shapes, in the same
+/// order. Shared by [`Optimizer`] and [`DeepOptimizer`](crate::DeepOptimizer).
+///
+/// # Panics
+///
+/// If the state an optimizer keeps is missing (`m` for Adagrad and Adam, `v` for Adam);
+/// `Optimizer::new` and `DeepOptimizer::new` create it.
+pub(crate) fn update_arrays<F: Float>(
+    config: OptimizerConfig,
+    t: u64,
+    params: Vec<&mut Array2<F>>,
+    grads: Vec<&Array2<F>>,
+    m: Option<Vec<&mut Array2<F>>>,
+    v: Option<Vec<&mut Array2<F>>>,
+) {
+    let arrays = params.into_iter().zip(grads);
+    match config {
+        OptimizerConfig::Sgd { lr } => {
+            let lr = F::cast(lr);
+            for (p, g) in arrays {
+                Zip::from(p).and(g).for_each(|p, &g| sgd(p, g, lr));
+            }
+        }
+        OptimizerConfig::Adagrad { lr, eps } => {
+            let (lr, eps) = (F::cast(lr), F::cast(eps));
+            let mem = m.expect("Adagrad state is created with it");
+            for ((p, g), h) in arrays.zip(mem) {
+                Zip::from(p)
+                    .and(g)
+                    .and(h)
+                    .for_each(|p, &g, h| adagrad(p, g, h, lr, eps));
+            }
+        }
+        OptimizerConfig::Adam {
+            lr,
+            beta1,
+            beta2,
+            eps,
+        } => {
+            let t = t as i32;
+            let h = AdamHyper {
+                lr: F::cast(lr),
+                beta1: F::cast(beta1),
+                beta2: F::cast(beta2),
+                eps: F::cast(eps),
+                // 1 − βᵗ, the bias corrections of step t.
+                c1: F::cast(1.0 - beta1.powi(t)),
+                c2: F::cast(1.0 - beta2.powi(t)),
+            };
+            let m = m.expect("Adam state is created with it");
+            let v = v.expect("Adam state is created with it");
+            for (((p, g), m), v) in arrays.zip(m).zip(v) {
+                Zip::from(p)
+                    .and(g)
+                    .and(m)
+                    .and(v)
+                    .for_each(|p, &g, m, v| adam(p, g, m, v, &h));
+            }
+        }
+    }
+}
+// ANCHOR_END: update_arrays
+
+/// The arrays of a named list such as [`Params::arrays`], without their names.
+pub(crate) fn unnamed<N, T>(named: impl IntoIterator<Item = (N, T)>) -> Vec<T> {
+    named.into_iter().map(|(_, a)| a).collect()
+}
+
 // ANCHOR: update_rules
 /// SGD for one entry: θ ← θ − lr·g.
-pub(crate) fn sgd<F: Float>(p: &mut F, g: F, lr: F) {
+fn sgd<F: Float>(p: &mut F, g: F, lr: F) {
     *p -= lr * g;
 }
 
 /// Adagrad for one entry: G ← G + g²; θ ← θ − lr·g / √(G + eps).
-pub(crate) fn adagrad<F: Float>(p: &mut F, g: F, h: &mut F, lr: F, eps: F) {
+fn adagrad<F: Float>(p: &mut F, g: F, h: &mut F, lr: F, eps: F) {
     *h += g * g;
     *p -= lr * g / (*h + eps).sqrt();
 }
 
 /// Adam's hyperparameters at step t, with the bias corrections c1 = 1 − β₁ᵗ and
 /// c2 = 1 − β₂ᵗ.
-pub(crate) struct AdamHyper<F> {
-    pub(crate) lr: F,
-    pub(crate) beta1: F,
-    pub(crate) beta2: F,
-    pub(crate) eps: F,
-    pub(crate) c1: F,
-    pub(crate) c2: F,
+struct AdamHyper<F> {
+    lr: F,
+    beta1: F,
+    beta2: F,
+    eps: F,
+    c1: F,
+    c2: F,
 }
 
 /// Adam for one entry: m ← β₁m + (1 − β₁)g, v ← β₂v + (1 − β₂)g², then
 /// θ ← θ − lr·m̂ / (√v̂ + eps) with m̂ = m / (1 − β₁ᵗ), v̂ = v / (1 − β₂ᵗ).
-pub(crate) fn adam<F: Float>(p: &mut F, g: F, m: &mut F, v: &mut F, h: &AdamHyper<F>) {
+fn adam<F: Float>(p: &mut F, g: F, m: &mut F, v: &mut F, h: &AdamHyper<F>) {
     *m = h.beta1 * *m + (F::one() - h.beta1) * g;
     *v = h.beta2 * *v + (F::one() - h.beta2) * g * g;
     let m_hat = *m / h.c1;

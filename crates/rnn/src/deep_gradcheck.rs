@@ -3,70 +3,12 @@
 //! [`gradient_check`](crate::gradient_check) does for the vanilla network, with one more
 //! refinement of the difference (see [`deep_gradient_check`]).
 
-use std::fmt;
-
 use ndarray::ArrayView2;
 
-use crate::{DeepGrads, DeepParams, DropoutMasks, State, TokenId, deep_backward, deep_forward};
-
-/// The worst entry of one parameter array in a deep gradient check.
-#[derive(Clone, Debug, PartialEq)]
-pub struct DeepGradCheckRow {
-    /// Array name, as in [`DeepParams::arrays`] (`w_ih_l0`, …, `b_y`).
-    pub name: String,
-    /// Number of entries checked.
-    pub n_checked: usize,
-    /// The largest relative error over the array's entries.
-    pub worst_rel_error: f64,
-    /// The (row, column) of that entry.
-    pub worst_index: (usize, usize),
-    /// Analytic gradient at that entry.
-    pub analytic: f64,
-    /// Central-difference estimate at that entry.
-    pub numeric: f64,
-}
-
-/// The result of [`deep_gradient_check`]: one row per non-empty parameter array.
-#[derive(Clone, Debug, PartialEq)]
-pub struct DeepGradCheck {
-    /// The step used for the central differences.
-    pub eps: f64,
-    /// One row per array, in [`DeepParams::arrays`] order.
-    pub rows: Vec<DeepGradCheckRow>,
-}
-
-impl DeepGradCheck {
-    /// The largest relative error over all parameters.
-    pub fn worst(&self) -> f64 {
-        self.rows
-            .iter()
-            .map(|r| r.worst_rel_error)
-            .fold(0.0, f64::max)
-    }
-}
-
-impl fmt::Display for DeepGradCheck {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "{:<8} {:>8} {:>14} {:>10} {:>16} {:>16}",
-            "param", "entries", "worst rel err", "at", "analytic", "numeric"
-        )?;
-        for r in &self.rows {
-            writeln!(
-                f,
-                "{:<8} {:>8} {:>14.3e} {:>10} {:>16.9e} {:>16.9e}",
-                r.name,
-                r.n_checked,
-                r.worst_rel_error,
-                format!("({},{})", r.worst_index.0, r.worst_index.1),
-                r.analytic,
-                r.numeric
-            )?;
-        }
-        Ok(())
-    }
-}
+use crate::{
+    DeepGrads, DeepParams, DropoutMasks, GradCheck, GradCheckRow, State, TokenId, deep_backward,
+    deep_forward,
+};
 
 /// The step ε that [`deep_gradient_check`] is meant to be used with.
 pub const DEEP_GRADCHECK_EPS: f64 = 1e-2;
@@ -104,7 +46,7 @@ pub fn deep_gradient_check(
     state0: &State<f64>,
     dropout: Option<&DropoutMasks<f64>>,
     eps: f64,
-) -> DeepGradCheck {
+) -> GradCheck {
     let (_, cache) = deep_forward(params, x, y, state0, dropout);
     let (grads, _) = deep_backward(params, x, y, &cache);
     compare_deep_gradients(params, &grads, eps, |p| {
@@ -119,14 +61,14 @@ pub fn compare_deep_gradients(
     analytic: &DeepGrads<f64>,
     eps: f64,
     loss: impl Fn(&DeepParams<f64>) -> f64,
-) -> DeepGradCheck {
+) -> GradCheck {
     let mut probe = params.clone();
     let mut rows = Vec::new();
     for (k, (name, grad)) in analytic.arrays().into_iter().enumerate() {
         if grad.is_empty() {
             continue;
         }
-        let mut row = DeepGradCheckRow {
+        let mut row = GradCheckRow {
             name,
             n_checked: 0,
             worst_rel_error: 0.0,
@@ -160,5 +102,5 @@ pub fn compare_deep_gradients(
         }
         rows.push(row);
     }
-    DeepGradCheck { eps, rows }
+    GradCheck { eps, rows }
 }

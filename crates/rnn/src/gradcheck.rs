@@ -10,8 +10,9 @@ use crate::{Grads, PARAM_NAMES, Params, TokenId, rnn_backward, rnn_forward};
 /// The worst entry of one parameter array in a gradient check.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GradCheckRow {
-    /// Parameter name (`w_ax`, `w_aa`, `w_ya`, `b_a`, `b_y`).
-    pub name: &'static str,
+    /// Array name (`w_ax`, `w_aa`, `w_ya`, `b_a`, `b_y`; for a stack `w_ih_l0`, …, as in
+    /// [`DeepParams::arrays`](crate::DeepParams::arrays)).
+    pub name: String,
     /// Number of entries checked.
     pub n_checked: usize,
     /// The largest relative error over the array's entries.
@@ -24,7 +25,8 @@ pub struct GradCheckRow {
     pub numeric: f64,
 }
 
-/// The result of [`gradient_check`]: one row per parameter array.
+/// The result of [`gradient_check`] (and of
+/// [`deep_gradient_check`](crate::deep_gradient_check)): one row per parameter array.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GradCheck {
     /// The step used for the central differences.
@@ -45,15 +47,17 @@ impl GradCheck {
 
 impl fmt::Display for GradCheck {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The name column fits the longest name (`w_ih_l0` in a stack), at least "param ".
+        let w = self.rows.iter().map(|r| r.name.len()).fold(5, usize::max) + 1;
         writeln!(
             f,
-            "{:<6} {:>8} {:>14} {:>10} {:>16} {:>16}",
+            "{:<w$} {:>8} {:>14} {:>10} {:>16} {:>16}",
             "param", "entries", "worst rel err", "at", "analytic", "numeric"
         )?;
         for r in &self.rows {
             writeln!(
                 f,
-                "{:<6} {:>8} {:>14.3e} {:>10} {:>16.9e} {:>16.9e}",
+                "{:<w$} {:>8} {:>14.3e} {:>10} {:>16.9e} {:>16.9e}",
                 r.name,
                 r.n_checked,
                 r.worst_rel_error,
@@ -116,7 +120,7 @@ pub fn compare_gradients(
     let mut rows = Vec::with_capacity(PARAM_NAMES.len());
     for (k, name) in PARAM_NAMES.into_iter().enumerate() {
         let mut row = GradCheckRow {
-            name,
+            name: name.to_string(),
             n_checked: 0,
             worst_rel_error: 0.0,
             worst_index: (0, 0),

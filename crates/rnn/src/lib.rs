@@ -96,8 +96,7 @@ pub use deep::{
     DeepCache, State, deep_backward, deep_forward, deep_logits, deep_step, layers_step_forward,
 };
 pub use deep_gradcheck::{
-    DEEP_GRADCHECK_EPS, DEEP_REL_ERROR_FLOOR, DeepGradCheck, DeepGradCheckRow,
-    compare_deep_gradients, deep_gradient_check,
+    DEEP_GRADCHECK_EPS, DEEP_REL_ERROR_FLOOR, compare_deep_gradients, deep_gradient_check,
 };
 pub use deep_optim::{DeepOptimizer, clip_deep};
 pub use deep_params::{CellKind, DeepGrads, DeepParams, DeepShape, LAYER_ARRAY_NAMES, LayerParams};

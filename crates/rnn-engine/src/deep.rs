@@ -359,30 +359,7 @@ fn forward_pass<F: Float>(
             lb.c.slice_mut(s![.., 0..m]).assign(&state.c[k]);
         }
         lb.w_hh.pack(layer.w_hh.view());
-        let expect = "the buffers are column-major";
-        let (c_rows, g_rows) = (lb.c.nrows(), lb.gx.nrows());
-        let lanes = Lanes {
-            h: lb
-                .h
-                .view_mut()
-                .into_shape_with_order(((n_a, m, n_steps + 1), Order::F))
-                .expect(expect),
-            c: lb
-                .c
-                .view_mut()
-                .into_shape_with_order(((c_rows, m, n_steps + 1), Order::F))
-                .expect(expect),
-            gx: lb
-                .gx
-                .view_mut()
-                .into_shape_with_order(((g_rows, m, n_steps), Order::F))
-                .expect(expect),
-            gh: lb
-                .gh
-                .view_mut()
-                .into_shape_with_order(((g_rows, m, n_steps), Order::F))
-                .expect(expect),
-        };
+        let lanes = Lanes::of(&mut lb.h, &mut lb.c, &mut lb.gx, &mut lb.gh, m, n_steps);
         forward_steps(cell, n_a, &lb.w_hh, &lb.b_hn, lanes, groups);
     }
     // ŷ for every step at once: (n_y, n_a) x (n_a, T·m).
@@ -409,6 +386,30 @@ struct Lanes<'a, F> {
 }
 
 impl<'a, F> Lanes<'a, F> {
+    /// The step-indexed views of a layer's h, c (T + 1 steps each) and gx, gh (T steps),
+    /// all column-major with m columns per step.
+    fn of(
+        h: &'a mut Array2<F>,
+        c: &'a mut Array2<F>,
+        gx: &'a mut Array2<F>,
+        gh: &'a mut Array2<F>,
+        m: usize,
+        n_steps: usize,
+    ) -> Self {
+        let by_step = |a: &'a mut Array2<F>, steps: usize| {
+            let rows = a.nrows();
+            a.view_mut()
+                .into_shape_with_order(((rows, m, steps), Order::F))
+                .expect("the buffers are column-major")
+        };
+        Lanes {
+            h: by_step(h, n_steps + 1),
+            c: by_step(c, n_steps + 1),
+            gx: by_step(gx, n_steps),
+            gh: by_step(gh, n_steps),
+        }
+    }
+
     fn split(self, mid: usize) -> (Self, Self) {
         let (h1, h2) = self.h.split_at(Axis(1), mid);
         let (c1, c2) = self.c.split_at(Axis(1), mid);
@@ -683,30 +684,8 @@ fn backward_pass<F: Float>(
         lb.w_hh_t.pack(layer.w_hh.t());
         dh_next.fill(F::zero());
         dc_next.fill(F::zero());
-        let (c_rows, g_rows) = (lb.c.nrows(), lb.gx.nrows());
         let lanes = BackLanes {
-            fwd: Lanes {
-                h: lb
-                    .h
-                    .view_mut()
-                    .into_shape_with_order(((n_a, m, n_steps + 1), Order::F))
-                    .expect(expect),
-                c: lb
-                    .c
-                    .view_mut()
-                    .into_shape_with_order(((c_rows, m, n_steps + 1), Order::F))
-                    .expect(expect),
-                gx: lb
-                    .gx
-                    .view_mut()
-                    .into_shape_with_order(((g_rows, m, n_steps), Order::F))
-                    .expect(expect),
-                gh: lb
-                    .gh
-                    .view_mut()
-                    .into_shape_with_order(((g_rows, m, n_steps), Order::F))
-                    .expect(expect),
-            },
+            fwd: Lanes::of(&mut lb.h, &mut lb.c, &mut lb.gx, &mut lb.gh, m, n_steps),
             dh: dh
                 .view_mut()
                 .into_shape_with_order(((n_a, m, n_steps), Order::F))

@@ -22,38 +22,6 @@
 //! Every buffer is sized once per batch shape ([`DeepBuffers`]); the per-step loop does not
 //! allocate.
 
-// The dispatch of the element-wise loops to the CPU's instruction-set tier, as the
-// `simd_fn!` of `kernels` (written here so that the submodules below see it).
-macro_rules! tiered {
-    ($($(#[$meta:meta])* fn $name:ident<F: Float>($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? = $imp:path;)*) => {$(
-        $(#[$meta])*
-        #[allow(clippy::too_many_arguments)]
-        pub(super) fn $name<F: Float>($($arg: $ty),*) $(-> $ret)? {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f,avx2,fma")]
-                #[allow(clippy::too_many_arguments)]
-                fn avx512<F: Float>($($arg: $ty),*) $(-> $ret)? {
-                    $imp($($arg),*)
-                }
-                #[target_feature(enable = "avx2,fma")]
-                #[allow(clippy::too_many_arguments)]
-                fn avx2<F: Float>($($arg: $ty),*) $(-> $ret)? {
-                    $imp($($arg),*)
-                }
-                match crate::isa::tier() {
-                    // SAFETY: `tier` found AVX-512F, AVX2 and FMA on this CPU.
-                    crate::isa::Tier::Avx512 => return unsafe { avx512($($arg),*) },
-                    // SAFETY: `tier` found AVX2 and FMA on this CPU.
-                    crate::isa::Tier::Avx2 => return unsafe { avx2($($arg),*) },
-                    crate::isa::Tier::Portable => {}
-                }
-            }
-            $imp($($arg),*)
-        }
-    )*};
-}
-
 mod gates;
 mod update;
 

@@ -287,18 +287,20 @@ macro_rules! simd_fn {
                 fn avx2<F: Float>($($arg: $ty),*) $(-> $ret)? {
                     $imp($($arg),*)
                 }
-                match tier() {
+                match crate::isa::tier() {
                     // SAFETY: `tier` found AVX-512F, AVX2 and FMA on this CPU.
-                    Tier::Avx512 => return unsafe { avx512($($arg),*) },
+                    crate::isa::Tier::Avx512 => return unsafe { avx512($($arg),*) },
                     // SAFETY: `tier` found AVX2 and FMA on this CPU.
-                    Tier::Avx2 => return unsafe { avx2($($arg),*) },
-                    Tier::Portable => {}
+                    crate::isa::Tier::Avx2 => return unsafe { avx2($($arg),*) },
+                    crate::isa::Tier::Portable => {}
                 }
             }
             $imp($($arg),*)
         }
     )*};
 }
+// For the deep modules, whose element-wise loops are dispatched the same way.
+pub(crate) use simd_fn;
 
 /// Defines `$avx512` and `$avx2`: the `#[inline(always)]` kernel `$imp` (generic over F, a
 /// const FMA flag and the const tile sizes `$c`) compiled with FMA for AVX-512F and for AVX2.

@@ -1,6 +1,6 @@
 //! The element-wise gate math of one time step, forward and backward, for a block of
 //! batch columns: the formulas of `rnn::vanilla`, `rnn::gru` and `rnn::lstm`, fused into
-//! one pass per step and compiled for every instruction-set tier (`tiered!`).
+//! one pass per step and compiled for every instruction-set tier (`simd_fn!` of `kernels`).
 //!
 //! Every function takes one step's block of a group of columns, column-major: the gate
 //! pre-activations `gx` and `gh` of column j are at `j·G·n_a ..`, gate block k of it at
@@ -10,6 +10,7 @@
 #![allow(unsafe_code)]
 
 use crate::Float;
+use crate::kernels::simd_fn;
 
 /// σ(v) = 1 / (1 + e^−v), computed as (1 + tanh(v/2)) / 2 on the engine's tanh, which
 /// vectorizes in both types (its `f32` exp does not: it rounds and converts to an integer
@@ -20,26 +21,26 @@ fn sigmoid<F: Float>(v: F) -> F {
     half + half * (half * v).fast_tanh()
 }
 
-tiered! {
+simd_fn! {
     /// h' = tanh(gx + gh) ([`rnn_forward_impl`]).
-    fn rnn_forward<F: Float>(n_a: usize, gx: &mut [F], gh: &[F], h: &mut [F]) = rnn_forward_impl;
+    pub(super) fn rnn_forward<F: Float>(n_a: usize, gx: &mut [F], gh: &[F], h: &mut [F]) = rnn_forward_impl;
     /// One GRU step ([`gru_forward_impl`]).
-    fn gru_forward<F: Float>(n_a: usize, gx: &mut [F], gh: &mut [F], b_hn: &[F], h_prev: &[F], h: &mut [F])
+    pub(super) fn gru_forward<F: Float>(n_a: usize, gx: &mut [F], gh: &mut [F], b_hn: &[F], h_prev: &[F], h: &mut [F])
         = gru_forward_impl;
     /// One LSTM step ([`lstm_forward_impl`]).
-    fn lstm_forward<F: Float>(n_a: usize, gx: &mut [F], gh: &[F], c_prev: &[F], c: &mut [F], h: &mut [F])
+    pub(super) fn lstm_forward<F: Float>(n_a: usize, gx: &mut [F], gh: &[F], c_prev: &[F], c: &mut [F], h: &mut [F])
         = lstm_forward_impl;
     /// One vanilla step backward ([`rnn_backward_impl`]).
-    fn rnn_backward<F: Float>(n_a: usize, gx: &mut [F], h: &[F], dh_above: &[F], dh_next: &[F])
+    pub(super) fn rnn_backward<F: Float>(n_a: usize, gx: &mut [F], h: &[F], dh_above: &[F], dh_next: &[F])
         = rnn_backward_impl;
     /// One GRU step backward ([`gru_backward_impl`]).
-    fn gru_backward<F: Float>(n_a: usize, gx: &mut [F], gh: &mut [F], h_prev: &[F], dh_above: &[F], dh_next: &[F], skip: &mut [F])
+    pub(super) fn gru_backward<F: Float>(n_a: usize, gx: &mut [F], gh: &mut [F], h_prev: &[F], dh_above: &[F], dh_next: &[F], skip: &mut [F])
         = gru_backward_impl;
     /// One LSTM step backward ([`lstm_backward_impl`]).
-    fn lstm_backward<F: Float>(n_a: usize, gx: &mut [F], c_prev: &[F], c: &[F], dh_above: &[F], dh_next: &[F], dc_next: &mut [F])
+    pub(super) fn lstm_backward<F: Float>(n_a: usize, gx: &mut [F], c_prev: &[F], c: &[F], dh_above: &[F], dh_next: &[F], dc_next: &mut [F])
         = lstm_backward_impl;
     /// dst ← a + b, element by element.
-    fn add_to<F: Float>(dst: &mut [F], a: &[F], b: &[F]) = add_to_impl;
+    pub(super) fn add_to<F: Float>(dst: &mut [F], a: &[F], b: &[F]) = add_to_impl;
 }
 
 /// h' = tanh(gx + gh), with gx = W_ih x + b_ih and gh = W_hh h_prev.

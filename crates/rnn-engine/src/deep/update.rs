@@ -3,6 +3,7 @@
 //! [`rnn::DeepOptimizer`] applied, vectorized and checked for finiteness in the same pass.
 #![allow(unsafe_code)]
 
+use crate::kernels::simd_fn;
 use ndarray::{Array2, Zip};
 use rnn::{Clip, DeepOptimizer, DeepParams, OptimizerConfig};
 
@@ -111,9 +112,9 @@ fn update_one<F: Float>(
     p.is_finite()
 }
 
-tiered! {
+simd_fn! {
     /// [`update_impl`], vectorized for this CPU.
-    fn update_slices<F: Float>(rule: Rule<F>, clip: Clipped<F>, p: &mut [F], g: &[F], m: &mut [F], v: &mut [F]) -> bool
+    pub(super) fn update_slices<F: Float>(rule: Rule<F>, clip: Clipped<F>, p: &mut [F], g: &[F], m: &mut [F], v: &mut [F]) -> bool
         = update_impl;
 }
 

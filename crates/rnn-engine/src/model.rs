@@ -1,13 +1,14 @@
 //! What a run trains: the post's one vanilla layer (on the engine's fused vanilla paths), or
 //! a stack of any cell (on [`crate::deep`]), with its optimizer and carried state.
 
-use ndarray::{Array2, ArrayView2, Axis, ShapeBuilder};
+use ndarray::{Array2, Axis, ShapeBuilder};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rnn::{CellKind, DeepOptimizer, DeepParams, DeepShape, Sample, State};
 use rnn_data::{Batch, Example};
 use serde::{Deserialize, Serialize};
 
+use crate::deep::{DeepBuffers, deep_evaluate};
 use crate::{Cache, Float, Loss, Optimizer, Params, SampleConfig, TokenId, forward_into};
 
 /// A stack of recurrent layers of any cell, with everything its training needs besides the
@@ -172,10 +173,12 @@ impl<F: Float> Model<F> {
             Model::Vanilla { params, .. } => evaluate_lines(params, examples, batch),
             Model::Deep(d) => {
                 let mut total = Loss::default();
+                let mut buf = DeepBuffers::new(d.params.shape(), batch.max(1), 1);
                 for chunk in examples.chunks(batch.max(1)) {
                     let b = Batch::from_examples(chunk);
-                    let state = State::zeros(d.params.shape(), b.batch_size());
-                    let (l, _) = deep_loss(&d.params, b.inputs.view(), b.targets.view(), state);
+                    let mut state = State::zeros(d.params.shape(), b.batch_size());
+                    let (x, y) = (b.inputs.view(), b.targets.view());
+                    let l = deep_evaluate(&d.params, x, y, &mut state, &mut buf);
                     total.total += l.total;
                     total.n_targets += l.n_targets;
                 }
@@ -192,6 +195,7 @@ impl<F: Float> Model<F> {
             Model::Deep(d) => {
                 let mut total = Loss::default();
                 let mut state = State::zeros(d.params.shape(), 1);
+                let mut buf = DeepBuffers::new(d.params.shape(), 1, seq_len.max(1));
                 let n = ids.len().saturating_sub(1);
                 let mut start = 0;
                 while start < n {
@@ -199,8 +203,7 @@ impl<F: Float> Model<F> {
                     let x = Array2::from_shape_fn((end - start, 1), |(t, _)| Some(ids[start + t]));
                     let y =
                         Array2::from_shape_fn((end - start, 1), |(t, _)| Some(ids[start + t + 1]));
-                    let (l, last) = deep_loss(&d.params, x.view(), y.view(), state);
-                    state = last;
+                    let l = deep_evaluate(&d.params, x.view(), y.view(), &mut state, &mut buf);
                     total.total += l.total;
                     total.n_targets += l.n_targets;
                     start = end;
@@ -270,17 +273,6 @@ pub fn evaluate_stream<F: Float>(params: &Params<F>, ids: &[TokenId], seq_len: u
         start += len;
     }
     total
-}
-
-/// The loss of a batch through the reference stack (no dropout) and the state after it.
-fn deep_loss<F: Float>(
-    params: &DeepParams<F>,
-    x: ArrayView2<'_, Option<TokenId>>,
-    y: ArrayView2<'_, Option<TokenId>>,
-    state: State<F>,
-) -> (Loss, State<F>) {
-    let (loss, cache) = rnn::deep_forward(params, x, y, &state, None);
-    (loss, cache.last)
 }
 
 /// The shape every array of a stack must have, by name, computed without allocating.

@@ -14,7 +14,7 @@
 //! The process training in a directory holds an advisory lock on it ([`RunDir::lock`]).
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -231,31 +231,15 @@ pub fn append_history(path: &Path, rows: &[rnn_engine::HistoryRow]) -> Result<()
 /// checkpoint, which may be older than the last rows written), atomically. Returns the
 /// number of rows dropped.
 pub fn truncate_history(path: &Path, step: u64) -> Result<usize> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-    };
-    let mut kept = Vec::new();
-    let mut dropped = 0;
-    for (i, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.with_context(|| format!("cannot read {}", path.display()))?;
-        let row_step = line
-            .split(',')
-            .next()
-            .and_then(|s| s.trim().parse::<u64>().ok());
-        match row_step {
-            Some(s) if s > step => dropped += 1,
-            None if i > 0 => bail!(
-                "{}: line {}: not a history row ({line:?})",
-                path.display(),
-                i + 1
-            ),
-            _ => kept.push(line),
-        }
+    if !path.exists() {
+        return Ok(0);
     }
+    let rows = rnn_plot::read_history_csv(path)
+        .with_context(|| format!("{}: not a history file", path.display()))?;
+    let kept: Vec<rnn_plot::HistoryRow> = rows.iter().filter(|r| r.step <= step).cloned().collect();
+    let dropped = rows.len() - kept.len();
     if dropped > 0 {
-        rnn_engine::write_atomically(path, |w| kept.iter().try_for_each(|l| writeln!(w, "{l}")))
+        rnn_engine::write_atomically(path, |w| rnn_plot::write_history(w, &kept))
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(dropped)

@@ -1064,7 +1064,7 @@ fn train_outputs_and_resume() {
         tr(
             "resume history garbage",
             &["--resume", "run", "--steps", "20"],
-            Fail("not a history row"),
+            Fail("run/history.csv: not a history file"),
         )
         .setup(|d| write(d, "run/history.csv", "step,loss\n10,1\n20,2\ngarbage\n")),
         tr(

@@ -78,4 +78,6 @@ pub use train::{
     initial_smoothed_loss,
 };
 
-pub use rnn::{Clip, Grads, Loss, Optimizer, OptimizerConfig, Params, SampleConfig, TokenId};
+pub use rnn::{
+    Clip, Decay, Grads, Loss, Optimizer, OptimizerConfig, Params, SampleConfig, Schedule, TokenId,
+};

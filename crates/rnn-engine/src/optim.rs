@@ -18,6 +18,7 @@ pub fn step_checked<F: Float>(
 ) -> bool {
     let mut finite = true;
     opt.t += 1;
+    rnn::decay_weights(opt.config, params.arrays_mut());
     match opt.config {
         OptimizerConfig::Sgd { lr } => {
             let lr = F::cast(lr);
@@ -61,6 +62,7 @@ pub fn step_checked<F: Float>(
             beta1,
             beta2,
             eps,
+            ..
         } => {
             // Bias corrections folded into the step size.
             let t = opt.t as i32;

@@ -21,7 +21,7 @@ use crate::guard::StepReport;
 use crate::model::{DeepModel, Model};
 use crate::step::{StepBuffers, update_step};
 use crate::{Clip, Float, Loss, Optimizer, OptimizerConfig, Params, SampleConfig};
-use rnn::{CellKind, DeepOptimizer, DeepParams, DeepShape, DropoutMasks, State};
+use rnn::{CellKind, DeepOptimizer, DeepParams, DeepShape, DropoutMasks, Schedule, State};
 
 /// The element type training runs in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,6 +76,9 @@ pub struct TrainConfig {
     pub steps: u64,
     /// Optimizer and learning rate.
     pub optimizer: OptimizerConfig,
+    /// How the learning rate moves over the run (constant in the classic recipes).
+    #[serde(default)]
+    pub schedule: Schedule,
     /// Gradient clipping.
     pub clip: Clip,
     /// Examples (lines mode) or parallel streams (stream mode) per update, m.
@@ -131,6 +134,7 @@ impl TrainConfig {
             dropout: 0.0,
             steps: 35_000,
             optimizer: OptimizerConfig::sgd(0.01),
+            schedule: Schedule::CONSTANT,
             clip: Clip::Value(5.0),
             batch: 1,
             seq_len: 0,
@@ -157,6 +161,7 @@ impl TrainConfig {
             dropout: 0.0,
             steps: 2_000,
             optimizer: OptimizerConfig::adam(0.002),
+            schedule: Schedule::CONSTANT,
             clip: Clip::Norm(5.0),
             batch: 32,
             seq_len: 64,
@@ -242,6 +247,17 @@ impl TrainConfig {
                 cells.to_string(),
                 "at most 268435456 (the activations one update keeps)",
             );
+        }
+        let wd = self.optimizer.weight_decay();
+        if !(wd.is_finite() && (0.0..1.0).contains(&(wd * lr))) {
+            return bad(
+                "weight_decay",
+                wd.to_string(),
+                "at least 0, with lr x weight_decay below 1",
+            );
+        }
+        if let Err((field, value, expected)) = self.schedule.check() {
+            return bad(field, value, expected);
         }
         match self.clip {
             Clip::Value(c) | Clip::Norm(c) if !(c.is_finite() && c > 0.0) => {
@@ -546,10 +562,11 @@ impl Summary {
     fn record(&mut self, row: &HistoryRow) {
         self.rows += 1;
         self.last_loss = Some(row.loss);
-        if let Some(v) = row.val_loss
-            && self.best_val.is_none_or(|(_, best)| v < best)
-        {
-            self.best_val = Some((row.step, v));
+    }
+
+    fn record_validation(&mut self, step: u64, loss: f64) {
+        if self.best_val.is_none_or(|(_, best)| loss < best) {
+            self.best_val = Some((step, loss));
         }
     }
 }
@@ -838,6 +855,14 @@ impl<F: Float> Trainer<F> {
         let (x, y) = (batch.inputs.view(), batch.targets.view());
         let st = &mut self.state;
         self.interval.started.get_or_insert_with(Instant::now);
+        if !st.config.schedule.is_constant() {
+            let lr = st.config.optimizer.lr() * st.config.schedule.factor(step, st.config.steps);
+            let scheduled = st.config.optimizer.with_lr(lr);
+            match &mut st.model {
+                Model::Vanilla { optimizer, .. } => optimizer.config = scheduled,
+                Model::Deep(d) => d.optimizer.config = scheduled,
+            }
+        }
 
         // Forward, backward, clip and update from the carried hidden state.
         let report = match (&mut st.model, &mut self.buffers) {
@@ -931,6 +956,7 @@ impl<F: Float> Trainer<F> {
         }
         let evaluation = if validate { self.validate(step) } else { None };
         if let Some(e) = &evaluation {
+            self.state.summary.record_validation(step, e.per_example);
             observer(&Event::Validation(e));
         }
         if step.is_multiple_of(self.state.config.log_every) || at_end {

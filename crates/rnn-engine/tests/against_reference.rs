@@ -314,7 +314,7 @@ fn parameters_after_100_training_steps_agree() {
         Recipe {
             name: "text",
             lines: false,
-            optimizer: OptimizerConfig::adam(0.002),
+            optimizer: OptimizerConfig::adamw(0.002, 0.1),
             clip: Clip::Norm(5.0),
             n_a: 64,
             n_steps: 64,

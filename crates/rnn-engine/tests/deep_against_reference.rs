@@ -357,7 +357,7 @@ fn parameters_after_50_training_steps_agree() {
             CellKind::Lstm,
             2,
             None,
-            OptimizerConfig::adam(0.01),
+            OptimizerConfig::adamw(0.01, 0.1),
             Clip::Norm(1.0),
         ),
         (

@@ -285,3 +285,44 @@ fn a_stack_without_configuration_is_recognised_from_its_tensors() {
     };
     assert_eq!(p, d.params);
 }
+
+/// A schedule sets every update's rate (read back from the optimizer the step used), for
+/// the post's model and for a stack; the best validation loss is kept with its step.
+#[test]
+fn the_schedule_sets_each_updates_rate() {
+    use rnn_engine::Schedule;
+    let corpus = text_corpus();
+    for (cell, layers) in [(CellKind::Rnn, 1), (CellKind::Gru, 2)] {
+        let schedule = Schedule::cosine(3, 0.1);
+        let config = TrainConfig {
+            schedule,
+            optimizer: OptimizerConfig::adamw(0.01, 0.1),
+            eval_every: 2,
+            ..deep_config(cell, layers, 0.0, 10)
+        };
+        let mut t = Trainer::<f64>::new(config.clone(), &corpus).unwrap();
+        for step in 1..=10 {
+            t.run(1, &mut quiet()).unwrap();
+            let used = match t.model() {
+                Model::Vanilla { optimizer, .. } => optimizer.config,
+                Model::Deep(d) => d.optimizer.config,
+            };
+            let want = 0.01 * schedule.factor(step, 10);
+            assert!((used.lr() - want).abs() < 1e-15, "{cell:?} step {step}");
+            assert_eq!(used.weight_decay(), 0.1);
+        }
+        // A constant rate trains differently from the first step on (warm-up starts low).
+        let mut constant = Trainer::<f64>::new(
+            TrainConfig {
+                schedule: Schedule::CONSTANT,
+                ..config
+            },
+            &corpus,
+        )
+        .unwrap();
+        constant.run(10, &mut quiet()).unwrap();
+        assert_ne!(constant.model(), t.model());
+        let (step, best) = t.state().summary.best_val.unwrap();
+        assert!(step % 2 == 0 && best.is_finite());
+    }
+}

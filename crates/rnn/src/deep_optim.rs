@@ -5,7 +5,7 @@
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
-use crate::optim::{unnamed, update_arrays};
+use crate::optim::{decay_weights, unnamed, update_arrays};
 use crate::{Clip, DeepGrads, DeepParams, Float, OptimizerConfig};
 
 impl<F: Float> DeepParams<F> {
@@ -96,6 +96,7 @@ impl<F: Float> DeepOptimizer<F> {
     /// Applies one update to `params` from `grads`.
     pub fn step(&mut self, params: &mut DeepParams<F>, grads: &DeepGrads<F>) {
         self.t += 1;
+        decay_weights(self.config, params.arrays_mut());
         update_arrays(
             self.config,
             self.t,

@@ -85,6 +85,7 @@ mod lstm;
 mod optim;
 mod params;
 mod sample;
+mod schedule;
 mod train;
 mod vanilla;
 
@@ -111,9 +112,10 @@ pub use gradcheck::{
 };
 pub use gru::{GruCache, gru_step_backward, gru_step_forward};
 pub use lstm::{LstmCache, lstm_step_backward, lstm_step_forward};
-pub use optim::{Optimizer, OptimizerConfig};
+pub use optim::{Optimizer, OptimizerConfig, decay_weights};
 pub use params::{Grads, INIT_STD, PARAM_NAMES, Params, ShapeError};
 pub use sample::{Sample, SampleConfig, sample, sample_deep};
+pub use schedule::{Decay, Schedule};
 pub use train::{initial_smoothed_loss, train_step};
 pub use vanilla::{VanillaCache, vanilla_step_backward, vanilla_step_forward};
 

@@ -22,7 +22,8 @@ pub enum OptimizerConfig {
         /// Added under the square root.
         eps: f64,
     },
-    /// Adam with bias correction (β₁ 0.9, β₂ 0.999, eps 1e-8).
+    /// Adam with bias correction (β₁ 0.9, β₂ 0.999, eps 1e-8), and with decoupled weight
+    /// decay λ when it is not 0 (AdamW).
     Adam {
         /// Learning rate.
         lr: f64,
@@ -32,6 +33,10 @@ pub enum OptimizerConfig {
         beta2: f64,
         /// Added to the denominator.
         eps: f64,
+        /// Decoupled weight decay λ (AdamW): every weight matrix (not the biases) shrinks
+        /// by the factor 1 − lr·λ before each step. 0 is plain Adam.
+        #[serde(default)]
+        weight_decay: f64,
     },
 }
 
@@ -53,6 +58,31 @@ impl OptimizerConfig {
             beta1: 0.9,
             beta2: 0.999,
             eps: 1e-8,
+            weight_decay: 0.0,
+        }
+    }
+
+    /// AdamW: Adam with learning rate `lr` and decoupled weight decay `weight_decay`.
+    pub fn adamw(lr: f64, weight_decay: f64) -> Self {
+        match Self::adam(lr) {
+            OptimizerConfig::Adam {
+                beta1, beta2, eps, ..
+            } => OptimizerConfig::Adam {
+                lr,
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+            },
+            other => other,
+        }
+    }
+
+    /// The decoupled weight decay λ (0 for SGD, Adagrad and plain Adam).
+    pub fn weight_decay(&self) -> f64 {
+        match *self {
+            OptimizerConfig::Adam { weight_decay, .. } => weight_decay,
+            _ => 0.0,
         }
     }
 
@@ -75,11 +105,12 @@ impl OptimizerConfig {
         self
     }
 
-    /// The optimizer's name: `sgd`, `adagrad` or `adam`.
+    /// The optimizer's name: `sgd`, `adagrad`, `adam` or (with weight decay) `adamw`.
     pub fn name(&self) -> &'static str {
         match self {
             OptimizerConfig::Sgd { .. } => "sgd",
             OptimizerConfig::Adagrad { .. } => "adagrad",
+            OptimizerConfig::Adam { weight_decay, .. } if *weight_decay != 0.0 => "adamw",
             OptimizerConfig::Adam { .. } => "adam",
         }
     }
@@ -115,6 +146,7 @@ impl<F: Float> Optimizer<F> {
     /// Applies one update to `params` from `grads`.
     pub fn step(&mut self, params: &mut Params<F>, grads: &Grads<F>) {
         self.t += 1;
+        decay_weights(self.config, params.arrays_mut());
         update_arrays(
             self.config,
             self.t,
@@ -177,6 +209,7 @@ pub(crate) fn update_arrays<F: Float>(
             beta1,
             beta2,
             eps,
+            ..
         } => {
             let t = t as i32;
             let h = AdamHyper {
@@ -201,6 +234,27 @@ pub(crate) fn update_arrays<F: Float>(
     }
 }
 // ANCHOR_END: update_arrays
+
+// ANCHOR: decay_weights
+/// AdamW's decoupled weight decay, applied before the update: θ ← (1 − lr·λ)·θ for every
+/// weight matrix of a named list such as [`Params::arrays_mut`] (names starting with `w`);
+/// the biases are left alone. Does nothing when λ is 0.
+pub fn decay_weights<'a, F: Float, N: AsRef<str>>(
+    config: OptimizerConfig,
+    arrays: impl IntoIterator<Item = (N, &'a mut Array2<F>)>,
+) {
+    let (lr, lambda) = (config.lr(), config.weight_decay());
+    if lambda == 0.0 {
+        return;
+    }
+    let keep = F::cast(1.0 - lr * lambda);
+    for (name, w) in arrays {
+        if name.as_ref().starts_with('w') {
+            w.mapv_inplace(|x| x * keep);
+        }
+    }
+}
+// ANCHOR_END: decay_weights
 
 /// The arrays of a named list such as [`Params::arrays`], without their names.
 pub(crate) fn unnamed<N, T>(named: impl IntoIterator<Item = (N, T)>) -> Vec<T> {
@@ -284,5 +338,25 @@ mod tests {
             let want = 1.0 - 0.01 * f64::signum(g);
             assert!((p.b_y[[0, 0]] - want).abs() < 1e-7, "{}", p.b_y[[0, 0]]);
         }
+    }
+
+    #[test]
+    fn adamw_shrinks_weights_but_not_biases_before_the_step() {
+        let mut p: Params = Params::zeros(1, 1, 1);
+        p.w_ya = array![[2.0]];
+        p.b_y = array![[2.0]];
+        let zero: Grads = Params::zeros(1, 1, 1);
+        let (lr, lambda) = (0.1, 0.5);
+        let mut opt = Optimizer::new(OptimizerConfig::adamw(lr, lambda), &p);
+        assert_eq!(opt.config.name(), "adamw");
+        opt.step(&mut p, &zero);
+        // A zero gradient leaves Adam's step at 0: only the decay acts, on W_ya alone.
+        assert!((p.w_ya[[0, 0]] - 2.0 * (1.0 - lr * lambda)).abs() < 1e-15);
+        assert_eq!(p.b_y[[0, 0]], 2.0);
+        // λ = 0 is plain Adam, and an old checkpoint without the field reads as λ = 0.
+        let json = r#"{"kind":"adam","lr":0.1,"beta1":0.9,"beta2":0.999,"eps":1e-8}"#;
+        let old: OptimizerConfig = serde_json::from_str(json).unwrap();
+        assert_eq!(old, OptimizerConfig::adam(0.1));
+        assert_eq!(old.name(), "adam");
     }
 }

@@ -163,6 +163,7 @@ pub(super) fn update_checked<F: Float>(
     clip: Clipped<F>,
 ) -> bool {
     opt.t += 1;
+    rnn::decay_weights(opt.config, params.arrays_mut());
     let rule = match opt.config {
         OptimizerConfig::Sgd { lr } => Rule::Sgd { lr: F::cast(lr) },
         OptimizerConfig::Adagrad { lr, eps } => Rule::Adagrad {
@@ -174,6 +175,7 @@ pub(super) fn update_checked<F: Float>(
             beta1,
             beta2,
             eps,
+            ..
         } => {
             let t = opt.t as i32;
             let c1 = 1.0 - beta1.powi(t);

@@ -21,12 +21,28 @@ pub struct EvalArgs {
     /// Text to evaluate on [default: the text the model was trained on, all of it].
     #[arg(long, value_name = "PATH")]
     data: Option<PathBuf>,
+    /// Which part of the text: all of it, or the training or validation side of the split
+    /// the run used (its --val-fraction: every k-th line held out, or the last part of a
+    /// stream).
+    #[arg(long, value_enum, default_value_t = Split::All)]
+    split: Split,
     /// Print one JSON object on one line instead of text.
     #[arg(long)]
     json: bool,
     /// Refuse a data file longer than this many bytes (it also stops endless inputs).
     #[arg(long, value_name = "BYTES", default_value_t = rnn_data::DEFAULT_MAX_BYTES)]
     max_bytes: u64,
+}
+
+/// A part of the text to evaluate on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Split {
+    /// The whole text.
+    All,
+    /// What the run trained on (the text without its validation part).
+    Train,
+    /// The validation part the run held out.
+    Val,
 }
 
 /// Runs `charrnn eval`.
@@ -39,6 +55,21 @@ pub fn run(args: EvalArgs) -> Result<()> {
         None => DataSource::from_origin(&ckpt.data_origin)?,
     };
     let corpus = source.load_limited(st.config.mode, st.config.lowercase, args.max_bytes)?;
+    let corpus = match args.split {
+        Split::All => corpus,
+        _ if st.config.val_fraction == 0.0 => bail!(
+            "--split {}: the checkpoint's run held nothing out (--val-fraction 0)",
+            if args.split == Split::Train {
+                "train"
+            } else {
+                "val"
+            }
+        ),
+        split => {
+            let (train, val) = corpus.split_validation(st.config.val_fraction)?;
+            if split == Split::Train { train } else { val }
+        }
+    };
     let loss = match ckpt.dtype {
         Dtype::F32 => evaluate(&st.model.cast::<f32>(), &st.vocab, &st.config, &corpus)?,
         Dtype::F64 => evaluate(&st.model, &st.vocab, &st.config, &corpus)?,
@@ -88,7 +119,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
 
 /// Summed loss over the corpus: every line from a zero state (lines mode), or the whole
 /// text with the state carried across chunks of `seq_len` (stream mode).
-fn evaluate<F: Float>(
+pub(crate) fn evaluate<F: Float>(
     model: &Model<F>,
     vocab: &Vocab,
     config: &TrainConfig,

@@ -9,6 +9,7 @@ mod data;
 mod eval;
 mod export;
 mod gradcheck;
+mod novelty;
 mod output;
 mod plot;
 mod probs;
@@ -35,7 +36,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Train a model (by default on the bundled dinosaur names) into a run directory.
-    Train(train::TrainArgs),
+    Train(Box<train::TrainArgs>),
     /// Draw samples (names, or text) from a trained model.
     Sample(sample::SampleArgs),
     /// Measure a model's loss per character, perplexity and bits per character on a text.
@@ -91,7 +92,7 @@ fn one_line(err: &anyhow::Error) -> String {
 fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Train(args) => train::run(args),
+        Command::Train(args) => train::run(*args),
         Command::Sample(args) => sample::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Gradcheck(args) => gradcheck::run(args),

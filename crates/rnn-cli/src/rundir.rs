@@ -23,12 +23,13 @@ use crate::checkpoint::CHECKPOINT_FILE;
 use crate::output::Outputs;
 
 /// The files a run writes in its directory, besides the lock.
-pub const RUN_FILES: [&str; 5] = [
+pub const RUN_FILES: [&str; 6] = [
     CHECKPOINT_FILE,
     HISTORY_FILE,
     SAMPLES_FILE,
     "loss.png",
     "loss.svg",
+    BEST_FILE,
 ];
 /// The history's file name.
 pub const HISTORY_FILE: &str = "history.csv";
@@ -183,6 +184,7 @@ impl RunDir {
             samples: f(SAMPLES_FILE)?,
             loss_png: f("loss.png")?,
             loss_svg: f("loss.svg")?,
+            best: f(BEST_FILE)?,
         })
     }
 }
@@ -200,7 +202,12 @@ pub struct RunFiles {
     pub loss_png: PathBuf,
     /// loss.svg.
     pub loss_svg: PathBuf,
+    /// best.json: the checkpoint with the lowest validation loss so far.
+    pub best: PathBuf,
 }
+
+/// The file name of a run's best checkpoint (lowest validation loss).
+pub const BEST_FILE: &str = "best.json";
 
 /// Appends rows to `history.csv` (with the header when the file is new or empty) and
 /// flushes them to disk.

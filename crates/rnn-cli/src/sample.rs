@@ -11,6 +11,8 @@ use rnn_data::{CorpusMode, TokenId, Vocab};
 use rnn_engine::{Dtype, Float, Model, SampleConfig};
 
 use crate::checkpoint;
+use crate::data::DataSource;
+use crate::novelty::Novelty;
 
 /// Arguments of `charrnn sample`.
 #[derive(Debug, Args)]
@@ -33,6 +35,16 @@ pub struct SampleArgs {
     /// Seed of the sampling generator: same seed, same samples.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Names models: after the samples, count how many are lines of the training text
+    /// (the checkpoint's, or --data), of the --test text, or new (makemore's report).
+    #[arg(long)]
+    novelty: bool,
+    /// The training text for --novelty [default: the text the model was trained on].
+    #[arg(long, value_name = "PATH", requires = "novelty")]
+    data: Option<PathBuf>,
+    /// The test text for --novelty.
+    #[arg(long, value_name = "PATH", requires = "novelty")]
+    test: Option<PathBuf>,
     /// Maximum number of characters drawn per sample (after the prefix; at most
     /// 1,000,000).
     #[arg(long, default_value_t = 50)]
@@ -112,11 +124,42 @@ pub fn run(args: SampleArgs) -> Result<()> {
         n: args.n,
         seed: args.seed,
     };
+    // The texts --novelty compares with are read before anything is drawn.
+    let novelty = if args.novelty {
+        if st.config.mode != CorpusMode::Lines {
+            bail!("--novelty counts names: the checkpoint's model reads a stream, not lines");
+        }
+        let load = |source: DataSource| {
+            source.load_limited(
+                CorpusMode::Lines,
+                st.config.lowercase,
+                rnn_data::DEFAULT_MAX_BYTES,
+            )
+        };
+        let train = match &args.data {
+            Some(path) => load(DataSource::File(path.clone()))?,
+            None => load(DataSource::from_origin(&loaded.checkpoint.data_origin)?)?,
+        };
+        let test = args
+            .test
+            .as_ref()
+            .map(|path| load(DataSource::File(path.clone())))
+            .transpose()?;
+        Some((train, test))
+    } else {
+        None
+    };
     let mut out = io::stdout().lock();
-    match loaded.checkpoint.dtype {
-        Dtype::F32 => request.draw(&st.model.cast::<f32>(), &mut out),
-        Dtype::F64 => request.draw(&st.model, &mut out),
+    let drawn = match loaded.checkpoint.dtype {
+        Dtype::F32 => request.draw(&st.model.cast::<f32>(), &mut out, novelty.is_some())?,
+        Dtype::F64 => request.draw(&st.model, &mut out, novelty.is_some())?,
+    };
+    if let Some((train, test)) = novelty {
+        let test_lines = test.as_ref().map_or(&[][..], |t| t.lines());
+        let n = Novelty::count(drawn.iter().map(String::as_str), train.lines(), test_lines);
+        writeln!(out, "novelty of {} samples: {n}", n.total())?;
     }
+    Ok(())
 }
 
 /// What to draw.
@@ -134,7 +177,14 @@ impl Request<'_> {
     /// Prints `n` samples from one generator seeded with `seed`, each as soon as it is
     /// drawn. Lines models start from "no input" as in training; stream models from the
     /// prefix, or a newline when there is none.
-    fn draw<F: Float>(&self, model: &Model<F>, out: &mut impl Write) -> Result<()> {
+    /// With `keep`, also returns the samples (without the prefix's skipped newline).
+    fn draw<F: Float>(
+        &self,
+        model: &Model<F>,
+        out: &mut impl Write,
+        keep: bool,
+    ) -> Result<Vec<String>> {
+        let mut kept = Vec::new();
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
         let (start, skip) = match self.mode {
             CorpusMode::Stream if self.prefix.is_empty() => {
@@ -150,7 +200,10 @@ impl Request<'_> {
                 writeln!(out)?;
             }
             writeln!(out, "{text}")?;
+            if keep {
+                kept.push(text);
+            }
         }
-        Ok(())
+        Ok(kept)
     }
 }

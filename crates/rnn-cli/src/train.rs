@@ -14,14 +14,15 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rnn::CellKind;
-use rnn_data::{Corpus, CorpusMode};
+use rnn_data::{Corpus, CorpusMode, Vocab};
 use rnn_engine::{
-    Checkpoint, Clip, Dtype, Event, Float, OptimizerConfig, SampleConfig, TrainConfig, TrainError,
-    Trainer,
+    Checkpoint, Clip, Decay, Dtype, Event, Float, OptimizerConfig, SampleConfig, Schedule,
+    TrainConfig, TrainError, Trainer,
 };
 
 use crate::checkpoint;
-use crate::data::DataSource;
+use crate::data::{Bundled, DataSource};
+use crate::novelty::Novelty;
 use crate::output::Outputs;
 use crate::rundir::{self, RunDir, RunFiles, Target};
 
@@ -29,14 +30,21 @@ use crate::rundir::{self, RunDir, RunFiles, Target};
 #[derive(Debug, Args)]
 pub struct TrainArgs {
     /// Training text: one name per line (lines mode) or any text (stream mode)
-    /// [default: the bundled dinosaur names].
+    /// [default: the preset's bundled text: the dinosaur names, makemore's training names or
+    /// Tiny Shakespeare].
     #[arg(long, value_name = "PATH")]
     data: Option<PathBuf>,
+    /// A test text, evaluated at the end with the best checkpoint (lines mode also reports
+    /// how many of 1,000 samples are in the training data, in the test data, or new)
+    /// [default: makemore's test names with `--preset names` and its bundled data].
+    #[arg(long, value_name = "PATH")]
+    test: Option<PathBuf>,
     /// One example per line (names), or one continuous stream cut into chunks
     /// [default: the preset's].
     #[arg(long, value_enum)]
     mode: Option<ModeArg>,
-    /// Starting configuration, changed by the flags below [default: dinosaurs].
+    /// Starting configuration, changed by the flags below [default: dinosaurs]. names and
+    /// shakespeare have one recipe per --cell (default lstm).
     #[arg(long, value_enum)]
     preset: Option<Preset>,
     /// Hidden size n_a (1 to 8192).
@@ -61,6 +69,27 @@ pub struct TrainArgs {
     /// Optimizer (keeps the preset's learning rate unless --lr is given).
     #[arg(long, value_enum)]
     optimizer: Option<OptimizerArg>,
+    /// Decoupled weight decay λ (AdamW; Adam only): every weight matrix shrinks by
+    /// 1 − lr·λ before each update, the biases never.
+    #[arg(long, value_name = "LAMBDA", allow_negative_numbers = true)]
+    weight_decay: Option<f64>,
+    /// Learning-rate schedule after the warm-up: constant, cosine (down to
+    /// --final-lr-fraction of --lr at the last step) or step (times --decay-factor every
+    /// --decay-every steps).
+    #[arg(long, value_enum)]
+    schedule: Option<ScheduleArg>,
+    /// Steps of linear warm-up from lr/N to lr before the schedule.
+    #[arg(long, value_name = "N")]
+    warmup: Option<u64>,
+    /// Cosine schedule: the fraction of --lr left at the last step [default: 0.1].
+    #[arg(long, value_name = "F", allow_negative_numbers = true)]
+    final_lr_fraction: Option<f64>,
+    /// Step schedule: steps between two cuts of the rate [default: a quarter of --steps].
+    #[arg(long, value_name = "N")]
+    decay_every: Option<u64>,
+    /// Step schedule: what each cut multiplies the rate by [default: 0.5].
+    #[arg(long, value_name = "F", allow_negative_numbers = true)]
+    decay_factor: Option<f64>,
     /// Clip each gradient entry to [-VALUE, VALUE].
     #[arg(long, value_name = "VALUE", allow_negative_numbers = true,
           conflicts_with_all = ["clip_norm", "no_clip"])]
@@ -96,6 +125,9 @@ pub struct TrainArgs {
     /// Steps between samples printed during training (0: never).
     #[arg(long, value_name = "N")]
     sample_every: Option<u64>,
+    /// Steps between validation passes (0: never); each new best is saved as best.json.
+    #[arg(long, value_name = "N")]
+    eval_every: Option<u64>,
     /// Steps between checkpoints (and history.csv updates).
     #[arg(long, value_name = "N", default_value_t = 1000)]
     checkpoint_every: u64,
@@ -103,7 +135,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// Continue the run in DIR (a run directory or its checkpoint.json). Only --steps,
-    /// --checkpoint-every, --sample-every and --data may be combined with it.
+    /// --checkpoint-every, --sample-every, --data and --test may be combined with it.
     #[arg(long, value_name = "DIR")]
     resume: Option<PathBuf>,
     /// Lowercase the text before training.
@@ -134,6 +166,21 @@ enum Preset {
     Text,
     /// Karpathy's min-char-rnn: one stream, chunks of 25, n_a 100, Adagrad 0.1.
     MinCharRnn,
+    /// makemore's names: train on its 31,033 training names, report its 1,000 test names.
+    Names,
+    /// Tiny Shakespeare, the last 10% held out as nanoGPT does.
+    Shakespeare,
+}
+
+impl Preset {
+    /// The bundled text a preset trains on when --data is not given.
+    fn default_data(self) -> Bundled {
+        match self {
+            Preset::Names => Bundled::NamesTrain,
+            Preset::Shakespeare => Bundled::Shakespeare,
+            Preset::Dinosaurs | Preset::Text | Preset::MinCharRnn => Bundled::Dinosaurs,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -154,6 +201,13 @@ enum OptimizerArg {
     Sgd,
     Adagrad,
     Adam,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ScheduleArg {
+    Constant,
+    Cosine,
+    Step,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -188,6 +242,10 @@ struct Session {
     checkpoint_every: u64,
     /// Whether this session continues a saved run.
     resumed: bool,
+    /// The test text, evaluated at the end.
+    test: Option<Corpus>,
+    /// The training text (for the novelty of samples).
+    train_lines: Vec<String>,
 }
 
 /// A run stopped by SIGINT or SIGTERM after saving its state: `main` exits with 128 plus
@@ -220,19 +278,22 @@ fn load_source(source: &DataSource, config: &TrainConfig, args: &TrainArgs) -> R
 fn fresh(args: &TrainArgs) -> Result<()> {
     // Everything that can be wrong with the input is checked before anything is created.
     let config = build_config(args)?;
-    let source = DataSource::from_flag(args.data.as_deref());
+    let preset = args.preset.unwrap_or(Preset::Dinosaurs);
+    let source = DataSource::from_flag_or(args.data.as_deref(), preset.default_data());
     let target = Target::new(args.out.as_deref(), &source.stem(), args.force)?;
     let corpus = load_source(&source, &config, args)?;
+    let test = test_corpus(args, &config, &corpus.vocab())?;
     let origin = source.origin();
     match config.dtype {
-        Dtype::F32 => start::<f32>(config, &corpus, &target, origin, args),
-        Dtype::F64 => start::<f64>(config, &corpus, &target, origin, args),
+        Dtype::F32 => start::<f32>(config, &corpus, test, &target, origin, args),
+        Dtype::F64 => start::<f64>(config, &corpus, test, &target, origin, args),
     }
 }
 
 fn start<F: Float>(
     config: TrainConfig,
     corpus: &Corpus,
+    test: Option<Corpus>,
     target: &Target,
     origin: String,
     args: &TrainArgs,
@@ -253,8 +314,9 @@ fn start<F: Float>(
             return Err(e);
         }
     };
-    // A new run starts its history and samples afresh (--force over an old run included).
-    for stale in [&files.history, &files.samples] {
+    // A new run starts its history, samples and best checkpoint afresh (--force over an
+    // old run included).
+    for stale in [&files.history, &files.samples, &files.best] {
         match fs::remove_file(stale) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => {
                 return Err(e).with_context(|| format!("cannot remove {}", stale.display()));
@@ -270,6 +332,8 @@ fn start<F: Float>(
         origin,
         checkpoint_every: args.checkpoint_every,
         resumed: false,
+        test,
+        train_lines: corpus.lines().to_vec(),
     };
     train_loop(trainer, &session)
 }
@@ -284,6 +348,12 @@ fn resume(args: &TrainArgs, dir: PathBuf) -> Result<()> {
         ("--dropout", args.dropout.is_some()),
         ("--lr", args.lr.is_some()),
         ("--optimizer", args.optimizer.is_some()),
+        ("--weight-decay", args.weight_decay.is_some()),
+        ("--schedule", args.schedule.is_some()),
+        ("--warmup", args.warmup.is_some()),
+        ("--final-lr-fraction", args.final_lr_fraction.is_some()),
+        ("--decay-every", args.decay_every.is_some()),
+        ("--decay-factor", args.decay_factor.is_some()),
         ("--clip", args.clip.is_some()),
         ("--clip-norm", args.clip_norm.is_some()),
         ("--no-clip", args.no_clip),
@@ -292,6 +362,7 @@ fn resume(args: &TrainArgs, dir: PathBuf) -> Result<()> {
         ("--seed", args.seed.is_some()),
         ("--dtype", args.dtype.is_some()),
         ("--val-fraction", args.val_fraction.is_some()),
+        ("--eval-every", args.eval_every.is_some()),
         ("--out", args.out.is_some()),
         ("--lowercase", args.lowercase),
         ("--force", args.force),
@@ -300,7 +371,8 @@ fn resume(args: &TrainArgs, dir: PathBuf) -> Result<()> {
     if !given.is_empty() {
         bail!(
             "{} cannot be combined with --resume: a resumed run keeps its configuration \
-             (only --steps, --checkpoint-every, --sample-every and --data may be given)",
+             (only --steps, --checkpoint-every, --sample-every, --data and --test may be \
+             given)",
             given.join(", ")
         );
     }
@@ -348,6 +420,7 @@ fn resume(args: &TrainArgs, dir: PathBuf) -> Result<()> {
     if dropped > 0 {
         println!("note: dropped {dropped} history rows written after the checkpoint's step {step}");
     }
+    let test = test_corpus(args, &config, &ckpt.state.vocab)?;
     let session = Session {
         dir: run_dir,
         files,
@@ -355,6 +428,8 @@ fn resume(args: &TrainArgs, dir: PathBuf) -> Result<()> {
         origin,
         checkpoint_every: args.checkpoint_every,
         resumed: true,
+        test,
+        train_lines: corpus.lines().to_vec(),
     };
     match ckpt.dtype {
         Dtype::F32 => resume_as::<f32>(&ckpt, &corpus, &session),
@@ -368,12 +443,44 @@ fn resume_as<F: Float>(ckpt: &Checkpoint, corpus: &Corpus, session: &Session) ->
     train_loop(trainer, session)
 }
 
+/// The test text of `--test`, or the names preset's bundled test names when it trains on
+/// its bundled names; checked against the vocabulary before training starts.
+fn test_corpus(args: &TrainArgs, config: &TrainConfig, vocab: &Vocab) -> Result<Option<Corpus>> {
+    let source = match (&args.test, args.preset, &args.data) {
+        (Some(path), _, _) => DataSource::File(path.clone()),
+        (None, Some(Preset::Names), None) => DataSource::Bundled(Bundled::NamesTest),
+        _ => return Ok(None),
+    };
+    let corpus = source.load_limited(config.mode, config.lowercase, args.max_bytes)?;
+    let unknown: String = corpus
+        .vocab()
+        .chars()
+        .iter()
+        .filter(|c| vocab.id(**c).is_none())
+        .collect();
+    if !unknown.is_empty() {
+        bail!(
+            "--test {}: the characters {unknown:?} never occur in the training text, so the \
+             model cannot predict them",
+            corpus.origin()
+        );
+    }
+    Ok(Some(corpus))
+}
+
 /// The preset with the command line's changes, validated.
 fn build_config(args: &TrainArgs) -> Result<TrainConfig> {
+    let cell = args.cell.map(|c| match c {
+        CellArg::Rnn => CellKind::Rnn,
+        CellArg::Gru => CellKind::Gru,
+        CellArg::Lstm => CellKind::Lstm,
+    });
     let mut c = match args.preset.unwrap_or(Preset::Dinosaurs) {
         Preset::Dinosaurs => TrainConfig::dinosaurs(),
         Preset::Text => TrainConfig::text(),
         Preset::MinCharRnn => TrainConfig::min_char_rnn(),
+        Preset::Names => TrainConfig::names(cell.unwrap_or(CellKind::Lstm)),
+        Preset::Shakespeare => TrainConfig::shakespeare(cell.unwrap_or(CellKind::Lstm)),
     };
     if let Some(mode) = args.mode {
         c.mode = match mode {
@@ -388,12 +495,8 @@ fn build_config(args: &TrainArgs) -> Result<TrainConfig> {
     if let Some(hidden) = args.hidden {
         c.hidden = hidden;
     }
-    if let Some(cell) = args.cell {
-        c.cell = match cell {
-            CellArg::Rnn => CellKind::Rnn,
-            CellArg::Gru => CellKind::Gru,
-            CellArg::Lstm => CellKind::Lstm,
-        };
+    if let Some(cell) = cell {
+        c.cell = cell;
     }
     if let Some(layers) = args.layers {
         c.layers = layers;
@@ -415,6 +518,18 @@ fn build_config(args: &TrainArgs) -> Result<TrainConfig> {
     if let Some(lr) = args.lr {
         c.optimizer = c.optimizer.with_lr(lr);
     }
+    if let Some(lambda) = args.weight_decay {
+        match c.optimizer {
+            OptimizerConfig::Adam { .. } => {
+                c.optimizer = OptimizerConfig::adamw(c.optimizer.lr(), lambda);
+            }
+            other => bail!(
+                "--weight-decay needs --optimizer adam (decoupled weight decay is AdamW);                  the optimizer is {}",
+                other.name()
+            ),
+        }
+    }
+    apply_schedule(&mut c, args)?;
     if let Some(v) = args.clip {
         c.clip = Clip::Value(v);
     }
@@ -445,6 +560,9 @@ fn build_config(args: &TrainArgs) -> Result<TrainConfig> {
     if let Some(every) = args.sample_every {
         c.sample_every = every;
     }
+    if let Some(every) = args.eval_every {
+        c.eval_every = every;
+    }
     if args.lowercase {
         c.lowercase = true;
     }
@@ -453,6 +571,66 @@ fn build_config(args: &TrainArgs) -> Result<TrainConfig> {
     }
     c.validate()?;
     Ok(c)
+}
+
+/// The schedule flags over the preset's schedule.
+fn apply_schedule(c: &mut TrainConfig, args: &TrainArgs) -> Result<()> {
+    let kind = args.schedule.unwrap_or(match c.schedule.decay {
+        Decay::Constant => ScheduleArg::Constant,
+        Decay::Cosine { .. } => ScheduleArg::Cosine,
+        Decay::Step { .. } => ScheduleArg::Step,
+    });
+    let wrong =
+        |flag: &str, needs: &str| anyhow::anyhow!("{flag} applies to --schedule {needs} only");
+    if kind != ScheduleArg::Cosine && args.final_lr_fraction.is_some() {
+        return Err(wrong("--final-lr-fraction", "cosine"));
+    }
+    if kind != ScheduleArg::Step && (args.decay_every.is_some() || args.decay_factor.is_some()) {
+        return Err(wrong("--decay-every and --decay-factor", "step"));
+    }
+    let decay = match kind {
+        ScheduleArg::Constant => Decay::Constant,
+        ScheduleArg::Cosine => Decay::Cosine {
+            final_fraction: args.final_lr_fraction.unwrap_or(match c.schedule.decay {
+                Decay::Cosine { final_fraction } => final_fraction,
+                _ => 0.1,
+            }),
+        },
+        ScheduleArg::Step => {
+            let (every, factor) = match c.schedule.decay {
+                Decay::Step { every, factor } => (every, factor),
+                _ => ((c.steps / 4).max(1), 0.5),
+            };
+            Decay::Step {
+                every: args.decay_every.unwrap_or(every),
+                factor: args.decay_factor.unwrap_or(factor),
+            }
+        }
+    };
+    c.schedule = Schedule {
+        warmup: args.warmup.unwrap_or(c.schedule.warmup),
+        decay,
+    };
+    Ok(())
+}
+
+/// "lr 0.002" for a constant rate, else the schedule: "lr 0.002, warm-up 200, cosine to
+/// 0.1x".
+fn describe_lr(c: &TrainConfig) -> String {
+    let mut s = format!("lr {:?}", c.optimizer.lr());
+    if c.schedule.warmup > 0 {
+        s += &format!(", warm-up {}", c.schedule.warmup);
+    }
+    match c.schedule.decay {
+        Decay::Constant => {}
+        Decay::Cosine { final_fraction } => s += &format!(", cosine to {final_fraction}x"),
+        Decay::Step { every, factor } => s += &format!(", x{factor} every {every} steps"),
+    }
+    let wd = c.optimizer.weight_decay();
+    if wd > 0.0 {
+        s += &format!(", weight decay {wd}");
+    }
+    s
 }
 
 /// One line about the data, the model and the run directory.
@@ -483,7 +661,7 @@ fn describe<F: Float>(
     let mut out = io::stdout().lock();
     writeln!(
         out,
-        "{what}\n  data: {} ({} mode, {shape}, {} chars, vocabulary of {})\n  model: {}n_a {}, {} lr {:?}, {clip}, batch {}, {}, seed {}",
+        "{what}\n  data: {} ({} mode, {shape}, {} chars, vocabulary of {})\n  model: {}n_a {}, {} {}, {clip}, batch {}, {}, seed {}",
         corpus.origin(),
         c.mode,
         corpus.n_chars(),
@@ -491,7 +669,7 @@ fn describe<F: Float>(
         model_name(c),
         c.hidden,
         c.optimizer.name(),
-        c.optimizer.lr(),
+        describe_lr(c),
         c.batch,
         c.dtype,
         c.seed,
@@ -609,13 +787,16 @@ fn train_loop<F: Float>(mut trainer: Trainer<F>, session: &Session) -> Result<()
     let first_step = trainer.step();
     let mut saved_at: Option<u64> = session.resumed.then_some(first_step);
 
+    let boundary = |step: u64, every: u64| (step / every).saturating_add(1).saturating_mul(every);
     while trainer.step() < total && !signals.received() {
         let step = trainer.step();
         let every = session.checkpoint_every;
-        let next = (step / every)
-            .saturating_add(1)
-            .saturating_mul(every)
-            .min(total);
+        // Stop at every checkpoint and at every validation (a new best is saved there).
+        let mut next = boundary(step, every).min(total);
+        let eval_every = trainer.config().eval_every;
+        if eval_every > 0 {
+            next = next.min(boundary(step, eval_every));
+        }
         let result = trainer.run_until(next - step, &mut |e| observer.on(e), &signals.stop);
         if let Err(err) = result {
             pb.finish_and_clear();
@@ -625,11 +806,17 @@ fn train_loop<F: Float>(mut trainer: Trainer<F>, session: &Session) -> Result<()
             pb.finish_and_clear();
             return Err(e).with_context(|| format!("cannot write {}", files.samples.display()));
         }
-        // History first: a crash between the two leaves rows past the checkpoint, which
-        // a resume cuts back.
-        rundir::append_history(&files.history, &trainer.take_history())?;
-        Checkpoint::new(trainer.state(), session.origin.as_str()).save(&files.checkpoint)?;
-        saved_at = Some(trainer.step());
+        let now = trainer.step();
+        if trainer.state().summary.best_val.map(|(at, _)| at) == Some(now) {
+            Checkpoint::new(trainer.state(), session.origin.as_str()).save(&files.best)?;
+        }
+        if now.is_multiple_of(every) || now == total || signals.received() {
+            // History first: a crash between the two leaves rows past the checkpoint,
+            // which a resume cuts back.
+            rundir::append_history(&files.history, &trainer.take_history())?;
+            Checkpoint::new(trainer.state(), session.origin.as_str()).save(&files.checkpoint)?;
+            saved_at = Some(now);
+        }
     }
     pb.finish_and_clear();
     let wall = started.elapsed();
@@ -647,6 +834,9 @@ fn train_loop<F: Float>(mut trainer: Trainer<F>, session: &Session) -> Result<()
     plot.save_as(&files.loss_svg, rnn_plot::Format::Svg)?;
 
     summarize(&trainer, session, first_step, wall, &unit)?;
+    if signals.which().is_none() {
+        report_best::<F>(&trainer, session)?;
+    }
     match signals.which() {
         Some((signal, name)) => Err(Interrupted {
             signal,
@@ -722,6 +912,68 @@ fn summarize<F: Float>(
     }
     Ok(())
 }
+
+/// After a finished run: the best checkpoint's validation loss, its loss on the test text,
+/// and (lines mode) the novelty of 1,000 of its samples.
+fn report_best<F: Float>(trainer: &Trainer<F>, session: &Session) -> Result<()> {
+    let best_path = &session.files.best;
+    let best = match trainer.state().summary.best_val {
+        Some(_) if best_path.exists() => Checkpoint::load(best_path)?,
+        _ => Checkpoint::new(trainer.state(), session.origin.as_str()),
+    };
+    let st = best.state_as::<F>();
+    let mut out = io::stdout().lock();
+    let which = if best_path.exists() {
+        format!("{} (step {})", best_path.display(), st.step)
+    } else {
+        format!("the last step ({})", st.step)
+    };
+    if let Some((step, per_char)) = trainer.state().summary.best_val {
+        writeln!(
+            out,
+            "best validation: {per_char:.4} nats/char at step {step}, kept in {which}"
+        )?;
+    }
+    if let Some(test) = &session.test {
+        let loss = crate::eval::evaluate(&st.model, &st.vocab, &st.config, test)?;
+        writeln!(
+            out,
+            "test: {:.4} nats/char, perplexity {:.3}, {:.4} bits/char ({} chars of {}), with {which}",
+            loss.per_char(),
+            loss.perplexity(),
+            loss.bits_per_char(),
+            loss.n_targets,
+            test.origin()
+        )?;
+    }
+    if st.config.mode == CorpusMode::Lines {
+        let mut rng = ChaCha8Rng::seed_from_u64(st.config.seed ^ NOVELTY_SEED_SALT);
+        let sc = SampleConfig {
+            max_len: st.config.sample_max_len,
+            ..SampleConfig::names(st.vocab.newline_id())
+        };
+        let samples: Vec<String> = (0..NOVELTY_SAMPLES)
+            .map(|_| {
+                let s = st.model.sample(&[], &sc, &mut rng);
+                st.vocab.decode(&s.ids).unwrap_or_default()
+            })
+            .collect();
+        let test_lines = session.test.as_ref().map_or(&[][..], |t| t.lines());
+        let n = Novelty::count(
+            samples.iter().map(|s| s.trim_end_matches('\n')),
+            &session.train_lines,
+            test_lines,
+        );
+        writeln!(out, "novelty of {NOVELTY_SAMPLES} samples: {n}")?;
+    }
+    Ok(())
+}
+
+/// How many samples the novelty report draws.
+const NOVELTY_SAMPLES: usize = 1000;
+
+/// Keeps the novelty samples apart from the summary's samples of the same seed.
+const NOVELTY_SEED_SALT: u64 = 0x006e_6f76_656c_7479;
 
 /// SIGINT and SIGTERM while training: the first sets `stop` (the trainer ends its step), a
 /// second one exits at once.

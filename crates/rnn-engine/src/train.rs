@@ -176,6 +176,76 @@ impl TrainConfig {
         }
     }
 
+    /// makemore's names (train on `names-train.txt`, report `names-test.txt`): one name per
+    /// example from a zero state, 32 names per update, Adam with a 100-step warm-up and a
+    /// cosine decay to a tenth, norm clipping at 5, f32, 5% of the training names held out
+    /// to pick the best checkpoint. The size, rate and length per cell come from the sweep
+    /// in `book/src/12-quality.md`; the measured results are in its table.
+    pub fn names(cell: CellKind) -> Self {
+        let (hidden, lr, steps) = match cell {
+            CellKind::Rnn => (256, 0.001, 8_000),
+            CellKind::Gru => (512, 0.002, 8_000),
+            CellKind::Lstm => (512, 0.002, 8_000),
+        };
+        TrainConfig {
+            mode: CorpusMode::Lines,
+            lowercase: false,
+            hidden,
+            cell,
+            layers: 1,
+            dropout: 0.0,
+            steps,
+            optimizer: OptimizerConfig::adam(lr),
+            schedule: Schedule::cosine(100, 0.1),
+            clip: Clip::Norm(5.0),
+            batch: 32,
+            seq_len: 0,
+            seed: 0,
+            dtype: Dtype::F32,
+            val_fraction: 0.05,
+            log_every: 10,
+            eval_every: 500,
+            sample_every: 2_000,
+            n_samples: 5,
+            sample_max_len: 50,
+        }
+    }
+
+    /// Tiny Shakespeare as nanoGPT's `shakespeare_char` splits it (the last 10% held out):
+    /// 32 streams of 64 characters, n_a 512, Adam 0.002 with a 200-step warm-up and a
+    /// cosine decay to a tenth, norm clipping at 5, f32. The gated cells stack two layers
+    /// with dropout 0.25 between them; the vanilla cell keeps one layer at a lower rate.
+    /// Results in the table of `book/src/12-quality.md`.
+    pub fn shakespeare(cell: CellKind) -> Self {
+        let (layers, dropout, lr, steps) = match cell {
+            CellKind::Rnn => (1, 0.0, 0.001, 13_000),
+            CellKind::Gru => (2, 0.25, 0.002, 6_000),
+            CellKind::Lstm => (2, 0.25, 0.002, 13_000),
+        };
+        TrainConfig {
+            mode: CorpusMode::Stream,
+            lowercase: false,
+            hidden: 512,
+            cell,
+            layers,
+            dropout,
+            steps,
+            optimizer: OptimizerConfig::adam(lr),
+            schedule: Schedule::cosine(200, 0.1),
+            clip: Clip::Norm(5.0),
+            batch: 32,
+            seq_len: 64,
+            seed: 0,
+            dtype: Dtype::F32,
+            val_fraction: 0.1,
+            log_every: 10,
+            eval_every: 500,
+            sample_every: 2_000,
+            n_samples: 1,
+            sample_max_len: 300,
+        }
+    }
+
     /// Karpathy's min-char-rnn: one stream, chunks of 25, n_a = 100, Adagrad with lr 0.1,
     /// element-wise clipping at 5.
     pub fn min_char_rnn() -> Self {
@@ -554,7 +624,9 @@ pub struct Summary {
     pub rows: u64,
     /// The last row's mean training loss per example.
     pub last_loss: Option<f64>,
-    /// The best validation loss per example so far, and its step.
+    /// The best validation loss so far, in nats per character, and its step (checkpoints
+    /// from before it was kept per character hold the loss per example, which the next
+    /// validation replaces).
     pub best_val: Option<(u64, f64)>,
 }
 
@@ -956,7 +1028,9 @@ impl<F: Float> Trainer<F> {
         }
         let evaluation = if validate { self.validate(step) } else { None };
         if let Some(e) = &evaluation {
-            self.state.summary.record_validation(step, e.per_example);
+            self.state
+                .summary
+                .record_validation(step, e.loss.per_char());
             observer(&Event::Validation(e));
         }
         if step.is_multiple_of(self.state.config.log_every) || at_end {

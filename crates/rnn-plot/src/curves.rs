@@ -143,8 +143,76 @@ pub fn gradient_norms(curves: &[GradientCurve], title: &str) -> Result<Plot, Plo
     ))
 }
 
+/// One line of [`curves`]: a label and its `(x, y)` points (non-finite values break it).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Curve {
+    /// The legend's text.
+    pub label: String,
+    /// The points, in drawing order.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// Any number of labelled lines on linear axes, such as validation loss against wall-clock
+/// time for several runs, with flat reference lines drawn as two-point curves. 800x500
+/// pixels.
+///
+/// # Errors
+///
+/// [`PlotError::Empty`] when there is no finite point at all.
+pub fn curves(
+    curves: &[Curve],
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+) -> Result<Plot, PlotError> {
+    let lines: Vec<(String, Segments)> = curves
+        .iter()
+        .map(|c| {
+            let points = c
+                .points
+                .iter()
+                .map(|&(x, y)| (x, y.is_finite().then_some(y)));
+            (
+                c.label.clone(),
+                segments(points.filter(|(x, _)| x.is_finite())),
+            )
+        })
+        .collect();
+    if lines.iter().all(|(_, s)| s.is_empty()) {
+        return Err(PlotError::Empty {
+            what: "finite points",
+        });
+    }
+    Ok(Plot::new(Kind::Curves(lines), title, x_desc, y_desc))
+}
+
+pub(crate) fn draw_curves<DB>(
+    plot: &Plot,
+    lines: &[(String, Segments)],
+    root: &DrawingArea<DB, Shift>,
+) -> Result<(), PlotError>
+where
+    DB: DrawingBackend,
+    DB::ErrorType: 'static,
+{
+    let lines: Vec<Line> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, segs))| !segs.is_empty())
+        .map(|(i, (label, segs))| Line {
+            label: label.clone(),
+            color: series_color(i),
+            stroke: 2,
+            alpha: 1.0,
+            markers: segs.iter().map(Vec::len).sum::<usize>() <= 40,
+            segments: segs.clone(),
+        })
+        .collect();
+    draw_lines(plot, root, &lines, Axis::Linear, false)
+}
+
 /// Unbroken runs of `(x, y)` points of one line.
-type Segments = Vec<Vec<(f64, f64)>>;
+pub(crate) type Segments = Vec<Vec<(f64, f64)>>;
 
 /// Points of the loss curve, split into unbroken segments.
 #[derive(Clone, Debug)]
@@ -584,6 +652,32 @@ mod tests {
                 chars_per_s: 1000.0,
             })
             .collect()
+    }
+
+    #[test]
+    fn curves_draw_their_labels_and_refuse_nothing_to_draw() {
+        let runs = [
+            Curve {
+                label: "lstm".into(),
+                points: vec![(0.5, 2.0), (1.0, f64::NAN), (2.0, 1.5)],
+            },
+            Curve {
+                label: "reference 1.47".into(),
+                points: vec![(0.0, 1.47), (2.0, 1.47)],
+            },
+        ];
+        let plot = curves(&runs, "validation", "minutes", "nats/char").unwrap();
+        let svg = plot.to_svg_string().unwrap();
+        assert!(svg.contains("lstm") && svg.contains("reference 1.47"));
+        assert!(svg.contains("minutes") && svg.contains("nats/char"));
+        let empty = [Curve {
+            label: "x".into(),
+            points: vec![(0.0, f64::NAN)],
+        }];
+        assert!(matches!(
+            curves(&empty, "t", "x", "y"),
+            Err(PlotError::Empty { .. })
+        ));
     }
 
     #[test]

@@ -76,7 +76,9 @@ mod history;
 mod plot;
 
 pub use colormap::{HeatScale, NAN_COLOR, PALETTE, series_color};
-pub use curves::{CURVE_SIZE, GradientCurve, gradient_norms, loss_comparison, loss_curve};
+pub use curves::{
+    CURVE_SIZE, Curve, GradientCurve, curves, gradient_norms, loss_comparison, loss_curve,
+};
 pub use error::PlotError;
 pub use format::Format;
 pub use gates::{GatePanel, gate_heatmap};

@@ -35,6 +35,7 @@ pub struct Plot {
 pub(crate) enum Kind {
     Loss(LossData),
     LossComparison(Vec<RunData>),
+    Curves(Vec<(String, crate::curves::Segments)>),
     Gradients(GradientData),
     Heatmap(HeatmapData),
     /// Heatmaps stacked under one title (each a `Kind::Heatmap` plot).
@@ -56,7 +57,9 @@ impl Plot {
     /// the size that fits the content for heatmaps.
     pub fn size(&self) -> (u32, u32) {
         self.size.unwrap_or_else(|| match &self.kind {
-            Kind::Loss(_) | Kind::LossComparison(_) | Kind::Gradients(_) => crate::CURVE_SIZE,
+            Kind::Loss(_) | Kind::LossComparison(_) | Kind::Curves(_) | Kind::Gradients(_) => {
+                crate::CURVE_SIZE
+            }
             Kind::Heatmap(data) => crate::heatmap::natural_size(data, self),
             Kind::Panels(panels) => crate::gates::natural_size(self, panels),
         })
@@ -132,6 +135,7 @@ impl Plot {
         match &self.kind {
             Kind::Loss(data) => crate::curves::draw_loss(self, data, root),
             Kind::LossComparison(runs) => crate::curves::draw_comparison(self, runs, root),
+            Kind::Curves(lines) => crate::curves::draw_curves(self, lines, root),
             Kind::Gradients(data) => crate::curves::draw_gradients(self, data, root),
             Kind::Heatmap(data) => crate::heatmap::draw_heatmap(self, data, root),
             Kind::Panels(panels) => crate::gates::draw_panels(self, panels, root),

@@ -674,6 +674,7 @@ fn describe<F: Float>(
         c.dtype,
         c.seed,
     )?;
+    writeln!(out, "  parameters: {}", trainer.model().n_params())?;
     Ok(())
 }
 

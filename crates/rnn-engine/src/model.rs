@@ -48,6 +48,14 @@ pub enum Model<F: Float = f64> {
 }
 
 impl<F: Float> Model<F> {
+    /// The number of trained parameters (every weight and bias).
+    pub fn n_params(&self) -> usize {
+        match self {
+            Model::Vanilla { params, .. } => params.n_params(),
+            Model::Deep(d) => d.params.n_params(),
+        }
+    }
+
     /// The vanilla parameters, when this is the post's model.
     pub fn vanilla(&self) -> Option<&Params<F>> {
         match self {

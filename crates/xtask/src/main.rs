@@ -10,6 +10,7 @@ mod autograd;
 mod book;
 mod interop;
 mod notebooks;
+mod quality;
 mod util;
 
 const HELP: &str = "\
@@ -23,6 +24,9 @@ tasks:
   interop     train every cell x 1-2 layers with charrnn, export, and check the probabilities
               and eval losses with NumPy and with nn.RNN/GRU/LSTM (shared torch venv)
   notebooks   install evcxr_jupyter + Jupyter's execution pieces if missing, execute every notebook
+  quality     train every row of the quality table with charrnn and rewrite the table (book and
+              README) and its plots; --rows id,id re-runs some rows, --render only redraws,
+              --quick runs every row for 200 steps and writes nothing (CI)
 ";
 
 fn main() -> ExitCode {
@@ -33,6 +37,7 @@ fn main() -> ExitCode {
         Some("figures") => book::figures(&args[1..]),
         Some("interop") => interop::run(&args[1..]),
         Some("notebooks") => notebooks::run(&args[1..]),
+        Some("quality") => quality::run_task(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             print!("{HELP}");
             return ExitCode::SUCCESS;

@@ -230,11 +230,13 @@ pub fn run_task(args: &[String]) -> Result<()> {
     fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
 
     let store_path = root.join("book/src/generated/quality.json");
-    let mut store: BTreeMap<String, RowResult> = if store_path.exists() {
+    // Read again before every write: another `--rows` run may have stored its rows since.
+    let load = || -> Result<BTreeMap<String, RowResult>> {
+        if !store_path.exists() {
+            return Ok(BTreeMap::new());
+        }
         serde_json::from_str(&fs::read_to_string(&store_path)?)
-            .with_context(|| format!("cannot read {}", store_path.display()))?
-    } else {
-        BTreeMap::new()
+            .with_context(|| format!("cannot read {}", store_path.display()))
     };
     for row in ROWS {
         if only
@@ -249,6 +251,7 @@ pub fn run_task(args: &[String]) -> Result<()> {
             row.id, result.loss, result.on, result.seconds
         );
         if !quick {
+            let mut store = load()?;
             store.insert(row.id.to_string(), result);
             fs::write(&store_path, serde_json::to_string_pretty(&store)? + "\n")
                 .with_context(|| format!("cannot write {}", store_path.display()))?;
@@ -258,7 +261,7 @@ pub fn run_task(args: &[String]) -> Result<()> {
         eprintln!("xtask: quality --quick: every row ran and reported a finite loss");
         return Ok(());
     }
-    render(&root, &store)
+    render(&root, &load()?)
 }
 
 /// Runs one row, timing it and reading its numbers from what `charrnn train` prints.

@@ -141,6 +141,11 @@ pub struct TrainArgs {
     /// Lowercase the text before training.
     #[arg(long)]
     lowercase: bool,
+    /// Lines mode, the post's model: start every name from a zero state, as evaluation and
+    /// sampling do, instead of carrying the state from name to name (stacks always start
+    /// from zero).
+    #[arg(long)]
+    reset_state: bool,
     /// Start a new run in --out even if it holds one (its files are replaced).
     #[arg(long)]
     force: bool,
@@ -365,6 +370,7 @@ fn resume(args: &TrainArgs, dir: PathBuf) -> Result<()> {
         ("--eval-every", args.eval_every.is_some()),
         ("--out", args.out.is_some()),
         ("--lowercase", args.lowercase),
+        ("--reset-state", args.reset_state),
         ("--force", args.force),
     ];
     let given: Vec<&str> = fixed.iter().filter(|f| f.1).map(|f| f.0).collect();
@@ -565,6 +571,9 @@ fn build_config(args: &TrainArgs) -> Result<TrainConfig> {
     }
     if args.lowercase {
         c.lowercase = true;
+    }
+    if args.reset_state {
+        c.reset_state = true;
     }
     if c.steps == 0 {
         bail!("invalid steps = 0: expected at least 1");

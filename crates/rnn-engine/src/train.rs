@@ -72,6 +72,11 @@ pub struct TrainConfig {
     /// Dropout probability between layers (never after the last), 0 for none.
     #[serde(default)]
     pub dropout: f64,
+    /// Lines mode, the post's model: start every name from a zero state, as the stacks
+    /// always do and as evaluation and sampling do (the post's recipe carries the state
+    /// from one name to the next).
+    #[serde(default)]
+    pub reset_state: bool,
     /// Number of updates.
     pub steps: u64,
     /// Optimizer and learning rate.
@@ -132,6 +137,7 @@ impl TrainConfig {
             cell: CellKind::Rnn,
             layers: 1,
             dropout: 0.0,
+            reset_state: false,
             steps: 35_000,
             optimizer: OptimizerConfig::sgd(0.01),
             schedule: Schedule::CONSTANT,
@@ -159,6 +165,7 @@ impl TrainConfig {
             cell: CellKind::Rnn,
             layers: 1,
             dropout: 0.0,
+            reset_state: false,
             steps: 2_000,
             optimizer: OptimizerConfig::adam(0.002),
             schedule: Schedule::CONSTANT,
@@ -194,6 +201,7 @@ impl TrainConfig {
             cell,
             layers: 1,
             dropout: 0.0,
+            reset_state: true,
             steps,
             optimizer: OptimizerConfig::adam(lr),
             schedule: Schedule::cosine(100, 0.1),
@@ -231,6 +239,7 @@ impl TrainConfig {
             cell,
             layers,
             dropout,
+            reset_state: false,
             steps,
             optimizer: OptimizerConfig::adam(lr),
             schedule: Schedule::cosine(200, 0.1),
@@ -938,6 +947,12 @@ impl<F: Float> Trainer<F> {
             }
         }
 
+        if st.config.reset_state
+            && st.config.mode == CorpusMode::Lines
+            && let Model::Vanilla { hidden, .. } = &mut st.model
+        {
+            hidden.fill(F::zero());
+        }
         // Forward, backward, clip and update from the carried hidden state.
         let report = match (&mut st.model, &mut self.buffers) {
             (

@@ -326,3 +326,28 @@ fn the_schedule_sets_each_updates_rate() {
         assert!(step % 2 == 0 && best.is_finite());
     }
 }
+
+/// `reset_state` starts every name of the post's model from a zero state: the first step
+/// is the same as carrying (both start from zero), the second differs.
+#[test]
+fn reset_state_starts_every_name_from_zero() {
+    let corpus = names_corpus();
+    let config = TrainConfig {
+        batch: 3,
+        eval_every: 0,
+        sample_every: 0,
+        ..TrainConfig::dinosaurs()
+    };
+    let reset = TrainConfig {
+        reset_state: true,
+        ..config.clone()
+    };
+    let mut carry = Trainer::<f64>::new(config, &corpus).unwrap();
+    let mut fresh = Trainer::<f64>::new(reset, &corpus).unwrap();
+    carry.run(1, &mut quiet()).unwrap();
+    fresh.run(1, &mut quiet()).unwrap();
+    assert_eq!(carry.params(), fresh.params());
+    carry.run(1, &mut quiet()).unwrap();
+    fresh.run(1, &mut quiet()).unwrap();
+    assert_ne!(carry.params(), fresh.params());
+}

@@ -24,7 +24,7 @@ pub fn series_color(i: usize) -> RGBColor {
 /// How heatmap values map to colours.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum HeatScale {
-    /// Signed values around 0 (hidden activations `a<t>` in [-1, 1]): blue for negative,
+    /// Signed values around 0 (hidden activations `a⟨t⟩` in [-1, 1]): blue for negative,
     /// white at 0, red for positive; values beyond `±max_abs` take the end colours.
     Diverging {
         /// Half-width of the range, e.g. 1.0 for tanh activations.

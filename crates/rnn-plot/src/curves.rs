@@ -12,12 +12,12 @@ use crate::{HistoryRow, Plot, PlotError};
 /// Default size of a line chart, in pixels.
 pub const CURVE_SIZE: (u32, u32) = (800, 500);
 
-/// One named curve of gradient norms `||dL/da<t>||` for t = 1, 2, ..., `norms.len()`.
+/// One named curve of gradient norms `‖∂L/∂a⟨t⟩‖` for t = 1, 2, ..., `norms.len()`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GradientCurve {
     /// Legend text, e.g. "W_aa scale 0.5".
     pub label: String,
-    /// `norms[t - 1]` is `||dL/da<t>||`; zeros, negatives and non-finite values are not drawn
+    /// `norms[t - 1]` is `‖∂L/∂a⟨t⟩‖`; zeros, negatives and non-finite values are not drawn
     /// (a log axis has no place for them) and break the line.
     pub norms: Vec<f64>,
 }
@@ -106,9 +106,9 @@ pub fn loss_comparison(runs: &[(&str, &[HistoryRow])], title: &str) -> Result<Pl
     ))
 }
 
-/// Gradient norms through time: one line per curve of `||dL/da<t>||` against the time step t,
+/// Gradient norms through time: one line per curve of `‖∂L/∂a⟨t⟩‖` against the time step t,
 /// on a logarithmic y axis (they span orders of magnitude when gradients vanish or explode).
-/// 800x500 pixels; axes "time step t" and `"||dL/da<t>||"`.
+/// 800x500 pixels; axes "time step t" and `"‖∂L/∂a⟨t⟩‖"`.
 ///
 /// # Errors
 ///
@@ -139,7 +139,7 @@ pub fn gradient_norms(curves: &[GradientCurve], title: &str) -> Result<Plot, Plo
         Kind::Gradients(GradientData { lines, max_len }),
         title,
         "time step t",
-        "||dL/da<t>||",
+        "‖∂L/∂a⟨t⟩‖",
     ))
 }
 
@@ -729,7 +729,7 @@ mod tests {
             ("step", "loss (nats)")
         );
         let g = gradient_norms(&[GradientCurve::new("a", vec![1.0, 0.1])], "G").unwrap();
-        assert_eq!(g.y_desc, "||dL/da<t>||");
+        assert_eq!(g.y_desc, "‖∂L/∂a⟨t⟩‖");
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Heatmaps of a matrix: hidden activations `a<t>` or next-character probabilities over time.
+//! Heatmaps of a matrix: hidden activations `a⟨t⟩` or next-character probabilities over time.
 
 use ndarray::{Array2, ArrayView2};
 use plotters::coord::Shift;
@@ -13,9 +13,9 @@ use crate::{HeatScale, Plot, PlotError};
 /// Heatmap of a matrix, one cell per entry: `values[[row, col]]`.
 ///
 /// Typical uses, with the post's column convention (one column per time step):
-/// - hidden activations `a<t>`, shape (n_a, T), with [`HeatScale::activations`] (diverging,
+/// - hidden activations `a⟨t⟩`, shape (n_a, T), with [`HeatScale::activations`] (diverging,
 ///   white at 0) and unit indices as row labels;
-/// - next-character probabilities `y<t>`, shape (n_y, T), with [`HeatScale::probabilities`]
+/// - next-character probabilities `ŷ⟨t⟩`, shape (n_y, T), with [`HeatScale::probabilities`]
 ///   and the vocabulary characters as row labels.
 ///
 /// Column labels are usually the input characters (see [`char_labels`]). An empty label slice
@@ -25,7 +25,7 @@ use crate::{HeatScale, Plot, PlotError};
 /// The image is sized to its content: cells large enough for their labels, up to about
 /// 2400x2000 pixels of cells, beyond which cells shrink and only every k-th label is written.
 /// Axis descriptions default to "input character (time step t →)" and, by scale, "hidden
-/// unit" with a colour bar `"a<t>"`, or "next character" with "probability"; change them with
+/// unit" with a colour bar `"a⟨t⟩"`, or "next character" with "probability"; change them with
 /// [`Plot::with_y_desc`] and friends.
 ///
 /// # Shapes
@@ -53,7 +53,7 @@ pub fn heatmap(
     let rows = labels_or_indices(row_labels, n_rows, 0, "row")?;
     let cols = labels_or_indices(col_labels, n_cols, 1, "column")?;
     let (y_desc, value_desc) = match scale {
-        HeatScale::Diverging { .. } => ("hidden unit", "a<t>"),
+        HeatScale::Diverging { .. } => ("hidden unit", "a⟨t⟩"),
         HeatScale::Sequential { .. } => ("next character", "probability"),
     };
     let data = HeatmapData {

@@ -9,10 +9,10 @@
 //!
 //! - [`loss_curve`]: training loss (raw and smoothed) and validation loss against the step,
 //!   from [`HistoryRow`]s, e.g. read from a run's `history.csv` with [`read_history_csv`].
-//! - [`gradient_norms`]: `||dL/da<t>||` against the time step t for several
+//! - [`gradient_norms`]: `‖∂L/∂a⟨t⟩‖` against the time step t for several
 //!   [`GradientCurve`]s on a log axis, to see gradients vanish or explode through time.
-//! - [`heatmap`]: a matrix as coloured cells, e.g. hidden activations `a<t>` (n_a, T) on a
-//!   diverging scale or next-character probabilities `y<t>` (n_y, T) on a sequential one
+//! - [`heatmap`]: a matrix as coloured cells, e.g. hidden activations `a⟨t⟩` (n_a, T) on a
+//!   diverging scale or next-character probabilities `ŷ⟨t⟩` (n_y, T) on a sequential one
 //!   ([`HeatScale`]), with the input characters under the columns ([`char_labels`]).
 //! - [`gate_heatmap`]: one heatmap panel per gate of a recurrent layer ([`GatePanel`]),
 //!   sigmoid gates on [0, 1] and tanh values on [−1, 1], the columns lined up.
@@ -54,7 +54,7 @@
 //!
 //! // Hidden activations (n_a = 4, T = 3) under their input characters.
 //! let a = Array2::from_shape_fn((4, 3), |(i, t)| ((i + t) as f64 / 3.0).tanh());
-//! let plot = heatmap(a.view(), &[], &char_labels("hi\n".chars()), "a<t>", HeatScale::activations())?;
+//! let plot = heatmap(a.view(), &[], &char_labels("hi\n".chars()), "a⟨t⟩", HeatScale::activations())?;
 //! let png = plot.to_png_bytes()?;
 //! assert!(png.starts_with(b"\x89PNG"));
 //! # Ok(())

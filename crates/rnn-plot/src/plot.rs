@@ -109,7 +109,7 @@ impl Plot {
         self
     }
 
-    /// Replaces the description next to a heatmap's colour bar (e.g. `"a<t>"`, `"probability"`);
+    /// Replaces the description next to a heatmap's colour bar (e.g. `"a⟨t⟩"`, `"probability"`);
     /// other plots have no colour bar and ignore it.
     #[must_use]
     pub fn with_value_desc(mut self, desc: &str) -> Self {

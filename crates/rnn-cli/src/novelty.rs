@@ -43,19 +43,32 @@ impl Novelty {
     }
 }
 
+impl Novelty {
+    /// The report in words, with the test count only when there was a test text.
+    pub fn describe(&self, with_test: bool) -> String {
+        let pct = |k: usize| 100.0 * k as f64 / self.total().max(1) as f64;
+        let train = format!(
+            "{} in the training data ({:.1}%)",
+            self.in_train,
+            pct(self.in_train)
+        );
+        let new = format!("{} new ({:.1}%)", self.new, pct(self.new));
+        if with_test {
+            let test = format!(
+                "{} in the test data ({:.1}%)",
+                self.in_test,
+                pct(self.in_test)
+            );
+            format!("{train}, {test}, {new}")
+        } else {
+            format!("{train}, {new}")
+        }
+    }
+}
+
 impl fmt::Display for Novelty {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let pct = |k: usize| 100.0 * k as f64 / self.total().max(1) as f64;
-        write!(
-            f,
-            "{} in the training data ({:.1}%), {} in the test data ({:.1}%), {} new ({:.1}%)",
-            self.in_train,
-            pct(self.in_train),
-            self.in_test,
-            pct(self.in_test),
-            self.new,
-            pct(self.new)
-        )
+        f.write_str(&self.describe(true))
     }
 }
 
@@ -79,6 +92,10 @@ mod tests {
         assert_eq!(
             n.to_string(),
             "2 in the training data (33.3%), 2 in the test data (33.3%), 2 new (33.3%)"
+        );
+        assert_eq!(
+            n.describe(false),
+            "2 in the training data (33.3%), 2 new (33.3%)"
         );
     }
 }

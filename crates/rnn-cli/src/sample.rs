@@ -157,7 +157,12 @@ pub fn run(args: SampleArgs) -> Result<()> {
     if let Some((train, test)) = novelty {
         let test_lines = test.as_ref().map_or(&[][..], |t| t.lines());
         let n = Novelty::count(drawn.iter().map(String::as_str), train.lines(), test_lines);
-        writeln!(out, "novelty of {} samples: {n}", n.total())?;
+        writeln!(
+            out,
+            "novelty of {} samples: {}",
+            n.total(),
+            n.describe(test.is_some())
+        )?;
     }
     Ok(())
 }

@@ -974,7 +974,11 @@ fn report_best<F: Float>(trainer: &Trainer<F>, session: &Session) -> Result<()> 
             &session.train_lines,
             test_lines,
         );
-        writeln!(out, "novelty of {NOVELTY_SAMPLES} samples: {n}")?;
+        writeln!(
+            out,
+            "novelty of {NOVELTY_SAMPLES} samples: {}",
+            n.describe(session.test.is_some())
+        )?;
     }
     Ok(())
 }

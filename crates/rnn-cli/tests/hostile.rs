@@ -886,18 +886,19 @@ fn train_outputs_and_resume() {
         c.args = q(rest);
         c
     };
-    let run_files: [&str; 5] = [
+    let run_files: [&str; 6] = [
         "run/checkpoint.json",
         "run/history.csv",
         "run/samples.txt",
         "run/loss.png",
         "run/loss.svg",
+        "run/best.json",
     ];
     let replaced = |name: &str, rest: &[&str]| {
         let mut c = with(name, rest, Valid("trained"));
         for rel in run_files {
             let check: fn(&Path) = match rel {
-                "run/checkpoint.json" => loads,
+                "run/checkpoint.json" | "run/best.json" => loads,
                 "run/loss.png" => is_png,
                 "run/loss.svg" => is_svg,
                 _ => nothing,
@@ -1126,6 +1127,7 @@ fn train_outputs_and_resume() {
             );
             c = c
                 .changes("run/checkpoint.json", loads)
+                .changes("run/best.json", loads)
                 .changes("run/history.csv", nothing);
             c.changes("run/loss.png", is_png)
                 .changes("run/loss.svg", is_svg)

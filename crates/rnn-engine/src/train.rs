@@ -190,7 +190,7 @@ impl TrainConfig {
     /// in `book/src/12-quality.md`; the measured results are in its table.
     pub fn names(cell: CellKind) -> Self {
         let (hidden, lr, steps) = match cell {
-            CellKind::Rnn => (256, 0.001, 8_000),
+            CellKind::Rnn => (256, 0.001, 24_000),
             CellKind::Gru => (512, 0.002, 8_000),
             CellKind::Lstm => (512, 0.002, 8_000),
         };

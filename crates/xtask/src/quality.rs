@@ -329,15 +329,10 @@ fn run_row(row: &Row, charrnn: &Path, root: &Path, work: &Path, quick: bool) -> 
         .iter()
         .find_map(|l| l.trim_start().strip_prefix("model: "))
         .with_context(|| format!("{}: no model line", row.id))?;
-    let end = model_line.find(", ").map_or(model_line.len(), |i| {
-        // Up to the end of "n_a N".
-        model_line[i..]
-            .find("n_a ")
-            .map(|j| {
-                let k = i + j + 4;
-                k + model_line[k..].find(',').unwrap_or(model_line.len() - k)
-            })
-            .unwrap_or(model_line.len())
+    // The model's part of the line: up to the end of "n_a N" (the post's model has no
+    // cell name in front).
+    let end = model_line.find("n_a ").map_or(model_line.len(), |i| {
+        i + model_line[i..].find(',').unwrap_or(model_line.len() - i)
     });
     let mut model = model_line[..end].to_string();
     if model.starts_with("n_a") {

@@ -64,28 +64,28 @@ impl Dataset {
     }
 
     /// Published numbers on the same data and split, with their sources.
-    fn published(self) -> &'static [(&'static str, f64, &'static str)] {
+    fn published(self) -> &'static [(&'static str, &'static str, &'static str)] {
         match self {
             Dataset::Dinosaurs => &[],
             Dataset::Names => &[
-                ("bigram counts", 2.45, "Karpathy's makemore lecture 1"),
+                ("bigram counts", "2.45", "Karpathy's makemore lecture 1"),
                 (
                     "MLP (Bengio et al. 2003)",
-                    2.10,
+                    "2.10",
                     "makemore lectures 2–4: 2.10–2.17",
                 ),
-                ("WaveNet-style CNN", 1.99, "makemore lecture 5"),
-                ("Transformer", 1.92, "makemore README"),
+                ("WaveNet-style CNN", "1.99", "makemore lecture 5"),
+                ("Transformer", "1.92", "makemore README"),
             ],
             Dataset::Shakespeare => &[
                 (
                     "nanoGPT character Transformer (6 layers, 10.7M parameters)",
-                    1.4697,
+                    "1.4697",
                     "nanoGPT README: one A100, about 3 minutes",
                 ),
                 (
                     "char-rnn 2-layer LSTM example checkpoint",
-                    1.395,
+                    "1.395",
                     "char-rnn README; its own split",
                 ),
             ],
@@ -278,6 +278,8 @@ fn run_row(row: &Row, charrnn: &Path, root: &Path, work: &Path, quick: bool) -> 
     }
     cmd.args(["--sample-every", "0", "--out"]).arg(&out);
     cmd.stdout(Stdio::piped());
+    // The code the binary was just built from, before the run (the tree may move on).
+    let (date, built_from) = (today()?, commit(root)?);
     eprintln!("xtask: $ {cmd:?}");
     let started = Instant::now();
     let mut child = cmd
@@ -359,8 +361,8 @@ fn run_row(row: &Row, charrnn: &Path, root: &Path, work: &Path, quick: bool) -> 
             .map(str::to_string),
         curve,
         note: None,
-        date: today()?,
-        commit: commit(root)?,
+        date,
+        commit: built_from,
         machine: machine(),
     })
 }
@@ -403,7 +405,7 @@ fn render(root: &Path, store: &BTreeMap<String, RowResult>) -> Result<()> {
             md.push_str(&format!(
                 "| {} (published) | {what} | | {loss} | {:.3} | | | {source} |\n",
                 dataset.key(),
-                loss / std::f64::consts::LN_2
+                published_value(loss) / std::f64::consts::LN_2
             ));
         }
     }
@@ -499,7 +501,7 @@ fn render(root: &Path, store: &BTreeMap<String, RowResult>) -> Result<()> {
         let top = dataset
             .published()
             .iter()
-            .map(|p| p.1)
+            .map(|p| published_value(p.1))
             .fold(finals, f64::max)
             .max(best + 0.2)
             + 0.15;
@@ -507,10 +509,11 @@ fn render(root: &Path, store: &BTreeMap<String, RowResult>) -> Result<()> {
             c.points.retain(|p| p.1 <= top);
         }
         for (what, loss, _) in dataset.published() {
-            if *loss <= top {
+            let value = published_value(loss);
+            if value <= top {
                 curves.push(rnn_plot::Curve {
                     label: format!("{what}: {loss} (published)"),
-                    points: vec![(0.0, *loss), (longest, *loss)],
+                    points: vec![(0.0, value), (longest, value)],
                 });
             }
         }
@@ -528,6 +531,11 @@ fn render(root: &Path, store: &BTreeMap<String, RowResult>) -> Result<()> {
     }
     eprintln!("xtask: wrote book/src/generated/quality.md and the README's table");
     Ok(())
+}
+
+/// A published number as written ("2.10") as a value.
+fn published_value(text: &str) -> f64 {
+    text.parse().unwrap_or(f64::NAN)
 }
 
 /// "1" → "1 thread"; "2 (every core)" → "2 threads".
@@ -590,7 +598,12 @@ fn machine() -> String {
         .find_map(|l| l.strip_prefix("model name"))
         .and_then(|l| l.split_once(':'))
         .map_or("unknown CPU", |(_, v)| v.trim());
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    // Every core of the machine, not the ones this process may run on (taskset).
+    let cores = info
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count()
+        .max(1);
     format!("{name}, {cores} cores")
 }
 
@@ -604,6 +617,15 @@ mod tests {
         assert_eq!(thousands(999), "999");
         assert_eq!(minutes(42.0), "42 s");
         assert_eq!(minutes(754.2), "12.6 min");
+    }
+
+    #[test]
+    fn published_numbers_parse() {
+        for d in [Dataset::Dinosaurs, Dataset::Names, Dataset::Shakespeare] {
+            for (_, loss, _) in d.published() {
+                assert!(published_value(loss).is_finite(), "{loss}");
+            }
+        }
     }
 
     #[test]

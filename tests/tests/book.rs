@@ -37,10 +37,13 @@ fn files_with_ext(dir: &Path, ext: &str, out: &mut Vec<PathBuf>) {
     out.sort();
 }
 
-/// Every chapter file: the `.md` files under `book/src`.
+/// Every chapter file: the `.md` files under `book/src`, except the fragments under
+/// `generated/` that chapters include.
 fn chapters() -> Vec<PathBuf> {
     let mut files = Vec::new();
     files_with_ext(&book_src(), "md", &mut files);
+    let generated = book_src().join("generated");
+    files.retain(|f| !f.starts_with(&generated));
     files
 }
 
@@ -483,4 +486,386 @@ fn the_helpers_parse_what_mdbook_parses() {
     assert_eq!(anchor_region(source, "z"), None);
     assert_eq!(heading_id("The hidden step"), "the-hidden-step");
     assert_eq!(heading_id("`f32` as the fast path"), "f32-as-the-fast-path");
+}
+
+/// The chapters this part of the tidy checks covers: the introduction and chapters 1 to
+/// 11 (with 10.1 and 10.2), the ones that teach the model and quote its outputs.
+fn teaching_chapters() -> Vec<PathBuf> {
+    chapters()
+        .into_iter()
+        .filter(|c| {
+            let name = c.file_name().unwrap().to_string_lossy().into_owned();
+            if name == "introduction.md" {
+                return true;
+            }
+            let digits: String = name.chars().take_while(|c| c.is_ascii_digit()).collect();
+            digits.parse::<u32>().is_ok_and(|n| (1..=11).contains(&n))
+        })
+        .collect()
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+/// The lines of a chapter outside fenced code blocks, with their 1-based numbers.
+fn prose_lines(text: &str) -> Vec<(usize, &str)> {
+    let mut in_fence = false;
+    let mut lines = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim_start().starts_with("```") {
+            in_fence = !in_fence;
+            continue;
+        }
+        if !in_fence {
+            lines.push((i + 1, line));
+        }
+    }
+    lines
+}
+
+/// The words in double quotes on a line: `"stegosaurus"` gives `stegosaurus`. Only single
+/// lowercase words count; `"no input"` is a phrase, not a name.
+fn quoted_words(line: &str) -> Vec<&str> {
+    let mut words = Vec::new();
+    let mut rest = line;
+    while let Some(open) = rest.find('"') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('"') else { break };
+        let inside = &after[..close];
+        if inside.len() >= 2 && inside.chars().all(|c| c.is_ascii_lowercase()) {
+            words.push(inside);
+        }
+        rest = &after[close + 1..];
+    }
+    words
+}
+
+/// The lines of every text file `cargo xtask figures` wrote (not the facts).
+fn generated_lines() -> BTreeSet<String> {
+    let mut files = Vec::new();
+    files_with_ext(&book_src().join("generated"), "txt", &mut files);
+    files
+        .iter()
+        .filter(|f| !f.components().any(|c| c.as_os_str() == "facts"))
+        .flat_map(|f| {
+            read(f)
+                .lines()
+                .map(|l| l.trim().to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn dinosaur_names() -> BTreeSet<String> {
+    read(&root().join("data").join("dinosaurs.txt"))
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// A name the prose puts in double quotes is either a real dinosaur (a line of
+/// `data/dinosaurs.txt`) or a line the model wrote into `generated/`. A sample quoted from
+/// memory, or from outputs that have since been regenerated, fails here.
+#[test]
+fn every_quoted_name_is_a_training_name_or_a_generated_output() {
+    let known = dinosaur_names();
+    let generated = generated_lines();
+    let mut problems = Vec::new();
+    let mut n = 0;
+    for chapter in teaching_chapters() {
+        let text = read(&chapter);
+        for (line_no, line) in prose_lines(&text) {
+            for word in quoted_words(line) {
+                n += 1;
+                if !known.contains(word) && !generated.contains(word) {
+                    problems.push(format!(
+                        "{}:{line_no}: \"{word}\" is neither in data/dinosaurs.txt nor in \
+                         the outputs under generated/ (quote outputs, not memory; write \
+                         fragments such as *-saurus* in italics)",
+                        file_name(&chapter)
+                    ));
+                }
+            }
+        }
+    }
+    assert!(n > 0, "no quoted names found at all");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// The facts under `generated/facts/` (one value per file, included inline by the prose)
+/// are all quoted somewhere, and the ones computed from the samples agree with
+/// `samples.txt` as it is now: regenerating the samples without the facts fails.
+#[test]
+fn the_quoted_facts_agree_with_the_generated_outputs() {
+    let facts_dir = book_src().join("generated").join("facts");
+    let mut files = Vec::new();
+    files_with_ext(&facts_dir, "txt", &mut files);
+    assert!(!files.is_empty(), "no facts in {}", facts_dir.display());
+    let mut included = BTreeSet::new();
+    for chapter in chapters() {
+        let dir = chapter.parent().expect("chapter in a directory");
+        for (path, _) in includes(&read(&chapter)) {
+            included.insert(normalize(&dir.join(path)));
+        }
+    }
+    let mut facts = BTreeMap::new();
+    let mut problems = Vec::new();
+    for file in &files {
+        let name = file.file_stem().unwrap().to_string_lossy().into_owned();
+        let value = read(file);
+        if value.trim().is_empty() || value.contains('\n') {
+            problems.push(format!(
+                "fact {name}: must be one non-empty line, is {value:?}"
+            ));
+        }
+        if !included.contains(&normalize(file)) {
+            problems.push(format!("fact {name} is quoted by no chapter"));
+        }
+        facts.insert(name, value);
+    }
+
+    // The sample facts, recomputed with rules of their own.
+    let samples = read(&book_src().join("generated").join("samples.txt"));
+    let known = dinosaur_names();
+    let mut blocks: Vec<Vec<&str>> = Vec::new();
+    for line in samples.lines() {
+        if line.starts_with('$') {
+            blocks.push(Vec::new());
+        } else if !line.trim().is_empty() {
+            blocks
+                .last_mut()
+                .expect("samples.txt starts with a command")
+                .push(line.trim());
+        }
+    }
+    let mut expected = BTreeMap::new();
+    let keys = ["t05", "t10", "t15", "topk"];
+    assert_eq!(
+        blocks.len(),
+        keys.len(),
+        "samples.txt: {} blocks",
+        blocks.len()
+    );
+    for (key, names) in keys.iter().zip(&blocks) {
+        let saurus = names.iter().filter(|n| n.ends_with("saurus")).count();
+        expected.insert(format!("samples-{key}-saurus"), saurus.to_string());
+        expected.insert(format!("samples-{key}-n"), names.len().to_string());
+        if !matches!(*key, "t05" | "topk") {
+            continue;
+        }
+        let mut openings: BTreeMap<String, usize> = BTreeMap::new();
+        for name in names {
+            *openings.entry(name.chars().take(2).collect()).or_default() += 1;
+        }
+        let top = openings.values().copied().max().unwrap_or(0);
+        let opening = openings
+            .iter()
+            .find(|(_, n)| **n == top)
+            .map(|(o, _)| o.clone());
+        expected.insert(
+            format!("samples-{key}-opening"),
+            opening.unwrap_or_default(),
+        );
+        expected.insert(format!("samples-{key}-opening-n"), top.to_string());
+    }
+    let all: Vec<&str> = blocks.iter().flatten().copied().collect();
+    expected.insert("samples-total".into(), all.len().to_string());
+    let novel = all.iter().filter(|n| !known.contains(**n)).count();
+    expected.insert("samples-novel".into(), novel.to_string());
+    let intro: Vec<String> = blocks[3]
+        .iter()
+        .filter(|n| !known.contains(**n))
+        .take(5)
+        .map(|n| format!("*{n}*"))
+        .collect();
+    expected.insert("intro-names".into(), intro.join(", "));
+    for (name, want) in &expected {
+        match facts.get(name) {
+            None => problems.push(format!("fact {name} is missing (run cargo xtask figures)")),
+            Some(have) if have != want => problems.push(format!(
+                "fact {name} is {have:?} but samples.txt gives {want:?} (run cargo xtask figures)"
+            )),
+            Some(_) => {}
+        }
+    }
+    // The data facts, likewise.
+    let names = known.iter().filter(|n| !n.is_empty()).count();
+    if facts.get("data-names").map(String::as_str) != Some(names.to_string().as_str()) {
+        problems.push(format!("fact data-names is not {names}"));
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// Chapter 11 quotes the benchmark sitting in `crates/rnn-engine/benches/RESULTS.md`:
+/// every speed (`1,423k`), ratio (`37.3 times`) and rate (`32.9 GFLOP/s`) it quotes must be
+/// there, as `1,423k`, `37.3×` and `32.9 GFLOP/s`.
+#[test]
+fn chapter_11_quotes_its_measurements_from_results_md() {
+    let chapter = read(&book_src().join("11-fast.md"));
+    let results = read(&root().join("crates/rnn-engine/benches/RESULTS.md"));
+    let section = prose_lines(&chapter)
+        .into_iter()
+        .map(|(_, l)| l)
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut problems = Vec::new();
+    let mut n = 0;
+    let bytes = section.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let starts_number =
+            bytes[i].is_ascii_digit() && (i == 0 || !bytes[i - 1].is_ascii_alphanumeric());
+        if !starts_number {
+            i += 1;
+            continue;
+        }
+        let mut end = i;
+        while end < bytes.len()
+            && (bytes[end].is_ascii_digit() || bytes[end] == b',' || bytes[end] == b'.')
+        {
+            end += 1;
+        }
+        let number = section[i..end].trim_end_matches([',', '.']);
+        let rest = &section[i + number.len()..];
+        let quoted = if rest.starts_with('k') {
+            Some(format!("{number}k"))
+        } else if rest.starts_with(" times") {
+            Some(format!("{number}×"))
+        } else if rest.starts_with(" GFLOP/s") {
+            Some(format!("{number} GFLOP/s"))
+        } else {
+            None
+        };
+        if let Some(quoted) = quoted {
+            n += 1;
+            if !results.contains(&quoted) {
+                problems.push(format!(
+                    "11-fast.md quotes {quoted}, which RESULTS.md does not contain"
+                ));
+            }
+        }
+        i = end.max(i + 1);
+    }
+    assert!(n > 0, "no measurements found in chapter 11");
+    assert!(
+        chapter.contains("\n## Measurements\n"),
+        "11-fast.md lost its Measurements section"
+    );
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// The exercises of a chapter, one string per numbered item.
+fn exercises(text: &str) -> Vec<String> {
+    let Some(start) = text.find("\n## Exercises\n") else {
+        return Vec::new();
+    };
+    let mut items: Vec<String> = Vec::new();
+    for line in text[start..].lines().skip(1) {
+        let numbered = line
+            .split_once(". ")
+            .is_some_and(|(n, _)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+        if numbered {
+            items.push(String::new());
+        }
+        if let Some(item) = items.last_mut() {
+            item.push_str(line);
+            item.push('\n');
+        }
+    }
+    items
+}
+
+/// Every exercise offers a hint and a worked solution, both folded away until clicked.
+#[test]
+fn every_exercise_has_a_hint_and_a_solution() {
+    let mut problems = Vec::new();
+    let mut n = 0;
+    for chapter in teaching_chapters() {
+        for (i, item) in exercises(&read(&chapter)).iter().enumerate() {
+            n += 1;
+            for what in ["Hint", "Solution"] {
+                let summary = format!("<details><summary>{what}</summary>");
+                if !item.contains(&summary) {
+                    problems.push(format!(
+                        "{}: exercise {} has no {summary}",
+                        file_name(&chapter),
+                        i + 1
+                    ));
+                }
+            }
+            if item.matches("<details>").count() != item.matches("</details>").count() {
+                problems.push(format!(
+                    "{}: exercise {} leaves a <details> open",
+                    file_name(&chapter),
+                    i + 1
+                ));
+            }
+        }
+    }
+    assert!(n > 0, "no exercises found");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// Book and notebooks form one course: every chapter from 1 to 10.2 names the notebook
+/// that goes with it, and every notebook the book names exists.
+#[test]
+fn every_chapter_names_its_notebook_and_the_notebooks_exist() {
+    let mut problems = Vec::new();
+    for chapter in teaching_chapters() {
+        let name = file_name(&chapter);
+        let text = read(&chapter);
+        let mut named = 0;
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find("notebooks/") {
+            let path: String = rest[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || "/-_.".contains(*c))
+                .collect();
+            rest = &rest[at + "notebooks/".len()..];
+            if !path.ends_with(".ipynb") {
+                continue;
+            }
+            named += 1;
+            if !root().join(&path).is_file() {
+                problems.push(format!("{name}: {path} does not exist"));
+            }
+        }
+        let numbered = name.starts_with(|c: char| c.is_ascii_digit()) && !name.starts_with("11");
+        if numbered && named == 0 {
+            problems.push(format!(
+                "{name} names no notebook (notebooks/NN-topic.ipynb)"
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// Every chapter from 1 to 10.2 derives something, and each has at least one figure.
+#[test]
+fn every_derivation_chapter_has_a_figure() {
+    let mut problems = Vec::new();
+    for chapter in teaching_chapters() {
+        let name = file_name(&chapter);
+        if !name.starts_with(|c: char| c.is_ascii_digit()) || name.starts_with("11") {
+            continue;
+        }
+        if !links(&read(&chapter)).iter().any(|(is_image, _)| *is_image) {
+            problems.push(format!("{name} has no figure"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn the_fact_helpers_parse_what_they_should() {
+    assert_eq!(
+        quoted_words(r#"names ("panatosaurus", "no input") and "a" or "rex"."#),
+        ["panatosaurus", "rex"]
+    );
+    let md = "\n## Exercises\n\n1. Why?\n\n   <details><summary>Hint</summary>\n\n   h\n\n   \
+              </details>\n2. How?\n";
+    let items = exercises(md);
+    assert_eq!(items.len(), 2);
+    assert!(items[0].contains("Hint") && !items[1].contains("Hint"));
 }

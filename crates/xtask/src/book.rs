@@ -1,11 +1,14 @@
 //! `cargo xtask book` and `cargo xtask figures`.
 //!
 //! - `book` installs the pinned mdBook and mdbook-katex when missing, builds `book/` into
-//!   `book/book/`, and checks the HTML a reader will open: every equation typeset at build
-//!   time (no TeX left in the text), nothing loaded from a CDN, no empty code block (mdBook
-//!   renders an include with a missing anchor as an empty block and exits 0).
+//!   `book/book/`, and checks the build and the HTML a reader will open: no warning or error
+//!   in mdbook's log, every equation typeset at build time (no TeX left in the text),
+//!   nothing loaded from a CDN, no empty code block (mdBook renders an include with a
+//!   missing anchor as an empty block and exits 0).
 //! - `figures` regenerates everything under `book/src/generated/` with `charrnn`: it trains
-//!   the dinosaur model with a fixed seed and then plots, samples and checks gradients.
+//!   the dinosaur model with a fixed seed and then plots, samples and checks gradients. From
+//!   those outputs it computes every number and name the prose quotes, one file each under
+//!   `generated/facts/` (see [`facts`]), which the chapters include inline.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -16,9 +19,13 @@ use anyhow::{Context, Result, bail};
 
 use crate::util::{cargo_install, root, run};
 
+mod facts;
+
 /// The book's tools, pinned: mdbook-katex 0.10.0 renders with KaTeX 0.16.4, the version whose
-/// CSS and fonts are vendored in `book/src/katex/`.
-const MDBOOK: (&str, &str) = ("mdbook", "0.5.4");
+/// CSS and fonts are vendored in `book/src/katex/`. Its lock file builds it against
+/// mdbook-preprocessor 0.5.3, and a preprocessor called by another mdbook version logs a
+/// warning on every build, so mdBook is pinned to that same 0.5.3.
+const MDBOOK: (&str, &str) = ("mdbook", "0.5.3");
 const MDBOOK_KATEX: (&str, &str) = ("mdbook-katex", "0.10.0");
 
 /// The name the figures' model reads in the hidden-state and probability heatmaps.
@@ -40,14 +47,26 @@ pub fn build(args: &[String]) -> Result<()> {
         .map(|dir| dir.join("mdbook"))
         .filter(|path| path.exists())
         .unwrap_or_else(|| PathBuf::from("mdbook"));
-    run(Command::new(mdbook)
-        .arg("build")
+    let mut cmd = Command::new(mdbook);
+    cmd.arg("build")
         .arg(root.join("book"))
         // mdbook starts `mdbook-katex` through PATH.
-        .env("PATH", path_with_cargo_bin()))?;
+        .env("PATH", path_with_cargo_bin());
+    eprintln!("xtask: $ {cmd:?}");
+    let built = cmd
+        .output()
+        .context("cannot start mdbook (is it on the PATH?)")?;
+    // mdbook logs to stderr; it is passed through, and read for warnings, because mdbook
+    // exits 0 after a missing include file or a preprocessor's complaint.
+    let log = String::from_utf8_lossy(&built.stderr);
+    eprint!("{log}");
+    if !built.status.success() {
+        bail!("mdbook build failed with {}", built.status);
+    }
 
     let out = root.join("book").join("book");
-    let problems = check_built_book(&out)?;
+    let mut problems = log_problems(&log);
+    problems.extend(check_built_book(&out)?);
     if !problems.is_empty() {
         bail!(
             "the built book has {} problem(s):\n  {}",
@@ -87,19 +106,36 @@ pub fn figures(args: &[String]) -> Result<()> {
         .with_context(|| format!("cannot create {}", generated.display()))?;
     let gen_path = |name: &str| generated.join(name);
 
-    // Chapter 8: the dinosaur recipe (SGD 0.01, clip 5, n_a 50, f64), fixed seed.
-    run(Command::new(&charrnn)
-        .current_dir(&work)
-        .args(["train", "--preset", "dinosaurs", "--seed", SEED])
-        .args(["--sample-every", "0", "--out"])
-        .arg(&run_dir))?;
+    // Chapter 8: the dinosaur recipe (SGD 0.01, clip 5, n_a 50, f64), fixed seed. The
+    // deterministic lines of each run's report (not its timing) go to training.txt.
+    let mut training = String::new();
+    let train_args = ["train", "--preset", "dinosaurs", "--seed", SEED];
+    let report = output(
+        Command::new(&charrnn)
+            .current_dir(&work)
+            .args(train_args)
+            .args(["--sample-every", "0", "--out"])
+            .arg(&run_dir),
+    )?;
+    push_training_report(&mut training, &train_args, &[], &report)?;
     let charrnn_plot = |kind: &str, extra: &[&str], out: &Path| -> Result<()> {
         run(Command::new(&charrnn)
             .current_dir(&work)
             .args(["plot", kind])
             .args(extra)
-            .arg("--out")
+            // The committed figures are replaced on purpose.
+            .args(["--force", "--out"])
             .arg(out))
+    };
+    let charrnn_plot_output = |kind: &str, extra: &[&str], out: &Path| -> Result<String> {
+        output(
+            Command::new(&charrnn)
+                .current_dir(&work)
+                .args(["plot", kind])
+                .args(extra)
+                .args(["--force", "--out"])
+                .arg(out),
+        )
     };
     let run_arg = run_dir.to_string_lossy().into_owned();
     charrnn_plot("loss", &["--run", &run_arg], &gen_path("loss.png"))?;
@@ -108,34 +144,53 @@ pub fn figures(args: &[String]) -> Result<()> {
     charrnn_plot("hidden", &model_text, &gen_path("hidden.png"))?;
     charrnn_plot("probs", &model_text, &gen_path("probs.png"))?;
     // Chapter 10: gradient norms through time, trained W_aa and r·Q for r = 0.5, 1, 1.5.
-    charrnn_plot(
-        "gradients",
-        &["--checkpoint", &run_arg, "--radius", "0.5,1.0,1.5"],
-        &gen_path("gradients.png"),
+    let radius_args = ["--checkpoint", run_arg.as_str(), "--radius", "0.5,1.0,1.5"];
+    let printed = charrnn_plot_output("gradients", &radius_args, &gen_path("gradients.png"))?;
+    write(
+        &gen_path("gradients.txt"),
+        &format!(
+            "$ charrnn plot gradients {}\n{printed}",
+            radius_args.join(" ")
+        ),
+    )?;
+    // Chapter 10, exercise 3: radii near 1; only the printed norms are kept.
+    let near_one = ["--checkpoint", run_arg.as_str(), "--radius", "0.9,1.0,1.1"];
+    let printed = charrnn_plot_output("gradients", &near_one, &work.join("gradients-09.png"))?;
+    write(
+        &gen_path("gradients-09.txt"),
+        &format!("$ charrnn plot gradients {}\n{printed}", near_one.join(" ")),
     )?;
     // Chapter 10.1: the same recipe (data, n_a, steps, seed) with a GRU and an LSTM, and the
     // last step's gradient of all three models reading the same text, as SVG.
     let mut compared = Vec::new();
     for cell in ["gru", "lstm"] {
         let dir = format!("{run_arg}-{cell}");
-        run(Command::new(&charrnn)
-            .current_dir(&work)
-            .args([
-                "train",
-                "--preset",
-                "dinosaurs",
-                "--seed",
-                SEED,
-                "--cell",
-                cell,
-            ])
-            .args(["--sample-every", "0", "--out", &dir]))?;
+        let report = output(
+            Command::new(&charrnn)
+                .current_dir(&work)
+                .args(train_args)
+                .args(["--cell", cell])
+                .args(["--sample-every", "0", "--out", &dir]),
+        )?;
+        push_training_report(&mut training, &train_args, &["--cell", cell], &report)?;
         compared.push(dir);
     }
-    charrnn_plot(
-        "gradients",
-        &["--checkpoint", &run_arg, "--compare", &compared.join(",")],
-        &gen_path("gradients-cells.svg"),
+    write(&gen_path("training.txt"), &training)?;
+    let compare = compared.join(",");
+    let compare_args = [
+        "--checkpoint",
+        run_arg.as_str(),
+        "--compare",
+        compare.as_str(),
+    ];
+    let printed =
+        charrnn_plot_output("gradients", &compare_args, &gen_path("gradients-cells.svg"))?;
+    write(
+        &gen_path("gradients-cells.txt"),
+        &format!(
+            "$ charrnn plot gradients {}\n{printed}",
+            compare_args.join(" ")
+        ),
     )?;
 
     // Chapter 9: names at three temperatures, and with top-k.
@@ -166,6 +221,37 @@ pub fn figures(args: &[String]) -> Result<()> {
         samples.push_str(&names);
     }
     write(&gen_path("samples.txt"), &samples)?;
+    // Chapter 9, exercise 3: how many samples are copies of training names.
+    let mut novelty = String::new();
+    for temperature in ["0.5", "1.5"] {
+        let shown = [
+            "sample",
+            "--n",
+            "20",
+            "--seed",
+            SEED,
+            "--temperature",
+            temperature,
+        ];
+        let report = output(
+            Command::new(&charrnn)
+                .current_dir(&work)
+                .args(shown)
+                .arg("--novelty")
+                .arg("--checkpoint")
+                .arg(&run_dir),
+        )?;
+        if !novelty.is_empty() {
+            novelty.push('\n');
+        }
+        writeln!(
+            novelty,
+            "$ charrnn {} --novelty --checkpoint <run>",
+            shown.join(" ")
+        )?;
+        novelty.push_str(&report);
+    }
+    write(&gen_path("novelty.txt"), &novelty)?;
 
     // Chapter 7: the gradient check with its defaults.
     let report = output(Command::new(&charrnn).current_dir(&root).arg("gradcheck"))?;
@@ -173,6 +259,54 @@ pub fn figures(args: &[String]) -> Result<()> {
         &gen_path("gradcheck.txt"),
         &format!("$ charrnn gradcheck\n{report}"),
     )?;
+
+    // Chapter 7, exercise 3: the same check with tiny weights. It may fail the threshold,
+    // which is the point of the exercise, so its exit status is reported, not fatal.
+    let (report, passed) = output_any_status(Command::new(&charrnn).current_dir(&root).args([
+        "gradcheck",
+        "--std",
+        "0.01",
+    ]))?;
+    let verdict = if passed { "" } else { "(exit status 1)\n" };
+    write(
+        &gen_path("gradcheck-std.txt"),
+        &format!("$ charrnn gradcheck --std 0.01\n{report}{verdict}"),
+    )?;
+
+    // The numbers the prose quotes, computed from the outputs above (see `facts`).
+    let history = fs::read_to_string(work.join(&run_dir).join("history.csv"))
+        .context("cannot read the run's history.csv")?;
+    let dinosaurs = fs::read_to_string(root.join("data").join("dinosaurs.txt"))
+        .context("cannot read data/dinosaurs.txt")?;
+    let read_gen = |name: &str| -> Result<String> {
+        fs::read_to_string(gen_path(name)).with_context(|| format!("cannot read {name}"))
+    };
+    let facts = facts::all(&facts::Inputs {
+        dinosaurs: &dinosaurs,
+        history: &history,
+        training: &read_gen("training.txt")?,
+        gradients: &read_gen("gradients.txt")?,
+        gradients_cells: &read_gen("gradients-cells.txt")?,
+        gradients_near_one: &read_gen("gradients-09.txt")?,
+        samples: &read_gen("samples.txt")?,
+    })?;
+    let facts_dir = generated.join("facts");
+    if facts_dir.exists() {
+        fs::remove_dir_all(&facts_dir)
+            .with_context(|| format!("cannot remove {}", facts_dir.display()))?;
+    }
+    fs::create_dir_all(&facts_dir)
+        .with_context(|| format!("cannot create {}", facts_dir.display()))?;
+    for (name, value) in &facts {
+        // No newline at the end: the prose includes a fact in the middle of a sentence.
+        fs::write(facts_dir.join(format!("{name}.txt")), value)
+            .with_context(|| format!("cannot write fact {name}"))?;
+    }
+    eprintln!(
+        "xtask: wrote {} facts to {}",
+        facts.len(),
+        facts_dir.display()
+    );
 
     eprintln!(
         "xtask: figures written to {}; commit them with the book",
@@ -194,6 +328,48 @@ fn output(cmd: &mut Command) -> Result<String> {
     }
     String::from_utf8(out.stdout)
         .with_context(|| format!("{:?} printed invalid UTF-8", cmd.get_program()))
+}
+
+/// Like [`output`], but a failing exit status is returned instead of an error.
+fn output_any_status(cmd: &mut Command) -> Result<(String, bool)> {
+    eprintln!("xtask: $ {cmd:?}");
+    let out = cmd
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot start {:?}", cmd.get_program()))?;
+    let text = String::from_utf8(out.stdout)
+        .with_context(|| format!("{:?} printed invalid UTF-8", cmd.get_program()))?;
+    Ok((text, out.status.success()))
+}
+
+/// Appends one training run to `training.txt`: the command, then the lines of its report
+/// that the same seed reproduces exactly (the losses), not the ones that time the run.
+fn push_training_report(
+    out: &mut String,
+    args: &[&str],
+    extra: &[&str],
+    report: &str,
+) -> Result<()> {
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    let shown: Vec<&str> = args.iter().chain(extra).copied().collect();
+    writeln!(
+        out,
+        "$ charrnn {} --sample-every 0 --out <run>",
+        shown.join(" ")
+    )?;
+    let kept: Vec<&str> = report
+        .lines()
+        .filter(|l| l.starts_with("final smoothed loss:") || l.starts_with("validation:"))
+        .collect();
+    if kept.len() != 2 {
+        bail!("charrnn train printed no final smoothed loss or validation line:\n{report}");
+    }
+    for line in kept {
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
 }
 
 /// The directory `cargo install` puts binaries in: `$CARGO_HOME/bin`, else `~/.cargo/bin`.
@@ -218,6 +394,15 @@ fn write(path: &Path, text: &str) -> Result<()> {
     fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
     eprintln!("xtask: wrote {}", path.display());
     Ok(())
+}
+
+/// The warnings and errors in mdbook's log (its preprocessors' included): a clean build
+/// logs neither.
+fn log_problems(log: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+        .map(|l| format!("mdbook logged: {}", l.trim()))
+        .collect()
 }
 
 /// Checks the HTML of a built book. Returns one line per problem.
@@ -426,6 +611,14 @@ mod tests {
         assert!(html_problems(full).is_empty());
         assert_eq!(html_problems("<p>{{#include ../x.rs:a}}</p>").len(), 1);
         assert_eq!(html_problems("<p><del>x</del></p>").len(), 1);
+    }
+
+    #[test]
+    fn warnings_in_the_log_are_problems() {
+        let log = " INFO Book building has started\n WARN The mdbook-katex plugin was built \
+                   against version 0.5.3 of mdbook, but we're being called from version 0.5.4\n";
+        assert_eq!(log_problems(log).len(), 1);
+        assert!(log_problems(" INFO Running the html backend\n").is_empty());
     }
 
     #[test]

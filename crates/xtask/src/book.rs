@@ -127,15 +127,21 @@ pub fn figures(args: &[String]) -> Result<()> {
             .args(["--force", "--out"])
             .arg(out))
     };
+    // What a plot prints, without its "wrote <path>" line (a path on this machine).
     let charrnn_plot_output = |kind: &str, extra: &[&str], out: &Path| -> Result<String> {
-        output(
+        let printed = output(
             Command::new(&charrnn)
                 .current_dir(&work)
                 .args(["plot", kind])
                 .args(extra)
                 .args(["--force", "--out"])
                 .arg(out),
-        )
+        )?;
+        Ok(printed
+            .lines()
+            .filter(|l| !l.starts_with("wrote "))
+            .map(|l| format!("{l}\n"))
+            .collect())
     };
     let run_arg = run_dir.to_string_lossy().into_owned();
     charrnn_plot("loss", &["--run", &run_arg], &gen_path("loss.png"))?;

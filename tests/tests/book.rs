@@ -869,3 +869,27 @@ fn the_fact_helpers_parse_what_they_should() {
     assert_eq!(items.len(), 2);
     assert!(items[0].contains("Hint") && !items[1].contains("Hint"));
 }
+
+/// Every hand-drawn figure under `src/figures/` is shown by some chapter (a figure nobody
+/// includes drifts from the notation unnoticed).
+#[test]
+fn every_figure_is_used() {
+    let mut figures = Vec::new();
+    files_with_ext(&book_src().join("figures"), "svg", &mut figures);
+    assert!(!figures.is_empty(), "no figures in book/src/figures");
+    let mut used = BTreeSet::new();
+    for chapter in chapters() {
+        let dir = chapter.parent().expect("chapter in a directory");
+        for (is_image, target) in links(&read(&chapter)) {
+            if is_image {
+                used.insert(normalize(&dir.join(target)));
+            }
+        }
+    }
+    let unused: Vec<String> = figures
+        .iter()
+        .filter(|f| !used.contains(&normalize(f)))
+        .map(|f| f.display().to_string())
+        .collect();
+    assert!(unused.is_empty(), "figures no chapter shows: {unused:?}");
+}

@@ -218,6 +218,13 @@ pub fn run_task(args: &[String]) -> Result<()> {
         }
     }
     let root = root();
+    if only.as_ref().is_some_and(Vec::is_empty) {
+        // --render: no row runs, nothing to build.
+        let store_path = root.join("book/src/generated/quality.json");
+        let store = serde_json::from_str(&fs::read_to_string(&store_path)?)
+            .with_context(|| format!("cannot read {}", store_path.display()))?;
+        return render(&root, &store);
+    }
     run(Command::new("cargo")
         .current_dir(&root)
         .args(["build", "--release", "-p", "rnn-cli"]))?;

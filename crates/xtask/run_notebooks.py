@@ -1,13 +1,18 @@
 """Execute Jupyter notebooks headless through a real kernel; used by `cargo xtask notebooks`.
 
-    python run_notebooks.py --kernel-cwd DIR [--out-dir DIR | --expect-failure] NOTEBOOK...
+    python run_notebooks.py [--kernel-cwd DIR] [--out-dir DIR [--base DIR] | --expect-failure] NOTEBOOK...
 
 Each notebook runs in a fresh kernel (the one named in its metadata, "rust" for evcxr) started
-in --kernel-cwd, one notebook after another. A notebook fails when a cell fails: an error output
+in --kernel-cwd, or by default in the notebook's own folder (as Jupyter does), one notebook
+after another. A notebook fails when a cell fails: an error output
 (a compile error, a panic that aborted the cell's process, a dead kernel, a timeout), or a
-"panicked at" line on stderr (a panic that was caught and printed instead).
+"panicked at" line on stderr (a panic that was caught and printed instead). A notebook in a
+folder named "solutions" also fails when one of its cells tagged "check" does not print
+"PASS:" (its exercises are solved, so every check must pass); the learners' copies may print
+"not yet:" with a hint, which is what their stubs are for.
 
-Without --out-dir the executed notebooks are written back in place; with it, to that folder.
+Without --out-dir the executed notebooks are written back in place; with it, to that folder,
+at their path relative to --base (default: just the file name).
 A notebook that failed is written only to --failed-dir, never over the original.
 Cell timing metadata is not recorded, so a rerun only changes what the code prints.
 
@@ -80,6 +85,20 @@ def problems(nb):
     return found + caught
 
 
+def unpassed_checks(path, nb):
+    """In a solutions copy, the cells tagged "check" that did not print PASS, as problems."""
+    if os.path.basename(os.path.dirname(os.path.abspath(path))) != "solutions":
+        return []
+    found = []
+    for index, cell in enumerate(nb.cells):
+        if "check" not in cell.get("metadata", {}).get("tags", []):
+            continue
+        text = "".join(out.get("text", "") for out in cell.get("outputs", []) if out.output_type == "stream")
+        if "PASS:" not in text or "not yet:" in text:
+            found.append((index, "check cell did not print PASS in a solutions copy:\n" + text))
+    return found
+
+
 def run_one(path, args):
     nb = nbformat.read(path, as_version=4)
     kernel = nb.metadata.get("kernelspec", {}).get("name", "rust")
@@ -99,7 +118,7 @@ def run_one(path, args):
         startup_timeout=args.startup_timeout,
         record_timing=False,
         allow_errors=False,
-        resources={"metadata": {"path": args.kernel_cwd}},
+        resources={"metadata": {"path": args.kernel_cwd or os.path.dirname(os.path.abspath(path))}},
         on_cell_execute=on_cell_execute,
         on_cell_executed=on_cell_executed,
     )
@@ -114,6 +133,8 @@ def run_one(path, args):
     wall = time.monotonic() - t0
     coalesce_streams(nb)
     found = problems(nb)
+    if not failure and not found:
+        found = unpassed_checks(path, nb)
     if failure and not found:
         found.append((None, failure))
     return nb, wall, sorted(cell_times), found
@@ -122,19 +143,25 @@ def run_one(path, args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("notebooks", nargs="+")
-    parser.add_argument("--kernel-cwd", required=True, help="working directory of each kernel")
+    parser.add_argument("--kernel-cwd", help="working directory of each kernel (default: the notebook's folder)")
     parser.add_argument("--out-dir", help="write executed notebooks here instead of in place")
+    parser.add_argument("--base", help="with --out-dir: keep each notebook's path relative to this folder")
     parser.add_argument("--failed-dir", help="write notebooks that failed here (default: nowhere)")
     parser.add_argument("--expect-failure", action="store_true", help="succeed only if every notebook fails")
     parser.add_argument("--timeout", type=int, default=900, help="seconds per cell")
     parser.add_argument("--startup-timeout", type=int, default=180, help="seconds for the kernel to start")
     args = parser.parse_args()
-    args.kernel_cwd = os.path.abspath(args.kernel_cwd)
+    if args.kernel_cwd:
+        args.kernel_cwd = os.path.abspath(args.kernel_cwd)
 
     bad = []
     total = 0.0
     for path in args.notebooks:
         name = os.path.basename(path)
+        if args.base:
+            relative = os.path.relpath(os.path.abspath(path), os.path.abspath(args.base))
+            if not relative.startswith(".."):
+                name = relative
         print(f"notebooks: running {path}", flush=True)
         nb, wall, cell_times, found = run_one(path, args)
         total += wall

@@ -10,8 +10,12 @@
 //!   the runner finds through `JUPYTER_PATH`.
 //!
 //! The notebooks then run one after another (they share evcxr's build directory, see
-//! `notebooks/evcxr.toml`), each in a fresh kernel started in `notebooks/`, by
-//! `crates/xtask/run_notebooks.py`.
+//! `notebooks/evcxr.toml`), each in a fresh kernel started in its own folder as Jupyter does,
+//! by `crates/xtask/run_notebooks.py`: the learners' notebooks in `notebooks/`, whose
+//! exercise cells hold stubs (their check cells print a hint), then the solutions copies in
+//! `notebooks/solutions/`, whose check cells must print PASS: the runner fails a solutions
+//! copy in which one does not, so CI proves that every exercise can be passed.
+//! `tests/tests/notebooks.rs` checks both kinds of check output in the committed notebooks.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -35,11 +39,13 @@ usage: cargo xtask notebooks [--check] [--no-selftest] [NOTEBOOK...]
 
 Installs evcxr_jupyter and a Python venv with nbclient if missing, registers the kernel,
 runs the self-test (the deliberately broken notebooks in crates/xtask/testdata must fail),
-then executes the notebooks (default: every notebooks/*.ipynb) and writes them back in place
-with their outputs. Fails if any cell fails.
+then executes the notebooks (default: every notebooks/*.ipynb, then every
+notebooks/solutions/*.ipynb, each kernel started in the notebook's folder) and writes them
+back in place with their outputs. Fails if any cell fails.
 
 options:
-  --check            write the executed notebooks to target/notebooks/ instead of in place
+  --check            write the executed notebooks to target/notebooks/ (solutions to
+                     target/notebooks/solutions/) instead of in place
   --no-selftest      skip the self-test
   --expect-failure   run only the given notebooks and fail unless each of them fails
   -h, --help         this text
@@ -96,7 +102,12 @@ pub fn run(args: &[String]) -> Result<()> {
             )?;
         }
         let notebooks = if args.notebooks.is_empty() {
-            list_notebooks(&root().join("notebooks"))?
+            // The learners' copies, then the solutions: running the solutions proves that
+            // every exercise can be passed; running the learners' copies proves that the
+            // stubs compile and that their checks fail gracefully, with a hint.
+            let mut all = list_notebooks(&root().join("notebooks"))?;
+            all.extend(list_notebooks(&root().join("notebooks/solutions"))?);
+            all
         } else {
             args.notebooks
         };
@@ -175,19 +186,24 @@ impl Env {
         let target = root.join("target");
         let mut cmd = Command::new(&self.python);
         cmd.arg(root.join("crates/xtask/run_notebooks.py"))
-            // Every kernel starts in notebooks/: `:dep` paths are relative to it, and it
-            // holds evcxr.toml (panics fail the cell; the shared build directory).
-            .arg("--kernel-cwd")
-            .arg(root.join("notebooks"))
             .arg("--failed-dir")
-            .arg(target.join("notebooks/failed"));
+            .arg(target.join("notebooks/failed"))
+            .arg("--base")
+            .arg(root.join("notebooks"));
         match mode {
+            // Each kernel starts in its notebook's folder, as in Jupyter: `:dep` and data
+            // paths are relative to it, and it holds evcxr.toml (panics fail the cell; the
+            // shared build directory). notebooks/solutions has its own evcxr.toml.
             Mode::InPlace => {}
             Mode::Check => {
                 cmd.arg("--out-dir").arg(target.join("notebooks"));
             }
+            // The self-test notebooks live in crates/xtask/testdata, which has no
+            // evcxr.toml: they run in notebooks/ so that its settings apply.
             Mode::ExpectFailure => {
-                cmd.arg("--expect-failure");
+                cmd.arg("--expect-failure")
+                    .arg("--kernel-cwd")
+                    .arg(root.join("notebooks"));
             }
         }
         cmd.args(notebooks)

@@ -305,7 +305,7 @@ fn gates(model: &ModelText, layer: Option<usize>, output: &Output) -> Result<()>
     let panels: Vec<GatePanel> = arrays
         .into_iter()
         .map(|(name, values)| match name.as_str() {
-            "h" if post => GatePanel::tanh("a<t>: hidden state, tanh", values),
+            "h" if post => GatePanel::tanh("a⟨t⟩: hidden state, tanh", values),
             "h" => GatePanel::tanh("h: hidden state, tanh", values),
             "i" => GatePanel::sigmoid("i: input gate, σ", values),
             "f" => GatePanel::sigmoid("f: forget gate, σ (1 keeps c)", values),
@@ -500,7 +500,7 @@ fn heatmap(model: &ModelText, output: &Output, matrix: Matrix) -> Result<()> {
                 values.view(),
                 &[],
                 &col_labels,
-                &format!("Hidden state a<t> reading {:?}", model.text),
+                &format!("Hidden state a⟨t⟩ reading {:?}", model.text),
                 HeatScale::activations(),
             )?,
         ),

@@ -69,7 +69,7 @@ fn gates_and_compared_gradients_of_every_cell() {
 
     // Gates: the default file in the run directory, PNG; and SVG on request.
     let panels: [(&str, &[&str]); 3] = [
-        ("rnn", &["a<t>: hidden state"]),
+        ("rnn", &["a⟨t⟩: hidden state"]),
         (
             "gru",
             &["r: reset gate", "z: update gate", "n: candidate state"],

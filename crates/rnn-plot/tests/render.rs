@@ -189,7 +189,7 @@ fn gradient_norms_render() {
         &[
             "Gradients through time",
             "time step t",
-            "||dL/da<t>||",
+            "‖∂L/∂a⟨t⟩‖",
             "scale 0.5",
             "10⁻⁶",
         ],

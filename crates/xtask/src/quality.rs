@@ -278,10 +278,21 @@ fn run_row(row: &Row, charrnn: &Path, root: &Path, work: &Path, quick: bool) -> 
         fs::remove_dir_all(&out).with_context(|| format!("cannot remove {}", out.display()))?;
     }
     let mut cmd = Command::new(charrnn);
-    cmd.current_dir(root).args(row.args);
+    cmd.current_dir(root);
     if quick {
-        // A few hundred steps of the same recipe: the path, not the number.
+        // A few hundred steps of the same recipe: the path, not the number (the row's own
+        // --steps and --eval-every give way, as a flag may be given once).
+        let mut args = row.args.iter();
+        while let Some(a) = args.next() {
+            if *a == "--steps" || *a == "--eval-every" {
+                args.next();
+            } else {
+                cmd.arg(a);
+            }
+        }
         cmd.args(["--steps", "200", "--eval-every", "100"]);
+    } else {
+        cmd.args(row.args);
     }
     cmd.args(["--sample-every", "0", "--out"]).arg(&out);
     cmd.stdout(Stdio::piped());

@@ -33,14 +33,14 @@ enum Kind {
         #[command(flatten)]
         output: Output,
     },
-    /// Hidden activations a<t> (n_a x T) while the model reads a text.
+    /// Hidden activations a⟨t⟩ (n_a x T) while the model reads a text.
     Hidden {
         #[command(flatten)]
         model: ModelText,
         #[command(flatten)]
         output: Output,
     },
-    /// Next-character probabilities ŷ<t> (vocabulary x T) while the model reads a text.
+    /// Next-character probabilities ŷ⟨t⟩ (vocabulary x T) while the model reads a text.
     Probs {
         #[command(flatten)]
         model: ModelText,
@@ -48,7 +48,7 @@ enum Kind {
         output: Output,
     },
     /// The gates of one layer (one panel each) while the model reads a text: i, f, g, o and
-    /// the cell state c for an LSTM, r, z, n for a GRU, the activation a<t> for the vanilla
+    /// the cell state c for an LSTM, r, z, n for a GRU, the activation a⟨t⟩ for the vanilla
     /// cell.
     Gates {
         #[command(flatten)]
@@ -59,7 +59,7 @@ enum Kind {
         #[command(flatten)]
         output: Output,
     },
-    /// ||dL<T>/dh<t>|| against t (h = a<t> for the post's model, the top layer's h for a
+    /// ||dL⟨T⟩/dh⟨t⟩|| against t (h = a⟨t⟩ for the post's model, the top layer's h for a
     /// stack): how far back the last prediction's gradient reaches, for the trained model,
     /// for random W_aa of chosen spectral radii (the post's model) and for other checkpoints
     /// (--compare).
@@ -452,7 +452,7 @@ fn summarize(curve: &GradientCurve) -> String {
     )
 }
 
-/// ||dL<T>/dh<t>|| of a trained model: the post's function for one vanilla layer, the
+/// ||dL⟨T⟩/dh⟨t⟩|| of a trained model: the post's function for one vanilla layer, the
 /// stack's for any other (the two agree on one vanilla layer).
 fn trained_norms<F: Float>(
     model: &Model<F>,
@@ -519,7 +519,7 @@ fn heatmap(model: &ModelText, output: &Output, matrix: Matrix) -> Result<()> {
     output.save(&plot, &loaded.dir(), kind, inputs)
 }
 
-/// One forward pass (m = 1, zero a<0>): a<1..T> (n_a, T) or ŷ<1..T> (n_y, T), in f64.
+/// One forward pass (m = 1, zero a⟨0⟩): a<1..T> (n_a, T) or ŷ<1..T> (n_y, T), in f64.
 fn forward_matrix<F: Float>(
     params: &Params<F>,
     x: &[Option<TokenId>],

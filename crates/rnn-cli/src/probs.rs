@@ -1,9 +1,9 @@
-//! `charrnn probs` (hidden from help): the next-character probabilities `ŷ<t>` a model gives
+//! `charrnn probs` (hidden from help): the next-character probabilities `ŷ⟨t⟩` a model gives
 //! while reading a text, as JSON, for checking other implementations against this one
 //! (`cargo xtask interop` compares them with a NumPy forward pass over the exported
 //! safetensors).
 //!
-//! The text is read as `charrnn plot probs` reads it: from a zero a<0>; names models start
+//! The text is read as `charrnn plot probs` reads it: from a zero a⟨0⟩; names models start
 //! with "no input" (the zero vector) and so give one more row, the prediction after the
 //! last character.
 
@@ -84,7 +84,7 @@ pub fn run(args: ProbsArgs) -> Result<()> {
     Ok(())
 }
 
-/// ŷ<1..T> (n_y, T) for one sequence (m = 1) from a zero a<0>, in f64.
+/// ŷ<1..T> (n_y, T) for one sequence (m = 1) from a zero a⟨0⟩, in f64.
 fn probabilities<F: Float>(params: &Params<F>, inputs: &[Option<TokenId>]) -> Array2<f64> {
     let n_steps = inputs.len();
     let x = Array2::from_shape_fn((n_steps, 1), |(t, _)| inputs[t]);

@@ -1,11 +1,11 @@
 //! Backpropagation through time. For each step, from the last to the first:
 //!
 //! ```text
-//! dy       = ŷ<t> − y<t>                  (softmax with cross-entropy)
-//! dW_ya   += dy a<t>ᵀ          db_y += dy
+//! dy       = ŷ⟨t⟩ − y⟨t⟩                  (softmax with cross-entropy)
+//! dW_ya   += dy a⟨t⟩ᵀ          db_y += dy
 //! da       = W_yaᵀ dy + da_next           (this step's output, plus the future)
-//! da_raw   = (1 − a<t> ⊙ a<t>) ⊙ da       (through tanh)
-//! db_a    += da_raw            dW_ax += da_raw x<t>ᵀ      dW_aa += da_raw a<t-1>ᵀ
+//! da_raw   = (1 − a⟨t⟩ ⊙ a⟨t⟩) ⊙ da       (through tanh)
+//! db_a    += da_raw            dW_ax += da_raw x⟨t⟩ᵀ      dW_aa += da_raw a⟨t-1⟩ᵀ
 //! da_next  = W_aaᵀ da_raw                 (into the previous step)
 //! ```
 
@@ -66,7 +66,7 @@ impl<F: Float> Bptt<F> {
         self.batch = batch;
     }
 
-    /// dL/da<0>, the gradient with respect to the initial hidden state, (n_a, m).
+    /// dL/da⟨0⟩, the gradient with respect to the initial hidden state, (n_a, m).
     pub fn da0(&self) -> ArrayView2<'_, F> {
         self.da_next.view()
     }
@@ -77,13 +77,13 @@ impl<F: Float> Bptt<F> {
         self.da_raw.view()
     }
 
-    /// `dL/da<t>` for every step, (n_a, T·m): the total gradient reaching each hidden state,
+    /// `dL/da⟨t⟩` for every step, (n_a, T·m): the total gradient reaching each hidden state,
     /// from its own output and from all later steps.
     pub fn da_all(&self) -> ArrayView2<'_, F> {
         self.da.view()
     }
 
-    /// The L2 norm of `dL/da<t>` at each step t = 0..T (over all batch columns), the numbers
+    /// The L2 norm of `dL/da⟨t⟩` at each step t = 0..T (over all batch columns), the numbers
     /// behind the vanishing and exploding gradient plot.
     pub fn hidden_grad_norms(&self) -> Vec<f64> {
         let m = self.batch.max(1);
@@ -108,14 +108,14 @@ impl<F: Float> Default for Bptt<F> {
 }
 
 /// Backpropagation through time, as in the post: the gradients of the summed loss with
-/// respect to all five parameters, and dL/da<0>.
+/// respect to all five parameters, and dL/da⟨0⟩.
 ///
 /// Gradients are those of the raw loss, before any clipping.
 ///
 /// # Shapes
 ///
 /// `x`, `y`: (T, m) as given to [`forward`](crate::forward); returns gradients
-/// shaped like `params` and dL/da<0> (n_a, m).
+/// shaped like `params` and dL/da⟨0⟩ (n_a, m).
 pub fn backward<F: Float>(
     params: &Params<F>,
     x: ArrayView2<'_, Option<TokenId>>,
@@ -129,7 +129,7 @@ pub fn backward<F: Float>(
 }
 
 // ANCHOR: backward
-/// [`backward`] into reused buffers: overwrites `grads`, leaves dL/da<0> and the
+/// [`backward`] into reused buffers: overwrites `grads`, leaves dL/da⟨0⟩ and the
 /// per-step hidden gradients in `bptt`. No allocation once the buffers have the right
 /// shape.
 ///
@@ -146,7 +146,7 @@ pub fn backward_into<F: Float>(
     bptt: &mut Bptt<F>,
 ) {
     deltas_into(params, x, y, cache, bptt);
-    // dW_ya = Σ_t dy<t> a<t>ᵀ, db_y = Σ_t dy<t>: one product over all steps, computed
+    // dW_ya = Σ_t dy⟨t⟩ a⟨t⟩ᵀ, db_y = Σ_t dy⟨t⟩: one product over all steps, computed
     // as its transpose dW_yaᵀ = A Dyᵀ so that the kernels read and write columns.
     gemm(
         cache.a_all(),
@@ -154,14 +154,14 @@ pub fn backward_into<F: Float>(
         grads.w_ya.view_mut().reversed_axes(),
     );
     sum_columns_into(bptt.dy.view(), &mut grads.b_y);
-    // dW_aa = Σ_t da_raw<t> a<t-1>ᵀ, db_a = Σ_t da_raw<t>; as its transpose, like dW_ya.
+    // dW_aa = Σ_t da_raw⟨t⟩ a⟨t-1⟩ᵀ, db_a = Σ_t da_raw⟨t⟩; as its transpose, like dW_ya.
     gemm(
         cache.a_prev_all(),
         bptt.da_raw.t(),
         grads.w_aa.view_mut().reversed_axes(),
     );
     sum_columns_into(bptt.da_raw.view(), &mut grads.b_a);
-    // dW_ax = Σ_t da_raw<t> x<t>ᵀ: a scatter-add of columns, the transpose of the gather.
+    // dW_ax = Σ_t da_raw⟨t⟩ x⟨t⟩ᵀ: a scatter-add of columns, the transpose of the gather.
     grads.w_ax.fill(F::zero());
     for (da_raw_col, x_tj) in bptt.da_raw.columns().into_iter().zip(x.iter()) {
         if let Some(id) = x_tj {
@@ -172,8 +172,8 @@ pub fn backward_into<F: Float>(
 // ANCHOR_END: backward
 
 /// The deltas of [`backward_into`], everything but the parameter gradients, into
-/// `bptt`: `dy<t> = ŷ<t> − y<t>`, then `da<t>` and `da_raw<t>` from the last step to the
-/// first, and `dL/da<0>`. The parameter gradients are sums over the steps of these deltas
+/// `bptt`: `dy⟨t⟩ = ŷ⟨t⟩ − y⟨t⟩`, then `da⟨t⟩` and `da_raw⟨t⟩` from the last step to the
+/// first, and `dL/da⟨0⟩`. The parameter gradients are sums over the steps of these deltas
 /// (times the activations).
 pub(crate) fn deltas_into<F: Float>(
     params: &Params<F>,
@@ -200,7 +200,7 @@ pub(crate) fn deltas_into<F: Float>(
             None => dy_col.fill(F::zero()),
         }
     }
-    // The output part of da at every step, W_yaᵀ dy<t>.               (n_a, T·m)
+    // The output part of da at every step, W_yaᵀ dy⟨t⟩.               (n_a, T·m)
     gemm(w_ya.t(), bptt.dy.view(), bptt.da.view_mut());
 
     // The recurrence, from the last step to the first, on the buffers seen as
@@ -261,9 +261,9 @@ fn add_into<F: Float>(mut dst: ArrayViewMut1<'_, F>, src: ArrayView1<'_, F>) {
 /// T), from the last step to the first:
 ///
 /// ```text
-/// da<t>     += da_next                  (W_yaᵀ dy<t> is already in da)
-/// da_raw<t>  = (1 − a<t> ⊙ a<t>) ⊙ da<t>
-/// da_next    = W_aaᵀ da_raw<t>
+/// da⟨t⟩     += da_next                  (W_yaᵀ dy⟨t⟩ is already in da)
+/// da_raw⟨t⟩  = (1 − a⟨t⟩ ⊙ a⟨t⟩) ⊙ da⟨t⟩
+/// da_next    = W_aaᵀ da_raw⟨t⟩
 /// ```
 ///
 /// With `groups` > 1 the columns are split into that many groups, run as parallel rayon
@@ -333,7 +333,7 @@ fn backward_steps_batch1<F: Float>(
         let step = t * n_a..(t + 1) * n_a;
         let dr_t = &mut dr[step.clone()];
         simd_through_tanh(&mut da[step.clone()], dr_t, dn, &a[step]);
-        // da_next = W_aaᵀ da_raw<t>; after the first step, dL/da<0>.
+        // da_next = W_aaᵀ da_raw⟨t⟩; after the first step, dL/da⟨0⟩.
         matvec::cols(n_a, n_a, w_aa, ld, dr_t, dn);
     }
     true

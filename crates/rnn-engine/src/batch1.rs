@@ -7,11 +7,11 @@
 //! finishes it to the update that uses it without leaving the registers:
 //!
 //! 1. the forward recurrence in one kernel call ([`matvec::recurrence`]: the products
-//!    `W_aa a<t-1>` and tanh, written with intrinsics), then the logits, the softmax and
+//!    `W_aa a⟨t-1⟩` and tanh, written with intrinsics), then the logits, the softmax and
 //!    the loss as in the general step;
-//! 2. the deltas: `dy<t>`, `W_yaᵀ dy<t>` for all steps in one product, then the backward
-//!    recurrence in one kernel call ([`matvec::backward_recurrence`], `da_raw<t>` through
-//!    tanh and `W_aaᵀ da_raw<t>` with the running delta kept in registers; dL/da<0>, which
+//! 2. the deltas: `dy⟨t⟩`, `W_yaᵀ dy⟨t⟩` for all steps in one product, then the backward
+//!    recurrence in one kernel call ([`matvec::backward_recurrence`], `da_raw⟨t⟩` through
+//!    tanh and `W_aaᵀ da_raw⟨t⟩` with the running delta kept in registers; dL/da⟨0⟩, which
 //!    training never uses, is left out);
 //! 3. for each row of W_ya and W_aa, its gradient (a sum over the steps of deltas times
 //!    activations) in registers, clipped and applied at once
@@ -22,7 +22,7 @@
 //!
 //! All five parameters are kept in a [`Mirror`], and the activations and deltas in a
 //! [`Work`]: every vector of n_a values (a row of W_aa or W_ya, a column of W_ax, b_a,
-//! `a<t>`, `da<t>`, `da_raw<t>`) is padded with zeros to whole registers of the tier: at
+//! `a⟨t⟩`, `da⟨t⟩`, `da_raw⟨t⟩`) is padded with zeros to whole registers of the tier: at
 //! AVX-512 a multiple of 8 entries, each vector starting on a 64-byte boundary (at AVX2 a
 //! multiple of 4). Every kernel then reads and writes whole registers: no load
 //! straddles two cache lines (a vector of 50 `f64` is 400 bytes; unpadded, three loads in
@@ -281,13 +281,13 @@ impl<F: Float> Mirror<F> {
 /// +0 is +0); those of the deltas are ±0 and are read only into padding lanes.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Work {
-    /// a<0> .. a<T>.
+    /// a⟨0⟩ .. a⟨T⟩.
     a: Aligned<f64>,
-    /// W_yaᵀ dy<t>, per step (the recurrence adds its part in registers).
+    /// W_yaᵀ dy⟨t⟩, per step (the recurrence adds its part in registers).
     da: Aligned<f64>,
-    /// (1 − a<t>²) ⊙ da<t>, per step.
+    /// (1 − a⟨t⟩²) ⊙ da⟨t⟩, per step.
     da_raw: Aligned<f64>,
-    /// The logits, then ŷ<t>, then dy<t>: n_y values a step, side by side.
+    /// The logits, then ŷ⟨t⟩, then dy⟨t⟩: n_y values a step, side by side.
     y: Aligned<f64>,
     /// The steps that share an input, for W_ax's update.
     chains: Vec<u32>,
@@ -373,7 +373,7 @@ pub(crate) fn sgd_step<F: Float>(
         return None;
     }
     let sum_sq_da_raw = deltas(&parts, work, (n_a, n_y, ld), y);
-    // Σ|da_raw| and Σ|a<0>| bounded by Cauchy–Schwarz (the padding adds zeros).
+    // Σ|da_raw| and Σ|a⟨0⟩| bounded by Cauchy–Schwarz (the padding adds zeros).
     let s = ((n_steps * ld) as f64 * sum_sq_da_raw).sqrt();
     let a0_sum = (a0.len() as f64 * simd_sum_of_squares(a0)).sqrt();
     if !bounds_are_finite(s, a0_sum, n_steps, params.n_params()) {
@@ -390,8 +390,8 @@ pub(crate) fn sgd_step<F: Float>(
 }
 // ANCHOR_END: sgd_step
 
-/// Step 1 of the [module docs](self), forward: a<t> = tanh(W_ax x<t> + W_aa a<t-1> + b_a)
-/// for every step from `a0`, then ŷ<t> and the loss, with the general path's kernels on
+/// Step 1 of the [module docs](self), forward: a⟨t⟩ = tanh(W_ax x⟨t⟩ + W_aa a⟨t-1⟩ + b_a)
+/// for every step from `a0`, then ŷ⟨t⟩ and the loss, with the general path's kernels on
 /// whole padded registers.
 fn forward(
     p: &Parts<&[f64]>,
@@ -433,9 +433,9 @@ fn forward(
     ))
 }
 
-/// Step 2 of the [module docs](self), the deltas, as in the general path: dy<t> = ŷ<t> −
-/// y<t>, da<t> = W_yaᵀ dy<t> plus W_aaᵀ da_raw<t+1>, da_raw<t> = (1 − a<t>²) ⊙ da<t>,
-/// from the last step to the first (dL/da<0>, which training never uses, is left out).
+/// Step 2 of the [module docs](self), the deltas, as in the general path: dy⟨t⟩ = ŷ⟨t⟩ −
+/// y⟨t⟩, da⟨t⟩ = W_yaᵀ dy⟨t⟩ plus W_aaᵀ da_raw⟨t+1⟩, da_raw⟨t⟩ = (1 − a⟨t⟩²) ⊙ da⟨t⟩,
+/// from the last step to the first (dL/da⟨0⟩, which training never uses, is left out).
 /// Returns Σ da_raw², for the guard.
 fn deltas(
     p: &Parts<&[f64]>,
@@ -452,7 +452,7 @@ fn deltas(
         }
     }
     let expect = "the buffers hold these shapes";
-    // W_yaᵀ dy<t> for every step at once, over whole registers.
+    // W_yaᵀ dy⟨t⟩ for every step at once, over whole registers.
     let da = work.da.get_mut(n_steps * ld);
     if matvec::available::<f64>() {
         let w_ya_t = ArrayView2::from_shape((ld, n_y).f(), p.w_ya).expect(expect);
@@ -491,9 +491,9 @@ fn update<F: Float>(
     let (a_prev, a_all) = (&a[..n_steps * ld], &a[ld..]);
     let dy = work.y.get(n_steps * n_y);
     let da_raw = work.da_raw.get(n_steps * ld);
-    // W_ya: row j is Σ_t dy<t>[j] a<t>; W_aa: row j is Σ_t da_raw<t>[j] a<t-1>; each over
+    // W_ya: row j is Σ_t dy⟨t⟩[j] a⟨t⟩; W_aa: row j is Σ_t da_raw⟨t⟩[j] a⟨t-1⟩; each over
     // whole padded registers. Then the biases, the sums of their deltas over all steps,
-    // and W_ax: column i is the sum of da_raw<t> over the steps whose input is i.
+    // and W_ax: column i is the sum of da_raw⟨t⟩ over the steps whose input is i.
     if !matvec::available::<f64>() {
         let simd = avx2()?;
         let cl = (step.c, step.lr);

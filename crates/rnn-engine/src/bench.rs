@@ -430,7 +430,7 @@ pub fn kernel_probe_a() -> Vec<(&'static str, f64)> {
         a_pad[a_off + s * 56..a_off + s * 56 + n_a].copy_from_slice(&a[s * n_a..(s + 1) * n_a]);
     }
     let a_pad = &a_pad[a_off..];
-    // A product per step: `f(a<t>, out<t>)` for the 12 steps, inputs and outputs `ld`
+    // A product per step: `f(a⟨t⟩, out⟨t⟩)` for the 12 steps, inputs and outputs `ld`
     // apart, on the padded activations when `ld` is 56.
     let per_step = |f: &dyn Fn(&[f64], &mut [f64]) -> bool, ld: usize, out: &mut [f64]| {
         let x = if ld == n_a { &a[..] } else { a_pad };

@@ -1,14 +1,14 @@
 //! Forward propagation: the two equations of the post,
 //!
 //! ```text
-//! a<t> = tanh(W_ax x<t> + W_aa a<t-1> + b_a)
-//! ŷ<t> = softmax(W_ya a<t> + b_y)
+//! a⟨t⟩ = tanh(W_ax x⟨t⟩ + W_aa a⟨t-1⟩ + b_a)
+//! ŷ⟨t⟩ = softmax(W_ya a⟨t⟩ + b_y)
 //! ```
 //!
 //! and the loss, the negative log-likelihood of the targets summed over time steps and
 //! over the batch.
 //!
-//! The one-hot input `x<t>` is never built: W_ax `x<t>` is the column of W_ax named by the
+//! The one-hot input `x⟨t⟩` is never built: W_ax `x⟨t⟩` is the column of W_ax named by the
 //! character id (a gather), and "no input" (the first step of a name) adds nothing.
 
 use std::borrow::Cow;
@@ -31,9 +31,9 @@ use crate::{Float, Loss, Params, TokenId};
 ///
 /// # Shapes
 ///
-/// - `a`: (n_a, (T + 1)·m), column-major. Columns `t·m .. (t+1)·m` hold `a<t-1>` for
-///   t = 0..=T, so the first block is `a<0>` = `a0` and block t + 1 is `a<t>`.
-/// - `y_hat`: (n_y, T·m), column-major. Columns `t·m .. (t+1)·m` hold `ŷ<t>`.
+/// - `a`: (n_a, (T + 1)·m), column-major. Columns `t·m .. (t+1)·m` hold `a⟨t-1⟩` for
+///   t = 0..=T, so the first block is `a⟨0⟩` = `a0` and block t + 1 is `a⟨t⟩`.
+/// - `y_hat`: (n_y, T·m), column-major. Columns `t·m .. (t+1)·m` hold `ŷ⟨t⟩`.
 ///
 /// Keeping all steps side by side lets the output layer and the weight gradients run as
 /// single large matrix products over all time steps.
@@ -92,7 +92,7 @@ impl<F: Float> Cache<F> {
         self.batch
     }
 
-    /// The initial hidden state a<0> (the post's `a[-1]`), (n_a, m).
+    /// The initial hidden state a⟨0⟩ (the post's `a[-1]`), (n_a, m).
     pub fn a0(&self) -> ArrayView2<'_, F> {
         self.a.slice(s![.., 0..self.batch])
     }
@@ -103,7 +103,7 @@ impl<F: Float> Cache<F> {
         self.a.slice(s![.., (t + 1) * m..(t + 2) * m])
     }
 
-    /// The hidden state before step `t`: a<0> for t = 0, else the state after step t − 1.
+    /// The hidden state before step `t`: a⟨0⟩ for t = 0, else the state after step t − 1.
     pub fn a_prev(&self, t: usize) -> ArrayView2<'_, F> {
         let m = self.batch;
         self.a.slice(s![.., t * m..(t + 1) * m])
@@ -143,10 +143,10 @@ impl<F: Float> Default for Cache<F> {
 }
 
 /// The first equation for one time step, written into `a_next`:
-/// `a<t>` = tanh(W_ax `x<t>` + W_aa `a<t-1>` + b_a).
+/// `a⟨t⟩` = tanh(W_ax `x⟨t⟩` + W_aa `a⟨t-1⟩` + b_a).
 ///
 /// `x[j]` is the character id fed to column j, or `None` for "no input" (the zero vector).
-/// W_ax `x<t>` is a gather of column `x[j]` of W_ax; nothing is added for `None`.
+/// W_ax `x⟨t⟩` is a gather of column `x[j]` of W_ax; nothing is added for `None`.
 ///
 /// # Shapes
 ///
@@ -178,7 +178,7 @@ fn hidden_step_with<F: Float>(
     debug_assert_eq!(a_prev.dim(), a_next.dim());
     debug_assert_eq!(a_prev.nrows(), params.n_a());
     debug_assert_eq!(x.len(), a_prev.ncols());
-    // W_aa a<t-1>                                                    (n_a, m)
+    // W_aa a⟨t-1⟩                                                    (n_a, m)
     w_aa.product(a_prev, a_next.view_mut());
     let b_a = column_slice(params.b_a.column(0)); //                   (n_a)
     for (mut a_col, &x_j) in a_next.columns_mut().into_iter().zip(x.iter()) {
@@ -362,7 +362,7 @@ pub fn forward_into<F: Float>(
         StepWeights::InPlace(cache.w_aa.view())
     };
     assign_col_major(cache.w_ya.view_mut(), params.w_ya.view());
-    cache.a.slice_mut(s![.., 0..m]).assign(&a0); //                   a<0>
+    cache.a.slice_mut(s![.., 0..m]).assign(&a0); //                   a⟨0⟩
     // The same buffer as (n_a, m, T + 1): [.., j, t] is column j of step block t.
     let a_steps = cache
         .a
@@ -370,7 +370,7 @@ pub fn forward_into<F: Float>(
         .into_shape_with_order(((params.n_a(), m, n_steps + 1), Order::ColumnMajor))
         .expect("the cache is column-major");
     hidden_steps(w_aa, params, x, a_steps, batch_groups(params.n_a(), m));
-    // ŷ<t> for every step at once: (n_y, n_a) x (n_a, T·m)
+    // ŷ⟨t⟩ for every step at once: (n_y, n_a) x (n_a, T·m)
     let a_all = cache.a.slice(s![.., m..]);
     output_with(
         cache.w_ya.view(),
@@ -412,7 +412,7 @@ fn forward_batch1<F: Float>(
     debug_assert_eq!(y.dim(), (n_steps, m));
     debug_assert_eq!(a0.dim(), (params.n_a(), m));
     cache.resize(params.n_a(), params.n_y(), n_steps, m);
-    cache.a.slice_mut(s![.., 0..m]).assign(&a0); //                   a<0>
+    cache.a.slice_mut(s![.., 0..m]).assign(&a0); //                   a⟨0⟩
     let a_steps = cache
         .a
         .view_mut()
@@ -458,7 +458,7 @@ fn hidden_steps_batch1<F: Float>(
     for (t, x_t) in x.column(0).iter().enumerate() {
         // The gathered column W_ax[:, id] (contiguous, or the general path runs); no
         // input adds nothing. Nothing is written before these checks pass at t = 0, and
-        // the general path recomputes every step from a<0> otherwise.
+        // the general path recomputes every step from a⟨0⟩ otherwise.
         let w_x = match x_t {
             Some(id) => match params.w_ax.column(*id as usize).to_slice() {
                 Some(col) => Some(col),
@@ -476,8 +476,8 @@ fn hidden_steps_batch1<F: Float>(
     true
 }
 
-/// The recurrence a<t> = tanh(W_ax x<t> + W_aa a<t-1> + b_a) for t = 1..=T over the
-/// columns of `a_steps` (n_a, columns, T + 1), whose step 0 holds a<0>. With `groups` > 1
+/// The recurrence a⟨t⟩ = tanh(W_ax x⟨t⟩ + W_aa a⟨t-1⟩ + b_a) for t = 1..=T over the
+/// columns of `a_steps` (n_a, columns, T + 1), whose step 0 holds a⟨0⟩. With `groups` > 1
 /// the columns are split into that many groups, run as parallel rayon tasks.
 fn hidden_steps<F: Float>(
     w_aa: StepWeights<'_, F>,
@@ -498,7 +498,7 @@ fn hidden_steps<F: Float>(
         return;
     }
     for t in 0..x.nrows() {
-        // a<t> from a<t-1>: two disjoint blocks of the same buffer.
+        // a⟨t⟩ from a⟨t-1⟩: two disjoint blocks of the same buffer.
         let (done, mut rest) = a_steps.view_mut().split_at(Axis(2), t + 1);
         let prev = done.index_axis(Axis(2), t);
         hidden_step_with(

@@ -43,15 +43,15 @@ pub(crate) fn step_bound<F: Float>(max_abs: F, c: F, lr: F) -> F {
 /// from what the gradient products read (with a finite loss, which the caller checked):
 ///
 /// - dy = ŷ − y has entries in [−1, 1]: a finite loss means a finite softmax;
-/// - the activations a<t> are tanh values in [−1, 1], and a<0> is bounded by A = max(1,
-///   Σ|a<0>|);
+/// - the activations a⟨t⟩ are tanh values in [−1, 1], and a⟨0⟩ is bounded by A = max(1,
+///   Σ|a⟨0⟩|);
 /// - each entry of dW_aa, dW_ax and db_a is a sum over steps of da_raw entries times
 ///   activations or ones, so at most S·A with S = Σ|da_raw|; each entry of dW_ya and db_y
 ///   is at most T·m·A.
 ///
 /// With G = 2·max(S, T·m)·A (the 2 covers rounding) every entry is at most G, and the
 /// sum of the N squares at most N·G². S and A are bounded from above by √(n Σ v²), which
-/// a NaN or ∞ anywhere in da_raw or a<0> makes non-finite, failing the test as it should.
+/// a NaN or ∞ anywhere in da_raw or a⟨0⟩ makes non-finite, failing the test as it should.
 /// Costs one vectorized pass over da_raw (T·m·n_a values).
 pub(crate) fn gradients_are_bounded<F: Float>(
     cache: &Cache<F>,
@@ -70,7 +70,7 @@ pub(crate) fn gradients_are_bounded<F: Float>(
 }
 
 /// The test of [`gradients_are_bounded`] from upper bounds `s` of Σ|da_raw| and `a0` of
-/// Σ|a<0>| (NaN or ∞ when unknown), over `steps` columns.
+/// Σ|a⟨0⟩| (NaN or ∞ when unknown), over `steps` columns.
 pub(crate) fn bounds_are_finite(s: f64, a0: f64, steps: usize, n_params: usize) -> bool {
     // (`max` would drop a NaN, hence the explicit test.)
     if !(s.is_finite() && a0.is_finite()) {

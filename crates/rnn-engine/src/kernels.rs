@@ -1,7 +1,7 @@
 //! Matrix products and element-wise loops for the hot paths, chosen by shape and by the
 //! CPU the program runs on.
 //!
-//! - The per-step products W_aa `a<t-1>` and W_aaᵀ da_raw ([`StepWeights`]) run a
+//! - The per-step products W_aa `a⟨t-1⟩` and W_aaᵀ da_raw ([`StepWeights`]) run a
 //!   register-blocked kernel on the calling thread, allocating nothing: at batch 1 it reads
 //!   a column-major W in place, in independent chains; with several columns it reads W
 //!   from [`Packed`] panels made once per sequence.
@@ -42,7 +42,7 @@ pub const PAR_MIN_FLOPS: usize = 4_000_000;
 const IN_PLACE_MAX_BYTES: usize = 1 << 20;
 
 /// `out = w · a` on the calling thread, with the in-place kernel whenever the layouts
-/// allow (it allocates nothing): the per-step products W_aa a<t-1> and W_aaᵀ da_raw, which
+/// allow (it allocates nothing): the per-step products W_aa a⟨t-1⟩ and W_aaᵀ da_raw, which
 /// run inside [`batch_groups`] tasks.
 ///
 /// # Shapes

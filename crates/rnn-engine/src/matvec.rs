@@ -8,10 +8,10 @@
 //! - [`rows`]: w row-major, each output is a dot product of a row with x. Eight rows are
 //!   accumulated at once in eight registers, then reduced together by a transposing tree
 //!   of shuffles; each sum is a chain of only ⌈k/8⌉ multiply-adds. The forward pass uses it
-//!   for W_aa `a<t-1>` and the logits W_ya `a<t>`, on the matrices' rows (the parameters'
+//!   for W_aa `a⟨t-1⟩` and the logits W_ya `a⟨t⟩`, on the matrices' rows (the parameters'
 //!   own, or the aligned mirror of `crate::batch1`).
 //! - [`cols`]: w column-major, the output is a sum of columns scaled by the entries of x,
-//!   in two or four independent chains. The backward pass uses it for W_aaᵀ `da_raw<t>`
+//!   in two or four independent chains. The backward pass uses it for W_aaᵀ `da_raw⟨t⟩`
 //!   (W_aa row-major is W_aaᵀ column-major).
 //!
 //! The same register work serves the other batch-1 loops: [`softmax_block`], the softmax of
@@ -229,7 +229,7 @@ pub(crate) struct ClipSgd {
 /// ```
 ///
 /// With v the activations and s the output or hidden deltas (both column-major, a step per
-/// column), g_j is row j of `dW_ya = Σ_t dy<t> a<t>ᵀ` or of `dW_aa = Σ_t da_raw<t> a<t-1>ᵀ`,
+/// column), g_j is row j of `dW_ya = Σ_t dy⟨t⟩ a⟨t⟩ᵀ` or of `dW_aa = Σ_t da_raw⟨t⟩ a⟨t-1⟩ᵀ`,
 /// summed exactly as [`crate::kernels`]' whole-column kernel sums it. The gradient never
 /// goes to memory: a row lives in registers from its last multiply-add to its update.
 /// Returns Σ g² over the entries, or `None`, doing nothing, when [`available`] is false or
@@ -274,7 +274,7 @@ pub(crate) fn outer_rows_sgd(
 
 /// The gradient that is the sum of the k columns of s (n values each, column stride
 /// `lds`), added in order from zero, and its clipped SGD step on `p` (n = p.len()): db_y =
-/// `Σ_t dy<t>` and db_a = `Σ_t da_raw<t>`, each summed as [`crate::backward`] sums it.
+/// `Σ_t dy⟨t⟩` and db_a = `Σ_t da_raw⟨t⟩`, each summed as [`crate::backward`] sums it.
 /// Returns Σ g², or `None`, doing nothing, when [`available`] is false or n is 0 or above
 /// 64.
 pub(crate) fn column_sum_sgd(
@@ -339,11 +339,11 @@ pub(crate) fn input_columns_sgd(
 /// for t = 1..=T (T = `inputs.len()`), with `ld`-strided columns,
 ///
 /// ```text
-/// a<t> = tanh(W_aa a<t-1> + W_ax[:, x<t>] + b_a)      (no W_ax term where x<t> is None)
+/// a⟨t⟩ = tanh(W_aa a⟨t-1⟩ + W_ax[:, x⟨t⟩] + b_a)      (no W_ax term where x⟨t⟩ is None)
 /// ```
 ///
 /// with W_aa's n_a rows and W_ax's columns at stride `ld` (a multiple of 8, at most 64)
-/// and zero padding everywhere, `a` holding a<0> (its padding zero) and room for a<1..T>.
+/// and zero padding everywhere, `a` holding a⟨0⟩ (its padding zero) and room for a<1..T>.
 /// The products are [`rows`]' sums, and tanh is `Float::fast_tanh` written with
 /// intrinsics, operation for operation: the bits of the general path's step. Returns
 /// `false`, doing nothing, when [`available`] is false or `ld` does not fit.
@@ -382,10 +382,10 @@ pub(crate) fn recurrence(
 /// from the last step to the first, with `ld`-strided columns:
 ///
 /// ```text
-/// da_raw<t> = (1 − a<t>²) ⊙ (da<t> + W_aaᵀ da_raw<t+1>)      (no second term at t = T)
+/// da_raw⟨t⟩ = (1 − a⟨t⟩²) ⊙ (da⟨t⟩ + W_aaᵀ da_raw⟨t+1⟩)      (no second term at t = T)
 /// ```
 ///
-/// `da` holds W_yaᵀ dy<t> per step and is only read; `a` holds a<0..T>; W_aa's n_a rows
+/// `da` holds W_yaᵀ dy⟨t⟩ per step and is only read; `a` holds a<0..T>; W_aa's n_a rows
 /// are at stride `ld`, zero-padded. The sums are those of `through_tanh` and [`cols`], so
 /// the general path's bits. Returns Σ da_raw² (in no particular order, for the guard of
 /// `crate::batch1`), or `None`, doing nothing, when [`available`] is false or `ld` does
@@ -1347,7 +1347,7 @@ mod avx512 {
                     sq = _mm512_fmadd_pd(r, r, sq);
                 }
                 if t > 0 {
-                    // W_aaᵀ da_raw<t>: W_aa's rows are W_aaᵀ's columns.
+                    // W_aaᵀ da_raw⟨t⟩: W_aa's rows are W_aaᵀ's columns.
                     next = col_block_regs::<NV, CH>(ld, n_a, w_aa, ld, dr_t);
                 }
             }

@@ -5,7 +5,7 @@
 //! agree with the general path and the reference to rounding (tested against the
 //! reference), not bit for bit.
 //!
-//! Every column (a row of W_aa or W_ya, a column of W_ax, b_a, `a<t>`, `da<t>`, `da_raw<t>`) holds
+//! Every column (a row of W_aa or W_ya, a column of W_ax, b_a, `a⟨t⟩`, `da⟨t⟩`, `da_raw⟨t⟩`) holds
 //! `ld` values, a multiple of 4 (a register of AVX2) and at most 64, with zeros past its
 //! real length, so every loop runs over whole vectors.
 
@@ -165,8 +165,8 @@ fn clip_sgd<S: Simd>(simd: S, p: &mut [f64], g: &[f64], c: f64, lr: f64) -> f64 
 }
 
 /// The forward recurrence, all steps: for t = 1..=T (T = `inputs.len()`),
-/// a<t> = tanh(W_aa a<t-1> + W_ax[:, x<t>] + b_a), with W_aa's `n_a` rows, W_ax's columns,
-/// b_a and a<0..T> all at stride `ld`. `a` holds a<0> (padding zero) and room for the rest.
+/// a⟨t⟩ = tanh(W_aa a⟨t-1⟩ + W_ax[:, x⟨t⟩] + b_a), with W_aa's `n_a` rows, W_ax's columns,
+/// b_a and a<0..T> all at stride `ld`. `a` holds a⟨0⟩ (padding zero) and room for the rest.
 #[inline(always)]
 pub(crate) fn recurrence<S: Simd>(
     simd: S,
@@ -186,7 +186,7 @@ pub(crate) fn recurrence<S: Simd>(
     }
 }
 
-/// The logits of every step before the bias: z<t>[j] = W_ya[j, :] · a<t> for the `n_y`
+/// The logits of every step before the bias: z⟨t⟩[j] = W_ya[j, :] · a⟨t⟩ for the `n_y`
 /// rows of W_ya and the T columns of `a` (both at stride `ld`), into `z` (T columns of
 /// `n_y`).
 #[inline(always)]
@@ -202,7 +202,7 @@ pub(crate) fn logits<S: Simd>(
     }
 }
 
-/// W_yaᵀ dy<t> for every step: da<t> = Σ_j dy<t>[j] · (row j of W_ya), with W_ya's `n_y`
+/// W_yaᵀ dy⟨t⟩ for every step: da⟨t⟩ = Σ_j dy⟨t⟩[j] · (row j of W_ya), with W_ya's `n_y`
 /// rows at stride `ld`, `dy` holding T columns of `n_y` and `da` T columns of `ld`.
 #[inline(always)]
 pub(crate) fn output_deltas<S: Simd>(
@@ -224,7 +224,7 @@ pub(crate) fn output_deltas<S: Simd>(
 }
 
 /// The backward recurrence, from the last step to the first:
-/// da_raw<t> = (1 − a<t>²) ⊙ (da<t> + W_aaᵀ da_raw<t+1>), with `da` holding W_yaᵀ dy<t>
+/// da_raw⟨t⟩ = (1 − a⟨t⟩²) ⊙ (da⟨t⟩ + W_aaᵀ da_raw⟨t+1⟩), with `da` holding W_yaᵀ dy⟨t⟩
 /// per step (read only), `a` holding a<0..T>, W_aa's `n_a` rows at stride `ld`. Returns
 /// Σ da_raw².
 #[inline(always)]
@@ -236,7 +236,7 @@ pub(crate) fn backward_recurrence<S: Simd>(
     da_raw: &mut [f64],
     n_steps: usize,
 ) -> f64 {
-    // W_aaᵀ da_raw<t+1>.
+    // W_aaᵀ da_raw⟨t+1⟩.
     let mut next = [0.0; MAX_LD];
     let next = &mut next[..ld];
     let mut sq = simd.splat_f64s(0.0);
@@ -255,7 +255,7 @@ pub(crate) fn backward_recurrence<S: Simd>(
             }
         }
         if t > 0 {
-            // W_aa's rows are W_aaᵀ's columns: next = Σ_i da_raw<t>[i] · row i.
+            // W_aa's rows are W_aaᵀ's columns: next = Σ_i da_raw⟨t⟩[i] · row i.
             let dr_t = &*dr_t;
             combine(
                 simd,

@@ -44,7 +44,7 @@ impl<F: Float> StepBuffers<F> {
     }
 
     /// `a<len>`, the hidden state after the first `len` steps of the last training step
-    /// (a<0> for 0), (n_a, m): from the fused step's buffers or from the cache.
+    /// (a⟨0⟩ for 0), (n_a, m): from the fused step's buffers or from the cache.
     pub fn hidden(&self, len: usize) -> ArrayView2<'_, F> {
         if self.fused.ran
             && let Some(a) = self.fused.work.hidden::<F>(len)

@@ -311,7 +311,7 @@ impl TrainConfig {
         if self.mode == CorpusMode::Stream && !(1..=MAX_SEQ_LEN).contains(&self.seq_len) {
             return bad("seq_len", self.seq_len.to_string(), "between 1 and 65536");
         }
-        // The activations of one update (a<t> for every step and column) are allocated up
+        // The activations of one update (a⟨t⟩ for every step and column) are allocated up
         // front: bound their number so that a large batch times a long chunk is an error,
         // not an abort.
         let steps = match self.mode {
@@ -1424,7 +1424,7 @@ mod tests {
     }
 
     /// The one-pass update runs only when the gradients are provably finite: a hidden
-    /// state a<0> of 1e200 (which dW_aa multiplies) makes the bound fail, and the general
+    /// state a⟨0⟩ of 1e200 (which dW_aa multiplies) makes the bound fail, and the general
     /// path, which checks the norm before updating, takes the step instead. (Two sequences,
     /// so that the general path runs at every tier, not the batch-1 step.)
     #[test]

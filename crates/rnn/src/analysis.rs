@@ -48,7 +48,7 @@ pub fn with_recurrent_radius<F: Float, R: Rng + ?Sized>(
 }
 
 // ANCHOR: last_step_gradient_norms
-/// `‖∂L<T>/∂a<t>‖` for t = 1..=T, where `L<T>` is the loss of the last step alone: how
+/// `‖∂L⟨T⟩/∂a⟨t⟩‖` for t = 1..=T, where `L⟨T⟩` is the loss of the last step alone: how
 /// much of one prediction's gradient reaches each earlier hidden state. For one sequence
 /// (m = 1); `x` holds the inputs, `target` the id the last step should predict.
 ///
@@ -73,7 +73,7 @@ pub fn last_step_gradient_norms<F: Float>(
     let mut norms = vec![0.0; n_steps];
     for t in (0..n_steps).rev() {
         let dy = output_delta(cache.y_hat(t), ys.row(t));
-        // dL/da<t>: this step's output plus what flows back from step t + 1.
+        // dL/da⟨t⟩: this step's output plus what flows back from step t + 1.
         let da = params.w_ya.t().dot(&dy) + &da_next;
         norms[t] = da
             .iter()
@@ -99,7 +99,7 @@ pub fn last_step_gradient_norms<F: Float>(
 ///
 /// | cell   | names                | values                                        |
 /// |--------|----------------------|-----------------------------------------------|
-/// | `Rnn`  | `h`                  | the activation h<t> = a<t> = tanh(…), in [−1, 1] |
+/// | `Rnn`  | `h`                  | the activation h⟨t⟩ = a⟨t⟩ = tanh(…), in [−1, 1] |
 /// | `Gru`  | `r`, `z`, `n`        | σ gates r, z in [0, 1]; the candidate n = tanh(…) |
 /// | `Lstm` | `i`, `f`, `g`, `o`, `c` | σ gates i, f, o in [0, 1]; g = tanh(…); the cell state c (unbounded) |
 pub fn gate_names(cell: CellKind) -> &'static [&'static str] {
@@ -157,9 +157,9 @@ pub fn gate_activations<F: Float>(
     gates
 }
 
-/// `‖∂L<T>/∂h_top<t>‖` for t = 1..=T: the stack's counterpart of
-/// [`last_step_gradient_norms`], for any cell and depth. `L<T>` is the loss of the last
-/// step alone, and `h_top<t>` the hidden state of the top layer (the one W_ya reads), so
+/// `‖∂L⟨T⟩/∂h_top⟨t⟩‖` for t = 1..=T: the stack's counterpart of
+/// [`last_step_gradient_norms`], for any cell and depth. `L⟨T⟩` is the loss of the last
+/// step alone, and `h_top⟨t⟩` the hidden state of the top layer (the one W_ya reads), so
 /// every cell is measured on the same quantity; for the LSTM this is the gradient with
 /// respect to h, which also carries what reaches it through the cell state c. One column,
 /// zero initial state, no dropout.
@@ -184,7 +184,7 @@ pub fn deep_last_step_gradient_norms<F: Float>(
         let dy = output_delta(cache.y_hat[t].view(), ys.row(t)); //       (n_y, 1)
         let mut dh_above = params.w_ya.t().dot(&dy); //                  (n_a, 1)
         for k in (0..=top).rev() {
-            // dL/dh_k<t>: from the output or the layer above, plus from step t + 1.
+            // dL/dh_k⟨t⟩: from the output or the layer above, plus from step t + 1.
             let dh = &dh_above + &d_next.h[k]; //                        (n_a, 1)
             if k == top {
                 norms[t] = dh.iter().map(|v| v.as_f64().powi(2)).sum::<f64>().sqrt();
@@ -266,7 +266,7 @@ mod tests {
         assert!(want[0] > 0.0 && want[0] < want[14], "{want:?}");
     }
 
-    /// Central differences of L<T> with respect to each unit of h_top<t>, holding every
+    /// Central differences of L⟨T⟩ with respect to each unit of h_top⟨t⟩, holding every
     /// other state at step t fixed: run to step t, nudge the top layer's h, run on.
     fn finite_difference_norm(
         p: &DeepParams,

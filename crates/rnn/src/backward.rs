@@ -1,11 +1,11 @@
 //! Backpropagation through time. For each step, from the last to the first:
 //!
 //! ```text
-//! dy       = ŷ<t> − y<t>                  (softmax with cross-entropy)
-//! dW_ya   += dy a<t>ᵀ          db_y += dy
+//! dy       = ŷ⟨t⟩ − y⟨t⟩                  (softmax with cross-entropy)
+//! dW_ya   += dy a⟨t⟩ᵀ          db_y += dy
 //! da       = W_yaᵀ dy + da_next           (this step's output, plus the future)
-//! da_raw   = (1 − a<t> ⊙ a<t>) ⊙ da       (through tanh)
-//! db_a    += da_raw            dW_ax += da_raw x<t>ᵀ      dW_aa += da_raw a<t-1>ᵀ
+//! da_raw   = (1 − a⟨t⟩ ⊙ a⟨t⟩) ⊙ da       (through tanh)
+//! db_a    += da_raw            dW_ax += da_raw x⟨t⟩ᵀ      dW_aa += da_raw a⟨t-1⟩ᵀ
 //! da_next  = W_aaᵀ da_raw                 (into the previous step)
 //! ```
 
@@ -37,7 +37,7 @@ pub fn output_delta<F: Float>(
 
 // ANCHOR: step_backward
 /// One step of backpropagation, as in the post: adds this step's contribution to `grads`
-/// and replaces `da_next` (on entry `dL/da<t>` from the future, on exit `dL/da<t-1>`).
+/// and replaces `da_next` (on entry `dL/da⟨t⟩` from the future, on exit `dL/da⟨t-1⟩`).
 ///
 /// # Shapes
 ///
@@ -58,7 +58,7 @@ pub fn rnn_step_backward<F: Float>(
     grads.b_a += &da_raw.sum_axis(Axis(1)).insert_axis(Axis(1)); //     (n_a, 1)
     for (da_raw_j, x_j) in da_raw.columns().into_iter().zip(x) {
         if let Some(id) = x_j {
-            // da_raw x<t>ᵀ: the one-hot x<t> selects column `id` of dW_ax.
+            // da_raw x⟨t⟩ᵀ: the one-hot x⟨t⟩ selects column `id` of dW_ax.
             let mut col = grads.w_ax.column_mut(*id as usize); //       (n_a)
             col += &da_raw_j;
         }
@@ -70,14 +70,14 @@ pub fn rnn_step_backward<F: Float>(
 
 // ANCHOR: backward
 /// Backpropagation through time, as in the post: the gradients of the summed loss with
-/// respect to all five parameters, and dL/da<0>, from the last step to the first.
+/// respect to all five parameters, and dL/da⟨0⟩, from the last step to the first.
 ///
 /// Gradients are those of the raw loss, before any clipping.
 ///
 /// # Shapes
 ///
 /// `x`, `y`: (T, m) as given to [`rnn_forward`](crate::rnn_forward); returns gradients
-/// shaped like `params` and dL/da<0> (n_a, m).
+/// shaped like `params` and dL/da⟨0⟩ (n_a, m).
 pub fn rnn_backward<F: Float>(
     params: &Params<F>,
     x: ArrayView2<'_, Option<TokenId>>,
@@ -112,7 +112,7 @@ mod tests {
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
-    /// The scatter into dW_ax equals the dense product da_raw x<t>ᵀ with the one-hot x<t>.
+    /// The scatter into dW_ax equals the dense product da_raw x⟨t⟩ᵀ with the one-hot x⟨t⟩.
     #[test]
     fn scatter_equals_dense_outer_product() {
         let p: Params = Params::init_with_std(5, 3, 5, 0.5, &mut ChaCha8Rng::seed_from_u64(2));

@@ -1,9 +1,9 @@
 //! A stack of recurrent layers of any cell, with an output layer on top:
 //!
 //! ```text
-//! h_0<t> = cell(x<t>, h_0<t-1>)                  layer 0 reads the characters
-//! h_k<t> = cell(d_k−1<t> ⊙ h_k−1<t>, h_k<t-1>)   layer k the one below, after dropout
-//! ŷ<t>   = softmax(W_ya h_top<t> + b_y)          L = Σ_t −ln ŷ<t>[y<t>]
+//! h_0<t> = cell(x⟨t⟩, h_0<t-1>)                  layer 0 reads the characters
+//! h_k⟨t⟩ = cell(d_k−1<t> ⊙ h_k−1<t>, h_k⟨t-1⟩)   layer k the one below, after dropout
+//! ŷ⟨t⟩   = softmax(W_ya h_top⟨t⟩ + b_y)          L = Σ_t −ln ŷ⟨t⟩[y⟨t⟩]
 //! ```
 //!
 //! (`d` is a dropout mask, all ones at evaluation time.) Backpropagation through time runs

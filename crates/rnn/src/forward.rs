@@ -1,14 +1,14 @@
 //! Forward propagation: the two equations of the post,
 //!
 //! ```text
-//! a<t> = tanh(W_ax x<t> + W_aa a<t-1> + b_a)
-//! ŷ<t> = softmax(W_ya a<t> + b_y)
+//! a⟨t⟩ = tanh(W_ax x⟨t⟩ + W_aa a⟨t-1⟩ + b_a)
+//! ŷ⟨t⟩ = softmax(W_ya a⟨t⟩ + b_y)
 //! ```
 //!
 //! and the loss, the negative log-likelihood of the targets summed over time steps and
 //! over the batch.
 //!
-//! The one-hot input `x<t>` is never built: W_ax `x<t>` is the column of W_ax named by the
+//! The one-hot input `x⟨t⟩` is never built: W_ax `x⟨t⟩` is the column of W_ax named by the
 //! character id (a gather), and "no input" (the first step of a name) adds nothing.
 
 use std::ops::AddAssign;
@@ -18,10 +18,10 @@ use ndarray::{Array2, ArrayView1, ArrayView2, Axis, Zip};
 use crate::{Float, Params, TokenId};
 
 /// The loss of a forward pass: the sum over time steps and batch columns of
-/// `-ln ŷ<t>[target]`, as in the post, and how many targets it covers.
+/// `-ln ŷ⟨t⟩[target]`, as in the post, and how many targets it covers.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Loss {
-    /// Σ_t Σ_j −ln `ŷ<t>[y<t>_j]`, in nats, accumulated in `f64`.
+    /// Σ_t Σ_j −ln `ŷ⟨t⟩[y⟨t⟩_j]`, in nats, accumulated in `f64`.
     pub total: f64,
     /// Number of (time step, column) pairs with a target (padding excluded).
     pub n_targets: usize,
@@ -60,13 +60,13 @@ impl AddAssign for Loss {
 ///
 /// # Shapes
 ///
-/// `a[0]` is a<0> and `a[t + 1]` the state after step t, each (n_a, m); `y_hat[t]` is
+/// `a[0]` is a⟨0⟩ and `a[t + 1]` the state after step t, each (n_a, m); `y_hat[t]` is
 /// ŷ at step t, (n_y, m).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Cache<F: Float = f64> {
-    /// `a<0>`, `a<1>`, …, `a<T>`: T + 1 arrays of (n_a, m).
+    /// `a⟨0⟩`, `a⟨1⟩`, …, `a⟨T⟩`: T + 1 arrays of (n_a, m).
     pub a: Vec<Array2<F>>,
-    /// `ŷ<1>`, …, `ŷ<T>`: T arrays of (n_y, m).
+    /// `ŷ⟨1⟩`, …, `ŷ⟨T⟩`: T arrays of (n_y, m).
     pub y_hat: Vec<Array2<F>>,
 }
 
@@ -81,7 +81,7 @@ impl<F: Float> Cache<F> {
         self.a[t + 1].view()
     }
 
-    /// The hidden state before step `t`: a<0> for t = 0, else the state after step t − 1.
+    /// The hidden state before step `t`: a⟨0⟩ for t = 0, else the state after step t − 1.
     pub fn a_prev(&self, t: usize) -> ArrayView2<'_, F> {
         self.a[t].view()
     }
@@ -96,12 +96,12 @@ impl<F: Float> Cache<F> {
         self.a[self.n_steps()].view()
     }
 
-    /// `a<1>`, …, `a<T>` side by side, (n_a, T·m): step t in columns t·m .. (t+1)·m.
+    /// `a⟨1⟩`, …, `a⟨T⟩` side by side, (n_a, T·m): step t in columns t·m .. (t+1)·m.
     pub fn a_all(&self) -> Array2<F> {
         side_by_side(&self.a[1..], self.a[0].nrows())
     }
 
-    /// `ŷ<1>`, …, `ŷ<T>` side by side, (n_y, T·m).
+    /// `ŷ⟨1⟩`, …, `ŷ⟨T⟩` side by side, (n_y, T·m).
     pub fn y_hat_all(&self) -> Array2<F> {
         let n_y = self.y_hat.first().map_or(0, |y| y.nrows());
         side_by_side(&self.y_hat, n_y)
@@ -115,7 +115,7 @@ fn side_by_side<F: Float>(blocks: &[Array2<F>], rows: usize) -> Array2<F> {
 }
 
 // ANCHOR: gather
-/// W_ax `x<t>` without building the one-hot `x<t>`: column j of the result is column
+/// W_ax `x⟨t⟩` without building the one-hot `x⟨t⟩`: column j of the result is column
 /// `x[j]` of W_ax, or zeros when `x[j]` is `None` (no input).
 ///
 /// # Shapes
@@ -133,7 +133,7 @@ pub fn gather_columns<F: Float>(w_ax: &Array2<F>, x: ArrayView1<'_, Option<Token
 // ANCHOR_END: gather
 
 // ANCHOR: hidden_step
-/// The first equation: `a<t>` = tanh(W_ax `x<t>` + W_aa `a<t-1>` + b_a).
+/// The first equation: `a⟨t⟩` = tanh(W_ax `x⟨t⟩` + W_aa `a⟨t-1⟩` + b_a).
 ///
 /// # Shapes
 ///
@@ -182,7 +182,7 @@ pub fn softmax<F: Float>(z: ArrayView2<'_, F>) -> Array2<F> {
 // ANCHOR_END: softmax
 
 // ANCHOR: step_forward
-/// One step of the RNN, as in the post: returns (`a<t>`, `ŷ<t>`) for the input ids `x` and
+/// One step of the RNN, as in the post: returns (`a⟨t⟩`, `ŷ⟨t⟩`) for the input ids `x` and
 /// the previous hidden state `a_prev`.
 ///
 /// # Shapes

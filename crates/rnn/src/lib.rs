@@ -2,8 +2,8 @@
 //! derivation: the reference implementation.
 //!
 //! ```text
-//! a<t> = tanh(W_ax x<t> + W_aa a<t-1> + b_a)      ŷ<t> = softmax(W_ya a<t> + b_y)
-//! L = Σ_t −ln ŷ<t>[y<t>]                           backpropagation through time
+//! a⟨t⟩ = tanh(W_ax x⟨t⟩ + W_aa a⟨t-1⟩ + b_a)      ŷ⟨t⟩ = softmax(W_ya a⟨t⟩ + b_y)
+//! L = Σ_t −ln ŷ⟨t⟩[y⟨t⟩]                           backpropagation through time
 //! ```
 //!
 //! This crate is the post in Rust: short functions in the post's order and with its names,
@@ -32,9 +32,9 @@
 //!
 //! | symbol  | code     | shape      |
 //! |---------|----------|------------|
-//! | `x<t>`  | `x[t]`   | (m) ids, one-hot (n_x, m) in the math |
-//! | `a<t>`  | `a`      | (n_a, m)   |
-//! | `ŷ<t>`  | `y_hat`  | (n_y, m)   |
+//! | `x⟨t⟩`  | `x[t]`   | (m) ids, one-hot (n_x, m) in the math |
+//! | `a⟨t⟩`  | `a`      | (n_a, m)   |
+//! | `ŷ⟨t⟩`  | `y_hat`  | (n_y, m)   |
 //! | W_ax    | `w_ax`   | (n_a, n_x) |
 //! | W_aa    | `w_aa`   | (n_a, n_a) |
 //! | W_ya    | `w_ya`   | (n_y, n_a) |
@@ -42,7 +42,7 @@
 //! | b_y     | `b_y`    | (n_y, 1)   |
 //!
 //! Inputs are character ids, `Option<TokenId>`: `None` is "no input", the zero vector fed
-//! at the first step of a name. A one-hot `x<t>` is never built; W_ax `x<t>` is a column
+//! at the first step of a name. A one-hot `x⟨t⟩` is never built; W_ax `x⟨t⟩` is a column
 //! gather ([`gather_columns`]). Targets are `Option<TokenId>` too: `None` marks padding,
 //! which adds neither loss nor gradient.
 //!

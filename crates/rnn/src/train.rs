@@ -6,12 +6,12 @@ use crate::{Clip, Float, Loss, Optimizer, Params, TokenId, rnn_backward, rnn_for
 
 // ANCHOR: train_step
 /// One step of training on the sequences `x`, `y` from the hidden state `a0`: forward,
-/// backward, clip, update. Returns the loss before the update and `a<T>`, the hidden state
+/// backward, clip, update. Returns the loss before the update and `a⟨T⟩`, the hidden state
 /// to carry into the next step.
 ///
 /// # Shapes
 ///
-/// `x`, `y`: (T, m), `a0`: (n_a, m) → `a<T>`: (n_a, m).
+/// `x`, `y`: (T, m), `a0`: (n_a, m) → `a⟨T⟩`: (n_a, m).
 pub fn train_step<F: Float>(
     params: &mut Params<F>,
     optimizer: &mut Optimizer<F>,

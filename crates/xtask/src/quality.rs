@@ -55,11 +55,13 @@ impl Dataset {
         }
     }
 
+    /// The title of the dataset's plot (validation loss; the published lines of names are
+    /// test losses).
     fn title(self) -> &'static str {
         match self {
-            Dataset::Dinosaurs => "Dinosaur names (the post's data), validation: every 20th name",
-            Dataset::Names => "makemore's names.txt, its 1,000 test names",
-            Dataset::Shakespeare => "Tiny Shakespeare, validation: the last 10% (nanoGPT's split)",
+            Dataset::Dinosaurs => "Dinosaur names: validation loss (every 20th name)",
+            Dataset::Names => "names.txt: validation (every 20th training name); published: test",
+            Dataset::Shakespeare => "Tiny Shakespeare: validation loss (the last 10%)",
         }
     }
 

@@ -8,7 +8,7 @@ use std::path::Path;
 use tempfile::TempDir;
 
 mod common;
-use common::{charrnn, fails_cleanly};
+use common::{charrnn, fails_cleanly, succeeds};
 
 const PNG_MAGIC: &[u8] = b"\x89PNG\r\n\x1a\n";
 const TEXT: &str = "the quick brown fox jumps over the lazy dog. the dog sleeps.\n";
@@ -32,14 +32,10 @@ fn train(dir: &Path, name: &str, cell: &str, layers: &str) {
 
 /// Runs `charrnn plot ARGS` and returns its stdout.
 fn plot(dir: &Path, args: &[&str]) -> String {
-    let out = charrnn(dir).arg("plot").args(args).output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{args:?}: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+    let all: Vec<&str> = std::iter::once("plot")
+        .chain(args.iter().copied())
+        .collect();
+    succeeds(dir, &all)
 }
 
 fn svg_text(path: &Path) -> String {

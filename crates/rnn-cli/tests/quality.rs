@@ -9,19 +9,7 @@ use std::path::Path;
 use tempfile::TempDir;
 
 mod common;
-use common::{charrnn, fails_cleanly};
-
-/// Runs `charrnn args` in `dir`, expecting success; returns stdout.
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let out = charrnn(dir).args(args).output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{args:?}: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
+use common::{fails_cleanly, succeeds as ok};
 
 /// The number after `label` in `text` (up to the next space or comma).
 fn number_after(text: &str, label: &str) -> f64 {

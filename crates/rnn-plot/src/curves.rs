@@ -186,6 +186,24 @@ pub fn curves(
     Ok(Plot::new(Kind::Curves(lines), title, x_desc, y_desc))
 }
 
+/// One line per non-empty labelled series, in the series colours, with markers where
+/// `markers` says so.
+fn labelled_lines(lines: &[(String, Segments)], markers: impl Fn(&Segments) -> bool) -> Vec<Line> {
+    lines
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, segs))| !segs.is_empty())
+        .map(|(i, (label, segs))| Line {
+            label: label.clone(),
+            color: series_color(i),
+            stroke: 2,
+            alpha: 1.0,
+            markers: markers(segs),
+            segments: segs.clone(),
+        })
+        .collect()
+}
+
 pub(crate) fn draw_curves<DB>(
     plot: &Plot,
     lines: &[(String, Segments)],
@@ -195,19 +213,7 @@ where
     DB: DrawingBackend,
     DB::ErrorType: 'static,
 {
-    let lines: Vec<Line> = lines
-        .iter()
-        .enumerate()
-        .filter(|(_, (_, segs))| !segs.is_empty())
-        .map(|(i, (label, segs))| Line {
-            label: label.clone(),
-            color: series_color(i),
-            stroke: 2,
-            alpha: 1.0,
-            markers: segs.iter().map(Vec::len).sum::<usize>() <= 40,
-            segments: segs.clone(),
-        })
-        .collect();
+    let lines = labelled_lines(lines, |segs| segs.iter().map(Vec::len).sum::<usize>() <= 40);
     draw_lines(plot, root, &lines, Axis::Linear, false)
 }
 
@@ -319,20 +325,7 @@ where
     DB::ErrorType: 'static,
 {
     let markers = data.max_len <= 60;
-    let lines: Vec<Line> = data
-        .lines
-        .iter()
-        .enumerate()
-        .filter(|(_, (_, segs))| !segs.is_empty())
-        .map(|(i, (label, segs))| Line {
-            label: label.clone(),
-            color: series_color(i),
-            stroke: 2,
-            alpha: 1.0,
-            markers,
-            segments: segs.clone(),
-        })
-        .collect();
+    let lines = labelled_lines(&data.lines, |_| markers);
     draw_lines(plot, root, &lines, Axis::Log10, true)
 }
 

@@ -22,3 +22,16 @@ pub fn fails_cleanly(dir: &Path, args: &[&str]) -> String {
     assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     stderr
 }
+
+/// Runs `args` and checks that it succeeds (stderr shown otherwise). Returns stdout.
+#[allow(dead_code)] // not every test file needs it
+pub fn succeeds(dir: &Path, args: &[&str]) -> String {
+    let out = charrnn(dir).args(args).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{args:?}: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}

@@ -193,9 +193,9 @@ struct RowResult {
     machine: String,
 }
 
-/// `cargo xtask quality [--quick] [--rows id,id]`.
+/// `cargo xtask quality [--quick] [--rows id,id] [--render]`.
 pub fn run_task(args: &[String]) -> Result<()> {
-    let mut quick = false;
+    let (mut quick, mut render_only) = (false, false);
     let mut only: Option<Vec<String>> = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -205,7 +205,7 @@ pub fn run_task(args: &[String]) -> Result<()> {
                 let list = it.next().context("--rows needs a comma-separated list")?;
                 only = Some(list.split(',').map(str::to_string).collect());
             }
-            "--render" => only = Some(vec![]),
+            "--render" => render_only = true,
             other => bail!(
                 "unknown argument {other:?} (expected --quick, --rows id,id or --render); rows: {}",
                 ROWS.iter().map(|r| r.id).collect::<Vec<_>>().join(", ")
@@ -220,12 +220,18 @@ pub fn run_task(args: &[String]) -> Result<()> {
         }
     }
     let root = root();
-    if only.as_ref().is_some_and(Vec::is_empty) {
-        // --render: no row runs, nothing to build.
-        let store_path = root.join("book/src/generated/quality.json");
-        let store = serde_json::from_str(&fs::read_to_string(&store_path)?)
-            .with_context(|| format!("cannot read {}", store_path.display()))?;
-        return render(&root, &store);
+    let store_path = root.join("book/src/generated/quality.json");
+    // Read again before every write: another `--rows` run may have stored its rows since.
+    let load = || -> Result<BTreeMap<String, RowResult>> {
+        if !store_path.exists() {
+            return Ok(BTreeMap::new());
+        }
+        serde_json::from_str(&fs::read_to_string(&store_path)?)
+            .with_context(|| format!("cannot read {}", store_path.display()))
+    };
+    if render_only {
+        // No row runs, nothing to build.
+        return render(&root, &load()?);
     }
     run(Command::new("cargo")
         .current_dir(&root)
@@ -238,15 +244,6 @@ pub fn run_task(args: &[String]) -> Result<()> {
     });
     fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
 
-    let store_path = root.join("book/src/generated/quality.json");
-    // Read again before every write: another `--rows` run may have stored its rows since.
-    let load = || -> Result<BTreeMap<String, RowResult>> {
-        if !store_path.exists() {
-            return Ok(BTreeMap::new());
-        }
-        serde_json::from_str(&fs::read_to_string(&store_path)?)
-            .with_context(|| format!("cannot read {}", store_path.display()))
-    };
     for row in ROWS {
         if only
             .as_ref()

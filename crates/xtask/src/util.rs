@@ -120,6 +120,9 @@ pub fn python_venv(venv: &Path, packages: &[&str]) -> Result<PathBuf> {
             "install",
             "--quiet",
             "--disable-pip-version-check",
+            // The wheels (several GB for torch and its CUDA libraries) would otherwise stay
+            // in pip's cache next to the installed copy.
+            "--no-cache-dir",
         ])
         .args(packages))?;
     Ok(python)

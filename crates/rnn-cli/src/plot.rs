@@ -59,10 +59,9 @@ enum Kind {
         #[command(flatten)]
         output: Output,
     },
-    /// ||dL⟨T⟩/dh⟨t⟩|| against t (h = a⟨t⟩ for the post's model, the top layer's h for a
-    /// stack): how far back the last prediction's gradient reaches, for the trained model,
-    /// for random W_aa of chosen spectral radii (the post's model) and for other checkpoints
-    /// (--compare).
+    /// ‖∂L⟨T⟩/∂a⟨t⟩‖ against t (a⟨t⟩ is the top layer's hidden state for a stack): how far
+    /// back the last prediction's gradient reaches, for the trained model, for random W_aa
+    /// of chosen spectral radii (the post's model) and for other checkpoints (--compare).
     Gradients {
         /// A checkpoint.json, or a run directory holding one.
         #[arg(long, value_name = "PATH")]
@@ -410,7 +409,7 @@ fn gradients(
     );
     let mut plot = rnn_plot::gradient_norms(&curves, &title)?;
     if !(alone && st.model.vanilla().is_some()) {
-        plot = plot.with_y_desc("||dL<T>/dh<t>||, top layer");
+        plot = plot.with_y_desc("‖∂L⟨T⟩/∂a⟨t⟩‖, top layer");
     }
     output.save(&plot, &loaded.dir(), "gradients", inputs)?;
     for curve in &curves {
@@ -445,14 +444,14 @@ fn summarize(curve: &GradientCurve) -> String {
         String::new()
     };
     format!(
-        "{}: ||dL<T>/dh<t>|| at t = T = {}: {last:.3e}{back}, {}",
+        "{}: ‖∂L⟨T⟩/∂a⟨t⟩‖ at t = T = {}: {last:.3e}{back}, {}",
         curve.label,
         n.len(),
         at(1)
     )
 }
 
-/// ||dL⟨T⟩/dh⟨t⟩|| of a trained model: the post's function for one vanilla layer, the
+/// ‖∂L⟨T⟩/∂a⟨t⟩‖ of a trained model: the post's function for one vanilla layer, the
 /// stack's for any other (the two agree on one vanilla layer).
 fn trained_norms<F: Float>(
     model: &Model<F>,

@@ -90,7 +90,7 @@ fn gallery() -> Result<Vec<(&'static str, Plot)>, PlotError> {
                 hidden.view(),
                 &[],
                 &char_labels(chars.iter().copied()),
-                "Hidden activations a<t>",
+                "Hidden activations a⟨t⟩",
                 HeatScale::activations(),
             )?,
         ),

@@ -46,7 +46,7 @@ fn hidden() -> Plot {
         a.view(),
         &[],
         &char_labels("hello world\n".chars()),
-        "Hidden a<t>",
+        "Hidden a⟨t⟩",
         HeatScale::activations(),
     )
     .unwrap()
@@ -219,7 +219,7 @@ fn hidden_heatmap_renders() {
     check_svg(
         &svg,
         &[
-            "Hidden a<t>",
+            "Hidden a⟨t⟩",
             "hidden unit",
             "input character",
             "49",

@@ -6,7 +6,8 @@
 //! under PyTorch's names and the reference's loss and gradients, then
 //! `crates/xtask/python/autograd_check.py`, which loads the weights into
 //! `nn.RNN`/`nn.GRU`/`nn.LSTM` + `nn.Linear`, recomputes everything with autograd and
-//! fails on any relative difference above 1e-10.
+//! fails on any relative difference above 1e-10. The versions and the worst error go to
+//! `book/src/generated/autograd.txt`, which chapter 10.1 includes.
 //!
 //! PyTorch lives in the virtual environment `torch-venv` in the target directory, shared
 //! with `cargo xtask interop` (one install, several GB) and created with pip when
@@ -16,7 +17,7 @@
 
 use std::process::Command;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 use crate::util::{self, root};
 
@@ -47,12 +48,33 @@ pub fn run(args: &[String]) -> Result<()> {
             ])
             .arg(&cases),
     )?;
-    util::run(
-        Command::new(&python)
-            .arg(root.join("crates/xtask/python/autograd_check.py"))
-            .arg(&cases)
-            .args(["--tol", TOLERANCE]),
-    )?;
-    eprintln!("xtask: autograd ok");
+    let mut check = Command::new(&python);
+    check
+        .arg(root.join("crates/xtask/python/autograd_check.py"))
+        .arg(&cases)
+        .args(["--tol", TOLERANCE]);
+    eprintln!("xtask: $ {check:?}");
+    let out = check
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot start {}", python.display()))?;
+    let printed = String::from_utf8_lossy(&out.stdout);
+    print!("{printed}");
+    if !out.status.success() {
+        bail!("the autograd check failed with {}", out.status);
+    }
+    // Chapter 10.1 quotes the run: the versions and the worst error, never retyped.
+    let quoted: Vec<&str> = printed
+        .lines()
+        .filter(|l| l.starts_with("torch ") || l.starts_with("worst relative error"))
+        .collect();
+    if quoted.len() != 2 {
+        bail!("the autograd check printed no version line or no worst error");
+    }
+    let generated = root.join("book/src/generated/autograd.txt");
+    let text = format!("$ cargo xtask autograd\n{}\n", quoted.join("\n"));
+    std::fs::write(&generated, text)
+        .with_context(|| format!("cannot write {}", generated.display()))?;
+    eprintln!("xtask: autograd ok; wrote {}", generated.display());
     Ok(())
 }

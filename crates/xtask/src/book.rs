@@ -279,6 +279,29 @@ pub fn figures(args: &[String]) -> Result<()> {
         &format!("$ charrnn gradcheck --std 0.01\n{report}{verdict}"),
     )?;
 
+    // Chapter 10.1: the finite-difference check of every cell and depth is a test; its
+    // worst error over all cases is the one line of its output the chapter quotes.
+    let test = [
+        "test",
+        "-p",
+        "rnn",
+        "--test",
+        "cells",
+        "gradient_check_every_cell_and_depth",
+        "--",
+        "--exact",
+        "--nocapture",
+    ];
+    let printed = output(Command::new("cargo").current_dir(&root).args(test))?;
+    let worst = printed
+        .lines()
+        .find(|l| l.starts_with("worst relative error over all cases:"))
+        .context("the cells gradient check printed no worst relative error")?;
+    write(
+        &gen_path("gradcheck-cells.txt"),
+        &format!("$ cargo {}\n{worst}\n", test.join(" ")),
+    )?;
+
     // The numbers the prose quotes, computed from the outputs above (see `facts`).
     let history = fs::read_to_string(work.join(&run_dir).join("history.csv"))
         .context("cannot read the run's history.csv")?;

@@ -153,11 +153,14 @@ impl Curve {
     }
 }
 
-/// Parses `LABEL: ||dL<T>/dh<t>|| at t = T = 40: 2.5e0, t = 30: 5.7e-2 (2.2e-2 of t = T), ...`.
+/// Parses `LABEL: ‖∂L⟨T⟩/∂a⟨t⟩‖ at t = T = 40: 2.5e0, t = 30: 5.7e-2 (2.2e-2 of t = T), ...`.
+/// The quantity `charrnn plot gradients` prints per curve, in the book's notation.
+const NORM: &str = "‖∂L⟨T⟩/∂a⟨t⟩‖";
+
 fn parse_curves(printed: &str) -> Result<Vec<Curve>> {
     let mut curves = Vec::new();
-    for line in printed.lines().filter(|l| l.contains("||")) {
-        let (label, rest) = line.split_once(": ||").context("no label")?;
+    for line in printed.lines().filter(|l| l.contains(NORM)) {
+        let (label, rest) = line.split_once(&format!(": {NORM}")).context("no label")?;
         let (_, rest) = rest
             .split_once(" at t = T = ")
             .with_context(|| format!("unexpected line {line:?}"))?;
@@ -377,7 +380,7 @@ mod tests {
 
     #[test]
     fn curves_parse_as_charrnn_prints_them() {
-        let printed = "ρ(W_aa) = 0.5: ||dL<T>/dh<t>|| at t = T = 40: 2.590e0, t = 30: \
+        let printed = "ρ(W_aa) = 0.5: ‖∂L⟨T⟩/∂a⟨t⟩‖ at t = T = 40: 2.590e0, t = 30: \
                        5.765e-2 (2.23e-2 of t = T), t = 1: 4.995e-5 (1.93e-5 of t = T)\n";
         let curves = parse_curves(printed).unwrap();
         assert_eq!(curves.len(), 1);

@@ -242,7 +242,7 @@ fn the_readme_lists_every_notebook() {
 }
 
 #[test]
-fn evcxr_config_makes_panics_fail_and_shares_the_build_dir() {
+fn evcxr_config_makes_panics_fail_and_names_the_build_dirs() {
     let config =
         std::fs::read_to_string(root().join("notebooks/evcxr.toml")).expect("notebooks/evcxr.toml");
     let settings: Vec<String> = config
@@ -273,14 +273,17 @@ fn evcxr_config_makes_panics_fail_and_shares_the_build_dir() {
     assert!(
         settings
             .iter()
-            .any(|l| l == "tmpdir=\"../../target/evcxr\""),
-        "notebooks/solutions/evcxr.toml should share the build directory target/evcxr"
+            .any(|l| l == "tmpdir=\"../../target/evcxr-solutions\""),
+        "notebooks/solutions/evcxr.toml should build in target/evcxr-solutions (its kernels \
+         run while the learners' notebooks use target/evcxr)"
     );
     let manifest = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
-    assert!(
-        manifest.contains("\"target/evcxr\""),
-        "the root Cargo.toml must exclude target/evcxr, or the kernel dies at start"
-    );
+    for dir in ["target/evcxr", "target/evcxr-solutions"] {
+        assert!(
+            manifest.contains(&format!("\"{dir}\"")),
+            "the root Cargo.toml must exclude {dir}, or the kernel dies at start"
+        );
+    }
 }
 
 #[test]

@@ -53,15 +53,10 @@ pub fn run(args: &[String]) -> Result<()> {
         .arg(root.join("crates/xtask/python/autograd_check.py"))
         .arg(&cases)
         .args(["--tol", TOLERANCE]);
-    eprintln!("xtask: $ {check:?}");
-    let out = check
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .with_context(|| format!("cannot start {}", python.display()))?;
-    let printed = String::from_utf8_lossy(&out.stdout);
+    let (printed, status) = util::output_any_status(&mut check)?;
     print!("{printed}");
-    if !out.status.success() {
-        bail!("the autograd check failed with {}", out.status);
+    if !status.success() {
+        bail!("the autograd check failed with {status} (see above)");
     }
     // Chapter 10.1 quotes the run: the versions and the worst error, never retyped.
     let quoted: Vec<&str> = printed

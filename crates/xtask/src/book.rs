@@ -17,7 +17,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-use crate::util::{cargo_install, root, run};
+use crate::util::{cargo_install, output, output_any_status, root, run};
 
 mod facts;
 
@@ -268,12 +268,16 @@ pub fn figures(args: &[String]) -> Result<()> {
 
     // Chapter 7, exercise 3: the same check with tiny weights. It may fail the threshold,
     // which is the point of the exercise, so its exit status is reported, not fatal.
-    let (report, passed) = output_any_status(Command::new(&charrnn).current_dir(&root).args([
+    let (report, status) = output_any_status(Command::new(&charrnn).current_dir(&root).args([
         "gradcheck",
         "--std",
         "0.01",
     ]))?;
-    let verdict = if passed { "" } else { "(exit status 1)\n" };
+    let verdict = match status.code() {
+        Some(0) => String::new(),
+        Some(code) => format!("(exit status {code})\n"),
+        None => format!("({status})\n"),
+    };
     write(
         &gen_path("gradcheck-std.txt"),
         &format!("$ charrnn gradcheck --std 0.01\n{report}{verdict}"),
@@ -342,33 +346,6 @@ pub fn figures(args: &[String]) -> Result<()> {
         generated.display()
     );
     Ok(())
-}
-
-/// Runs a command, echoing it, and returns its standard output (stderr passes through).
-/// Fails with the exit status.
-fn output(cmd: &mut Command) -> Result<String> {
-    eprintln!("xtask: $ {cmd:?}");
-    let out = cmd
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .with_context(|| format!("cannot start {:?}", cmd.get_program()))?;
-    if !out.status.success() {
-        bail!("{:?} failed with {}", cmd.get_program(), out.status);
-    }
-    String::from_utf8(out.stdout)
-        .with_context(|| format!("{:?} printed invalid UTF-8", cmd.get_program()))
-}
-
-/// Like [`output`], but a failing exit status is returned instead of an error.
-fn output_any_status(cmd: &mut Command) -> Result<(String, bool)> {
-    eprintln!("xtask: $ {cmd:?}");
-    let out = cmd
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .with_context(|| format!("cannot start {:?}", cmd.get_program()))?;
-    let text = String::from_utf8(out.stdout)
-        .with_context(|| format!("{:?} printed invalid UTF-8", cmd.get_program()))?;
-    Ok((text, out.status.success()))
 }
 
 /// Appends one training run to `training.txt`: the command, then the lines of its report

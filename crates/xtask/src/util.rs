@@ -1,7 +1,7 @@
 //! Small helpers shared by the tasks.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, ExitStatus};
 
 use anyhow::{Context, Result, bail};
 
@@ -24,6 +24,28 @@ pub fn run(cmd: &mut Command) -> Result<()> {
         bail!("{:?} failed with {status}", cmd.get_program());
     }
     Ok(())
+}
+
+/// Runs a command, echoing it, and returns its standard output (stderr passes through).
+/// Fails with the exit status.
+pub fn output(cmd: &mut Command) -> Result<String> {
+    let (text, status) = output_any_status(cmd)?;
+    if !status.success() {
+        bail!("{:?} failed with {status}", cmd.get_program());
+    }
+    Ok(text)
+}
+
+/// Like [`output`], but the exit status is returned instead of failing on it.
+pub fn output_any_status(cmd: &mut Command) -> Result<(String, ExitStatus)> {
+    eprintln!("xtask: $ {cmd:?}");
+    let out = cmd
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot start {:?}", cmd.get_program()))?;
+    let text = String::from_utf8(out.stdout)
+        .with_context(|| format!("{:?} printed invalid UTF-8", cmd.get_program()))?;
+    Ok((text, out.status))
 }
 
 /// Installs `krate` at exactly `version` with `cargo install --locked`, unless

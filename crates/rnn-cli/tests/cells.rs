@@ -7,46 +7,37 @@ use std::path::Path;
 use tempfile::TempDir;
 
 mod common;
-use common::{charrnn, fails_cleanly};
+use common::{charrnn, fails_cleanly, succeeds};
 
 const TEXT: &str = "It was the best of times, it was the worst of times, it was the age of \
                     wisdom, it was the age of foolishness, it was the epoch of belief.\n";
 
 /// `charrnn train` with the stack flags on a small text, in `dir/name`.
 fn train(dir: &Path, name: &str, steps: &str, extra: &[&str]) -> String {
-    let out = charrnn(dir)
-        .args([
-            "train", "--data", "text.txt", "--mode", "stream", "--preset", "text",
-        ])
-        .args(["--cell", "lstm", "--layers", "2", "--dropout", "0.2"])
-        .args([
-            "--hidden",
-            "16",
-            "--batch",
-            "4",
-            "--seq-len",
-            "16",
-            "--steps",
-            steps,
-        ])
-        .args([
-            "--checkpoint-every",
-            "10",
-            "--sample-every",
-            "0",
-            "--out",
-            name,
-        ])
-        .args(extra)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+    let mut args = vec![
+        "train", "--data", "text.txt", "--mode", "stream", "--preset", "text",
+    ];
+    args.extend(["--cell", "lstm", "--layers", "2", "--dropout", "0.2"]);
+    args.extend([
+        "--hidden",
+        "16",
+        "--batch",
+        "4",
+        "--seq-len",
+        "16",
+        "--steps",
+        steps,
+    ]);
+    args.extend([
+        "--checkpoint-every",
+        "10",
+        "--sample-every",
+        "0",
+        "--out",
+        name,
+    ]);
+    args.extend(extra);
+    succeeds(dir, &args)
 }
 
 #[test]

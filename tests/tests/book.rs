@@ -8,6 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Component, Path, PathBuf};
 
+use rnn_tests::markdown_links;
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -130,33 +132,6 @@ fn crate_anchors() -> BTreeMap<(PathBuf, String), usize> {
         }
     }
     anchors
-}
-
-/// Markdown links and images `[text](target)` / `![alt](target)`: (is_image, target).
-fn links(text: &str) -> Vec<(bool, String)> {
-    let mut found = Vec::new();
-    let mut in_fence = false;
-    for line in text.lines() {
-        if line.trim_start().starts_with("```") {
-            in_fence = !in_fence;
-            continue;
-        }
-        if in_fence {
-            continue;
-        }
-        let mut rest = line;
-        while let Some(at) = rest.find("](") {
-            let is_image = rest[..at]
-                .rfind('[')
-                .is_some_and(|open| open > 0 && rest.as_bytes()[open - 1] == b'!');
-            let after = &rest[at + 2..];
-            let Some(end) = after.find(')') else { break };
-            let target = after[..end].split_whitespace().next().unwrap_or("");
-            found.push((is_image, target.to_string()));
-            rest = &after[end + 1..];
-        }
-    }
-    found
 }
 
 /// The id mdBook gives a heading: lowercase, spaces to dashes, other punctuation dropped.
@@ -300,7 +275,7 @@ fn every_anchor_is_closed_exactly_once() {
 fn every_chapter_is_in_the_summary_and_every_summary_entry_exists() {
     let src = book_src();
     let summary = read(&src.join("SUMMARY.md"));
-    let listed: BTreeSet<PathBuf> = links(&summary)
+    let listed: BTreeSet<PathBuf> = markdown_links(&summary)
         .into_iter()
         .filter(|(is_image, _)| !is_image)
         .map(|(_, target)| normalize(&src.join(target)))
@@ -331,7 +306,7 @@ fn every_internal_link_and_image_resolves() {
     for chapter in chapters() {
         let dir = chapter.parent().expect("chapter in a directory");
         let name = chapter.file_name().unwrap().to_string_lossy().into_owned();
-        for (is_image, target) in links(&read(&chapter)) {
+        for (is_image, target) in markdown_links(&read(&chapter)) {
             if target.starts_with("http://") || target.starts_with("https://") {
                 if is_image {
                     problems.push(format!(
@@ -472,7 +447,7 @@ fn the_helpers_parse_what_mdbook_parses() {
         ]
     );
     assert_eq!(
-        links(md),
+        markdown_links(md),
         [
             (true, "generated/loss.png".to_string()),
             (false, "03-forward.md#the-hidden-step".to_string())
@@ -502,6 +477,12 @@ fn teaching_chapters() -> Vec<PathBuf> {
             digits.parse::<u32>().is_ok_and(|n| (1..=11).contains(&n))
         })
         .collect()
+}
+
+/// Whether a teaching chapter derives something: chapters 1 to 10.2, not the introduction
+/// and not chapter 11 (speed).
+fn derives_something(file_name: &str) -> bool {
+    file_name.starts_with(|c: char| c.is_ascii_digit()) && !file_name.starts_with("11")
 }
 
 fn file_name(path: &Path) -> String {
@@ -831,8 +812,7 @@ fn every_chapter_names_its_notebook_and_the_notebooks_exist() {
                 problems.push(format!("{name}: {path} does not exist"));
             }
         }
-        let numbered = name.starts_with(|c: char| c.is_ascii_digit()) && !name.starts_with("11");
-        if numbered && named == 0 {
+        if derives_something(&name) && named == 0 {
             problems.push(format!(
                 "{name} names no notebook (notebooks/NN-topic.ipynb)"
             ));
@@ -847,10 +827,13 @@ fn every_derivation_chapter_has_a_figure() {
     let mut problems = Vec::new();
     for chapter in teaching_chapters() {
         let name = file_name(&chapter);
-        if !name.starts_with(|c: char| c.is_ascii_digit()) || name.starts_with("11") {
+        if !derives_something(&name) {
             continue;
         }
-        if !links(&read(&chapter)).iter().any(|(is_image, _)| *is_image) {
+        if !markdown_links(&read(&chapter))
+            .iter()
+            .any(|(is_image, _)| *is_image)
+        {
             problems.push(format!("{name} has no figure"));
         }
     }
@@ -880,7 +863,7 @@ fn every_figure_is_used() {
     let mut used = BTreeSet::new();
     for chapter in chapters() {
         let dir = chapter.parent().expect("chapter in a directory");
-        for (is_image, target) in links(&read(&chapter)) {
+        for (is_image, target) in markdown_links(&read(&chapter)) {
             if is_image {
                 used.insert(normalize(&dir.join(target)));
             }

@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
+use rnn_tests::markdown_links;
 use serde_json::Value;
 
 fn root() -> PathBuf {
@@ -445,16 +446,6 @@ fn every_notebook_has_checked_exercises_and_a_solutions_copy() {
     assert!(bad.is_empty(), "exercise problems:\n{}", bad.join("\n"));
 }
 
-/// The targets of the markdown links `[text](target)` in `text`.
-fn link_targets(text: &str) -> Vec<String> {
-    text.match_indices("](")
-        .filter_map(|(i, _)| {
-            let rest = &text[i + 2..];
-            rest.find(')').map(|end| rest[..end].to_string())
-        })
-        .collect()
-}
-
 #[test]
 fn notebooks_link_to_their_book_chapters_and_the_links_resolve() {
     let mut bad = Vec::new();
@@ -466,7 +457,7 @@ fn notebooks_link_to_their_book_chapters_and_the_links_resolve() {
             if cell["cell_type"] != "markdown" {
                 continue;
             }
-            for target in link_targets(&source(cell)) {
+            for (_, target) in markdown_links(&source(cell)) {
                 if target.contains("://") || target.starts_with('#') {
                     continue;
                 }

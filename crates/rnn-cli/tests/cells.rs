@@ -178,6 +178,7 @@ fn bad_model_flags_are_named() {
         (&["--dropout", "0.5"], "dropout"),
         (&["--layers", "2", "--dropout", "1"], "dropout"),
         (&["--layers", "2", "--dropout=-0.1"], "dropout"),
+        (&["--preset", "shakespeare", "--reset-state"], "reset_state"),
     ] {
         let args: Vec<&str> = ["train", "--steps", "2"]
             .iter()

@@ -302,6 +302,14 @@ impl TrainConfig {
                 "0 with one layer (dropout acts between layers: add --layers 2 or more)",
             );
         }
+        if self.reset_state && self.mode == CorpusMode::Stream {
+            return bad(
+                "reset_state",
+                "true".to_string(),
+                "false in stream mode (it starts each name from zero; streams carry the \
+                 state from chunk to chunk)",
+            );
+        }
         let lr = self.optimizer.lr();
         if !(lr.is_finite() && lr > 0.0) {
             return bad("lr", lr.to_string(), "a finite number > 0");
@@ -948,8 +956,8 @@ impl<F: Float> Trainer<F> {
             }
         }
 
+        // (validate allows reset_state in lines mode only)
         if st.config.reset_state
-            && st.config.mode == CorpusMode::Lines
             && let Model::Vanilla { hidden, .. } = &mut st.model
         {
             hidden.fill(F::zero());
